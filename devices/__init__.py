@@ -1,0 +1,1 @@
+"""Device drivers and their twins. No Kivy import anywhere under devices/."""

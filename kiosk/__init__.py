@@ -1,0 +1,1 @@
+"""The kiosk core: session state machine, runtime, backend client, receipts, config, CLI."""
