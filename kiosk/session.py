@@ -1,0 +1,483 @@
+"""The session: a pure state machine. transition(state, event, now) -> (state, effects).
+
+No threads, no I/O, no Kivy: time is passed in. Every rule a resident meets lives here: timeouts, card
+pulled out, PIN answers (the card counts tries, never the kiosk), what each credential may do.
+Results of effects carry the session id (sid) they were started for; results from an earlier session
+are dropped, so a slow read of a card already pulled out can never show on the next person's screen.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+from devices.base import (
+    CardFault,
+    CardInserted,
+    CardReadFailed,
+    CardReadOk,
+    CardRemoved,
+    PinOutcome,
+    PinResult,
+    PrintOutcome,
+    PrintResult,
+    SSCardData,
+)
+from kiosk import catalog
+from kiosk.catalog import Level
+from kiosk.privacy import mask_id, mask_name
+
+PIN_LENGTH = 6
+
+
+class Screen(str, enum.Enum):
+    IDLE = "idle"
+    READING = "reading"
+    PIN = "pin"
+    CHECKING_PIN = "checking_pin"
+    MENU = "menu"
+    LOADING = "loading"
+    PENSION = "pension"
+    PRINTING = "printing"
+    SHOW_QR = "show_qr"  # the printer could not print: show the receipt's QR for a phone photo
+    TAKE_CARD = "take_card"
+    ERROR = "error"
+
+
+class Fault(str, enum.Enum):
+    CARD_UNREADABLE = "card_unreadable"
+    NOT_SSCARD = "not_sscard"
+    CARD_INVALID = "card_invalid"
+    NEEDS_SAM = "needs_sam"
+    PIN_WRONG = "pin_wrong"
+    PIN_BLOCKED = "pin_blocked"
+    BACKEND_OFFLINE = "backend_offline"
+    BACKEND_ERROR = "backend_error"
+    PRINTER = "printer"  # kept for the printer screen's wording; SHOW_QR carries the receipt
+
+
+# ------------------------------------------------------------------ events the UI sends
+
+
+@dataclass(frozen=True)
+class Touch:
+    """Any touch: the person is still there."""
+
+
+@dataclass(frozen=True)
+class KeyDigit:
+    digit: str
+
+
+@dataclass(frozen=True)
+class KeyBackspace:
+    pass
+
+
+@dataclass(frozen=True)
+class Choose:
+    service: str
+
+
+@dataclass(frozen=True)
+class PrintRequested:
+    pass
+
+
+@dataclass(frozen=True)
+class Retry:
+    pass
+
+
+@dataclass(frozen=True)
+class Back:
+    pass
+
+
+@dataclass(frozen=True)
+class Finish:
+    pass
+
+
+@dataclass(frozen=True)
+class ToggleElderMode:
+    pass
+
+
+@dataclass(frozen=True)
+class SetLocale:
+    locale: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Sent every second by the runtime so timeouts fire with no other event."""
+
+
+# ------------------------------------------------------------------ results of effects
+
+
+class BackendFailureKind(str, enum.Enum):
+    OFFLINE = "offline"
+    TIMEOUT = "timeout"
+    SERVER_ERROR = "server_error"
+    NOT_FOUND = "not_found"
+    REJECTED = "rejected"
+    BAD_RESPONSE = "bad_response"
+
+
+@dataclass(frozen=True)
+class Result:
+    """Wraps a device or backend result with the session it belongs to."""
+
+    sid: int
+    value: object
+
+
+@dataclass(frozen=True)
+class PensionLoaded:
+    status: object = field(repr=False)  # kiosk.backend_client.PensionStatus, or None: no record
+
+
+@dataclass(frozen=True)
+class BackendFailed:
+    kind: BackendFailureKind
+
+
+@dataclass(frozen=True)
+class ReceiptIssued:
+    receipt_id: str
+    verify_url: str
+
+
+# ------------------------------------------------------------------ effects the runtime carries out
+
+
+@dataclass(frozen=True)
+class ReadCard:
+    sid: int
+
+
+@dataclass(frozen=True)
+class VerifyPin:
+    sid: int
+    pin: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FetchPension:
+    sid: int
+    ssn: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class IssueReceipt:
+    """Register the receipt with the backend (idempotency key = receipt_key) to get its verify URL."""
+
+    sid: int
+    receipt_key: str
+    service: str
+    ssn: str = field(repr=False)
+    summary: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PrintReceipt:
+    sid: int
+    service: str
+    holder_name_masked: str
+    holder_id_masked: str
+    lines: tuple[tuple[str, str], ...]
+    qr_url: str
+
+
+@dataclass(frozen=True)
+class Speak:
+    """Voice guidance: the message id of the screen's spoken prompt."""
+
+    msgid: str
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """The runtime wipes caches of personal data (and logs the end, without personal data)."""
+
+    sid: int
+    reason: str
+
+
+# ------------------------------------------------------------------ state
+
+
+@dataclass(frozen=True)
+class Settings:
+    inactivity: float = 60.0
+    pin: float = 45.0
+    warn: float = 15.0
+    take_card_reminder: float = 15.0
+
+
+@dataclass(frozen=True)
+class State:
+    screen: Screen = Screen.IDLE
+    sid: int = 0
+    locale: str = "zh_CN"
+    elder_mode: bool = True
+    card_present: bool = False
+    card: SSCardData | None = field(default=None, repr=False)
+    level: Level = Level.NONE
+    pin: str = field(default="", repr=False)
+    tries_left: int | None = None
+    fault: Fault | None = None
+    fault_detail: str = ""
+    pending: object | None = field(default=None, repr=False)  # the backend call in flight: Retry re-runs it
+    service: str | None = None
+    pension: object | None = field(default=None, repr=False)
+    pension_loaded: bool = False
+    receipt_url: str | None = None
+    deadline: float | None = None  # when inactivity ends the session; None = no timeout on this screen
+    remind_at: float | None = None
+    settings: Settings = Settings()
+
+    @property
+    def holder_name_masked(self) -> str:
+        return mask_name(self.card.name) if self.card else ""
+
+    @property
+    def holder_id_masked(self) -> str:
+        return mask_id(self.card.ssn) if self.card else ""
+
+    def remaining(self, now: float) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - now)
+
+    def countdown(self, now: float) -> int | None:
+        """Seconds to show in the warning (还有 N 秒返回首页), or None when no warning is due."""
+        r = self.remaining(now)
+        if r is None or r > self.settings.warn:
+            return None
+        return int(r + 0.999)
+
+
+def initial_state(settings: Settings | None = None, locale: str = "zh_CN", elder_mode: bool = True) -> State:
+    return State(settings=settings or Settings(), locale=locale, elder_mode=elder_mode)
+
+
+_SCREEN_TIMEOUT = {
+    Screen.PIN: "pin",
+    Screen.MENU: "inactivity",
+    Screen.PENSION: "inactivity",
+    Screen.SHOW_QR: "inactivity",
+    Screen.ERROR: "inactivity",
+}
+
+
+def _go(s: State, screen: Screen, now: float, **changes) -> State:
+    s = replace(s, screen=screen, **changes)
+    key = _SCREEN_TIMEOUT.get(screen)
+    deadline = now + getattr(s.settings, key) if key else None
+    remind = now + s.settings.take_card_reminder if screen is Screen.TAKE_CARD else None
+    return replace(s, deadline=deadline, remind_at=remind)
+
+
+def _wiped(s: State) -> State:
+    """A state with no personal data: what is left when a session ends."""
+    return replace(
+        s, card=None, level=Level.NONE, pin="", tries_left=None, fault=None, fault_detail="",
+        pending=None, service=None, pension=None, pension_loaded=False, receipt_url=None,
+    )
+
+
+def _end(s: State, now: float, reason: str) -> tuple[State, list]:
+    """End the session: wipe, then idle (card gone) or the take-your-card reminder (card still in)."""
+    effects: list = [SessionEnded(s.sid, reason)]
+    s = _wiped(s)
+    if s.card_present:
+        s = _go(s, Screen.TAKE_CARD, now)
+        effects.append(Speak("take_card.title"))
+    else:
+        s = _go(s, Screen.IDLE, now)
+    return s, effects
+
+
+def _error(s: State, fault: Fault, now: float, detail: str = ""):
+    s = _go(s, Screen.ERROR, now, fault=fault, fault_detail=detail)
+    return s, [Speak(f"error.{fault.value}.title")]
+
+
+_CARD_FAULTS = {
+    CardFault.NOT_SSCARD: Fault.NOT_SSCARD,
+    CardFault.NEEDS_SAM: Fault.NEEDS_SAM,
+    CardFault.INVALID_DATA: Fault.CARD_INVALID,
+}
+
+
+def transition(s: State, event: object, now: float) -> tuple[State, list]:
+    # Expiry first, on every event, so no late event can act on a session that has timed out.
+    if s.deadline is not None and now >= s.deadline:
+        s, effects = _end(s, now, "timeout")
+        if isinstance(event, Tick | Touch):
+            return s, effects
+        s2, more = transition(s, event, now)
+        return s2, effects + more
+
+    if isinstance(event, Result):
+        if event.sid != s.sid:
+            return s, []  # from an earlier session: its person has gone
+        return _on_result(s, event.value, now)
+
+    if isinstance(event, CardInserted):
+        s = replace(s, card_present=True)
+        if s.screen is Screen.IDLE:
+            sid = s.sid + 1
+            s = _go(_wiped(s), Screen.READING, now, sid=sid)
+            return s, [ReadCard(sid), Speak("reading.title")]
+        return s, []
+
+    if isinstance(event, CardRemoved):
+        s = replace(s, card_present=False)
+        if s.screen is Screen.IDLE:
+            return s, []
+        # Pulling the card ends the session at once, whatever was on screen.
+        effects = [] if s.screen is Screen.TAKE_CARD else [SessionEnded(s.sid, "card_removed")]
+        return _go(_wiped(s), Screen.IDLE, now), effects
+
+    if isinstance(event, Tick):
+        if s.remind_at is not None and now >= s.remind_at:
+            return replace(s, remind_at=now + s.settings.take_card_reminder), [Speak("take_card.title")]
+        return s, []
+
+    if isinstance(event, ToggleElderMode):
+        return _touched(replace(s, elder_mode=not s.elder_mode), now), []
+    if isinstance(event, SetLocale):
+        if s.screen is Screen.IDLE and event.locale in ("zh_CN", "en"):
+            return replace(s, locale=event.locale), []
+        return s, []
+
+    s = _touched(s, now)
+    return _on_ui(s, event, now)
+
+
+def _touched(s: State, now: float) -> State:
+    """A touch extends the time on any screen that has a timeout."""
+    key = _SCREEN_TIMEOUT.get(s.screen)
+    return replace(s, deadline=now + getattr(s.settings, key)) if key else s
+
+
+def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
+    if isinstance(e, Touch):
+        return s, []
+    if s.screen is Screen.PIN:
+        if isinstance(e, KeyDigit) and len(e.digit) == 1 and e.digit in "0123456789":
+            pin = s.pin + e.digit
+            if len(pin) < PIN_LENGTH:
+                return replace(s, pin=pin), []
+            # The sixth digit submits: one step fewer for old hands.
+            return _go(s, Screen.CHECKING_PIN, now, pin=""), [VerifyPin(s.sid, pin)]
+        if isinstance(e, KeyBackspace):
+            return replace(s, pin=s.pin[:-1]), []
+        if isinstance(e, Back | Finish):
+            return _end(s, now, "cancelled")
+        return s, []
+    if s.screen is Screen.MENU:
+        if isinstance(e, Choose):
+            svc = catalog.get(e.service)
+            if svc is None or not catalog.allowed(svc, s.level):
+                return s, []
+            if svc.key == "pension_query":
+                eff = FetchPension(s.sid, s.card.ssn)
+                return _go(s, Screen.LOADING, now, service=svc.key, pending=eff), [eff]
+            return s, []
+        if isinstance(e, Finish | Back):
+            return _end(s, now, "finished")
+        return s, []
+    if s.screen is Screen.PENSION:
+        if isinstance(e, PrintRequested) and s.pension_loaded:
+            # The key is made once per receipt, so a retry after a lost answer never files it twice.
+            eff = IssueReceipt(
+                s.sid, f"{s.sid}-{s.service}-{int(now * 1000)}", s.service or "", s.card.ssn,
+                _pension_lines(s.pension),
+            )
+            return _go(s, Screen.PRINTING, now, pending=eff), [eff, Speak("printing.title")]
+        if isinstance(e, Back):
+            return _go(s, Screen.MENU, now, pension=None, pension_loaded=False), []
+        if isinstance(e, Finish):
+            return _end(s, now, "finished")
+        return s, []
+    if s.screen is Screen.SHOW_QR:
+        if isinstance(e, Finish | Back):
+            return _end(s, now, "finished")
+        return s, []
+    if s.screen is Screen.ERROR:
+        if isinstance(e, Retry) and s.pending is not None:
+            return _retry(s, now)
+        if isinstance(e, Retry | Back) and s.fault is Fault.PIN_WRONG:
+            return _go(s, Screen.PIN, now, fault=None, pin=""), [Speak("pin.title")]
+        if isinstance(e, Back) and s.card is not None and s.level is not Level.NONE:
+            return _go(s, Screen.MENU, now, fault=None, pending=None), []
+        if isinstance(e, Finish | Back):
+            return _end(s, now, "finished")
+        return s, []
+    if s.screen is Screen.TAKE_CARD and isinstance(e, Finish):
+        return s, [Speak("take_card.title")]
+    return s, []
+
+
+def _retry(s: State, now: float) -> tuple[State, list]:
+    eff = s.pending
+    screen = Screen.PRINTING if isinstance(eff, IssueReceipt) else Screen.LOADING
+    return _go(s, screen, now, fault=None), [eff]
+
+
+def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
+    if isinstance(v, CardReadOk) and s.screen is Screen.READING:
+        return _go(s, Screen.PIN, now, card=v.data, pin=""), [Speak("pin.title")]
+    if isinstance(v, CardReadFailed) and s.screen in (Screen.READING, Screen.CHECKING_PIN):
+        if v.fault in (CardFault.REMOVED, CardFault.NO_CARD):
+            return _go(_wiped(replace(s, card_present=False)), Screen.IDLE, now), [SessionEnded(s.sid, "card_removed")]
+        return _error(_wiped(s), _CARD_FAULTS.get(v.fault, Fault.CARD_UNREADABLE), now, v.fault.value)
+    if isinstance(v, PinResult) and s.screen is Screen.CHECKING_PIN:
+        if v.outcome is PinOutcome.OK:
+            s = _go(s, Screen.MENU, now, level=Level.CARD_PIN, tries_left=None)
+            return s, [Speak("menu.title")]
+        if v.outcome is PinOutcome.WRONG:
+            if v.tries_left == 0:
+                return _error(replace(s, tries_left=0), Fault.PIN_BLOCKED, now)
+            return _error(replace(s, tries_left=v.tries_left), Fault.PIN_WRONG, now)
+        if v.outcome is PinOutcome.BLOCKED:
+            return _error(replace(s, tries_left=0), Fault.PIN_BLOCKED, now)
+        return _on_result(s, CardReadFailed(v.fault or CardFault.UNREADABLE), now)
+    if isinstance(v, PensionLoaded) and s.screen is Screen.LOADING:
+        return _go(s, Screen.PENSION, now, pension=v.status, pension_loaded=True), [Speak("pension.title")]
+    if isinstance(v, BackendFailed) and s.screen in (Screen.LOADING, Screen.PRINTING):
+        if v.kind is BackendFailureKind.NOT_FOUND and s.screen is Screen.LOADING:
+            # No pension record is an answer, not a fault: the pension screen says so in plain words.
+            return _go(s, Screen.PENSION, now, pension=None, pension_loaded=True), [Speak("pension.none")]
+        offline = v.kind in (BackendFailureKind.OFFLINE, BackendFailureKind.TIMEOUT)
+        return _error(s, Fault.BACKEND_OFFLINE if offline else Fault.BACKEND_ERROR, now, v.kind.value)
+    if isinstance(v, ReceiptIssued) and s.screen is Screen.PRINTING:
+        eff = PrintReceipt(
+            s.sid, s.service or "", s.holder_name_masked, s.holder_id_masked,
+            _pension_lines(s.pension), v.verify_url,
+        )
+        return replace(s, receipt_url=v.verify_url, pending=None), [eff]
+    if isinstance(v, PrintResult) and s.screen is Screen.PRINTING:
+        if v.outcome is PrintOutcome.PRINTED:
+            return _end(s, now, "printed")
+        s = _go(s, Screen.SHOW_QR, now, fault=Fault.PRINTER, fault_detail=v.outcome.value)
+        return s, [Speak("show_qr.title")]
+    return s, []
+
+
+def _pension_lines(p: object) -> tuple[tuple[str, str], ...]:
+    """The result lines a receipt carries (Chinese: the receipt is the official record)."""
+    if p is None:
+        return (("查询结果", "暂无养老保险参保记录"),)
+    lines = [("险种", p.insurance_type), ("参保状态", p.status), ("累计缴费年限", f"{p.years_contributed}年")]
+    if p.receiving and p.monthly_amount is not None:
+        lines.append(("月领取金额", f"{p.monthly_amount}元"))
+    lines.append(("个人账户余额", f"{p.account_balance}元"))
+    if p.certification_status:
+        due = f"（{p.certification_due}前）" if p.certification_due else ""
+        lines.append(("资格认证", f"{p.certification_status}{due}"))
+    return tuple(lines)
+
