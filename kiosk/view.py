@@ -1,0 +1,150 @@
+"""What a screen shows, derived from the session state: a pure function, so screens stay thin.
+
+Screens render a View and send back the events its buttons carry; they never decide anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kiosk import catalog
+from kiosk import session as S
+from kiosk.i18n import tr
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    event: object
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class View:
+    screen: str  # which Kivy screen renders it
+    title: str
+    body: str = ""
+    buttons: tuple[Button, ...] = ()
+    countdown: str = ""
+    tone: str = "info"  # info | wait | warn | error: an icon and words, never colour alone
+    pin_entered: int = 0
+    rows: tuple[tuple[str, str], ...] = ()  # label/value pairs (pension)
+    payments: tuple[tuple[str, str], ...] = ()
+    qr_url: str = ""
+    elder_mode: bool = True
+    locale: str = "zh_CN"
+    elder_label: str = ""
+    locale_label: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# screens that show one message (title, body, buttons) share the message screen
+_WAIT = {
+    S.Screen.READING: "reading",
+    S.Screen.CHECKING_PIN: "checking_pin",
+    S.Screen.LOADING: "loading",
+    S.Screen.PRINTING: "printing",
+}
+
+
+def build(state: S.State, now: float) -> View:
+    loc = state.locale
+
+    def t(msgid: str, **kw) -> str:
+        return tr(loc, msgid, **kw)
+
+    n = state.countdown(now)
+    common = dict(
+        elder_mode=state.elder_mode,
+        locale=loc,
+        countdown=t("countdown", n=n) if n is not None else "",
+        elder_label=t("app.elder_on" if state.elder_mode else "app.elder_off"),
+        locale_label=t("app.other_locale"),
+    )
+    sc = state.screen
+    if sc is S.Screen.IDLE:
+        return View("idle", t("idle.title"), t("idle.body"), **common)
+    if sc in _WAIT:
+        k = _WAIT[sc]
+        return View("message", t(f"{k}.title"), t(f"{k}.body"), tone="wait", **common)
+    if sc is S.Screen.PIN:
+        greeting = t("pin.greeting", name=state.holder_name_masked)
+        return View(
+            "pin", t("pin.title"), f"{greeting}\n{t('pin.body')}",
+            buttons=(Button(t("btn.cancel"), S.Back()),), pin_entered=len(state.pin), **common,
+        )
+    if sc is S.Screen.MENU:
+        services = tuple(
+            Button(t(s.title), S.Choose(s.key), primary=True) for s in catalog.offered(state.level)
+        )
+        return View(
+            "menu", t("menu.title"), t("menu.body"),
+            buttons=services + (Button(t("btn.finish"), S.Finish()),), **common,
+        )
+    if sc is S.Screen.PENSION:
+        return _pension(state, t, common)
+    if sc is S.Screen.SHOW_QR:
+        return View(
+            "show_qr", t("show_qr.title"), t("show_qr.body"), tone="warn",
+            buttons=(Button(t("btn.finish"), S.Finish(), primary=True),),
+            qr_url=state.receipt_url or "", extra={"reason": t(f"show_qr.{state.fault_detail or 'error'}")},
+            **common,
+        )
+    if sc is S.Screen.TAKE_CARD:
+        return View("message", t("take_card.title"), t("take_card.body"), tone="warn", **common)
+    if sc is S.Screen.ERROR:
+        return _error(state, t, common)
+    return View("message", sc.value, **common)
+
+
+def _pension(state: S.State, t, common) -> View:
+    buttons = (
+        Button(t("pension.print"), S.PrintRequested(), primary=True),
+        Button(t("btn.back"), S.Back()),
+        Button(t("btn.finish"), S.Finish()),
+    )
+    p = state.pension
+    if p is None:
+        return View("pension", t("pension.none"), t("pension.none.body"), buttons=buttons, **common)
+    rows = [
+        (t("pension.insurance_type"), p.insurance_type),
+        (t("pension.status"), p.status),
+    ]
+    if p.receiving and p.monthly_amount is not None:
+        rows.append((t("pension.monthly"), t("pension.money", amount=p.monthly_amount)))
+    rows += [
+        (t("pension.years"), t("pension.years.value", n=p.years_contributed)),
+        (t("pension.balance"), t("pension.money", amount=p.account_balance)),
+    ]
+    if getattr(p, "tier", None):
+        rows.append((t("pension.tier"), p.tier))
+    if p.certification_status:
+        cert = p.certification_status
+        if p.certification_due:
+            cert = t("pension.certification.due", status=cert, due=p.certification_due)
+        rows.append((t("pension.certification"), cert))
+    payments = tuple(
+        (pay.month, t("pension.money", amount=pay.amount)) for pay in (getattr(p, "payments", None) or ())
+    )
+    return View(
+        "pension", t("pension.title"), state.holder_name_masked, buttons=buttons, rows=tuple(rows),
+        payments=payments, **common,
+    )
+
+
+def _error(state: S.State, t, common) -> View:
+    f = state.fault
+    title = t(f"error.{f.value}.title")
+    body = t(f"error.{f.value}.body")
+    finish = Button(t("btn.finish"), S.Finish())
+    if f is S.Fault.PIN_WRONG:
+        if state.tries_left == 1:
+            body = t("error.pin_wrong.last")
+        elif state.tries_left is not None:
+            body = t("error.pin_wrong.body", n=state.tries_left)
+        buttons = (Button(t("btn.pin_again"), S.Retry(), primary=True), finish)
+    elif f in (S.Fault.BACKEND_OFFLINE, S.Fault.BACKEND_ERROR):
+        buttons = (Button(t("btn.retry"), S.Retry(), primary=True), Button(t("btn.back"), S.Back()), finish)
+    else:
+        buttons = (Button(t("btn.finish"), S.Finish(), primary=True),)
+    return View("error", title, body, buttons=buttons, tone="error", **common)

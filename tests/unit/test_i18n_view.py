@@ -1,0 +1,65 @@
+import re
+import string
+from dataclasses import replace
+
+import pytest
+
+from kiosk import session as S
+from kiosk import view
+from kiosk.i18n import LOCALES, catalog, tr
+
+
+def _fields(text):
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def test_locales_have_the_same_ids_and_placeholders():
+    zh, en = catalog("zh_CN"), catalog("en")
+    assert zh.keys() == en.keys()
+    for k in zh:
+        assert zh[k].strip() and en[k].strip(), k
+        assert _fields(zh[k]) == _fields(en[k]), k
+
+
+def test_english_has_no_chinese_left_and_chinese_is_chinese():
+    han = re.compile(r"[\u4e00-\u9fff]")
+    for k, v in catalog("en").items():
+        if k != "app.other_locale":
+            assert not han.search(v), k
+    assert han.search(tr("zh_CN", "idle.title"))
+
+
+def test_missing_id_falls_back_visibly():
+    assert tr("en", "no.such.id") == "no.such.id"
+    assert tr("xx", "idle.title") == tr("zh_CN", "idle.title")
+
+
+@pytest.mark.parametrize("screen", list(S.Screen))
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_screen_has_a_view_with_words(screen, locale):
+    st = replace(S.initial_state(), screen=screen, locale=locale, fault=S.Fault.PIN_WRONG, tries_left=2)
+    v = view.build(st, 0.0)
+    assert v.title and v.title != screen.value
+    if screen in (S.Screen.MENU, S.Screen.PENSION, S.Screen.ERROR, S.Screen.SHOW_QR):
+        assert v.buttons, "a screen a person must leave has a way out"
+
+
+@pytest.mark.parametrize("fault", list(S.Fault))
+def test_every_fault_has_a_title_body_and_a_way_on(fault):
+    st = replace(S.initial_state(), screen=S.Screen.ERROR, fault=fault)
+    v = view.build(st, 0.0)
+    assert v.title and v.body and v.buttons and v.tone == "error"
+    assert "error." not in v.title
+
+
+def test_wrong_pin_tells_tries_left_and_warns_on_the_last():
+    st = replace(S.initial_state(), screen=S.Screen.ERROR, fault=S.Fault.PIN_WRONG, tries_left=2)
+    assert "2" in view.build(st, 0).body
+    st = replace(st, tries_left=1)
+    assert "最后" in view.build(st, 0).body
+
+
+def test_countdown_text():
+    st = replace(S.initial_state(), screen=S.Screen.MENU, deadline=100.0)
+    assert view.build(st, 50).countdown == ""
+    assert view.build(st, 90).countdown == "还有 10 秒返回首页，点屏幕继续"
