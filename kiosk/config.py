@@ -47,7 +47,7 @@ class Devices(_Section):
     sscard_reader: str = ""  # PC/SC reader name; empty = the first reader
     printer_port: str = "/dev/kiosk-printer"
     printer_baud: int = Field(115200, gt=0)
-    printer_profile: Literal["native-qr", "raster-qr"] = "native-qr"
+    printer_profile: Literal["native-qr", "raster-qr", "native-qr-58", "raster-qr-58"] = "native-qr"
     idcard_port: str = ""  # empty = no ID-card reader fitted
     idcard_baud: int = Field(115200, gt=0)
     scanner_port: str = ""

@@ -179,6 +179,7 @@ class IssueReceipt:
     service: str
     ssn: str = field(repr=False)
     summary: tuple[tuple[str, str], ...] = ()
+    name: str = field(default="", repr=False)  # the backend keeps it to show, masked, when verifying
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,11 @@ def initial_state(settings: Settings | None = None, locale: str = "zh_CN", elder
 
 
 _SCREEN_TIMEOUT = {
+    # waiting screens too: a stuck device or network can never hold a person's data on screen forever
+    Screen.READING: "inactivity",
+    Screen.CHECKING_PIN: "inactivity",
+    Screen.LOADING: "inactivity",
+    Screen.PRINTING: "inactivity",
     Screen.PIN: "pin",
     Screen.MENU: "inactivity",
     Screen.PENSION: "inactivity",
@@ -395,7 +401,7 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
             # The key is made once per receipt, so a retry after a lost answer never files it twice.
             eff = IssueReceipt(
                 s.sid, f"{s.sid}-{s.service}-{int(now * 1000)}", s.service or "", s.card.ssn,
-                _pension_lines(s.pension),
+                _pension_lines(s.pension), s.card.name,
             )
             return _go(s, Screen.PRINTING, now, pending=eff), [eff, Speak("printing.title")]
         if isinstance(e, Back):

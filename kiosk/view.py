@@ -63,7 +63,11 @@ def build(state: S.State, now: float) -> View:
     )
     sc = state.screen
     if sc is S.Screen.IDLE:
-        return View("idle", t("idle.title"), t("idle.body"), **common)
+        other = "en" if loc == "zh_CN" else "zh_CN"
+        return View(
+            "idle", t("idle.title"), t("idle.body"), buttons=(Button(t("app.other_locale"), S.SetLocale(other)),),
+            **common,
+        )
     if sc in _WAIT:
         k = _WAIT[sc]
         return View("message", t(f"{k}.title"), t(f"{k}.body"), tone="wait", **common)
@@ -71,7 +75,8 @@ def build(state: S.State, now: float) -> View:
         greeting = t("pin.greeting", name=state.holder_name_masked)
         return View(
             "pin", t("pin.title"), f"{greeting}\n{t('pin.body')}",
-            buttons=(Button(t("btn.cancel"), S.Back()),), pin_entered=len(state.pin), **common,
+            buttons=(Button(t("btn.cancel"), S.Back()),), pin_entered=len(state.pin),
+            extra={"delete": t("btn.delete")}, **common,
         )
     if sc is S.Screen.MENU:
         services = tuple(
@@ -116,8 +121,8 @@ def _pension(state: S.State, t, common) -> View:
         (t("pension.years"), t("pension.years.value", n=p.years_contributed)),
         (t("pension.balance"), t("pension.money", amount=p.account_balance)),
     ]
-    if getattr(p, "tier", None):
-        rows.append((t("pension.tier"), p.tier))
+    if p.contribution_tier:
+        rows.append((t("pension.tier"), p.contribution_tier))
     if p.certification_status:
         cert = p.certification_status
         if p.certification_due:
@@ -128,7 +133,7 @@ def _pension(state: S.State, t, common) -> View:
     )
     return View(
         "pension", t("pension.title"), state.holder_name_masked, buttons=buttons, rows=tuple(rows),
-        payments=payments, **common,
+        payments=payments, extra={"payments_title": t("pension.payments")}, **common,
     )
 
 

@@ -1,6 +1,6 @@
 """`kiosk printer test`: check the paper, print a sample receipt, report.
 
-Exit codes: 0 printed · 1 printer error · 2 no printer answering · 5 out of paper (only the status
+Exit codes: 0 printed · 1 printer error or port held by another program · 2 no printer answering · 5 out of paper (only the status
 query was sent when the roll was empty before printing).
 
     python -m kiosk.commands.printer test --port /dev/pts/3 [--profile raster-qr] [--json]
@@ -32,7 +32,7 @@ _DEVICE_ZH = {
     DeviceStatus.NO_DEVICE: "找不到打印机端口，请检查连接线",
     DeviceStatus.OFFLINE: "没有应答，请检查电源和连接线",
     DeviceStatus.HARDWARE_ERROR: "应答异常，请检查打印机",
-    DeviceStatus.BUSY: "忙",
+    DeviceStatus.BUSY: "端口被其他程序占用（自助机程序是否正在运行？）",
 }
 
 
@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         before = printer.status()
         report.update(device=before.device.value, paper_before=before.paper.value)
         if before.device is not DeviceStatus.ONLINE:
-            code = EXIT_ERROR if before.device is DeviceStatus.HARDWARE_ERROR else EXIT_NO_PRINTER
+            no_answer = before.device in (DeviceStatus.NO_DEVICE, DeviceStatus.OFFLINE)
+            code = EXIT_NO_PRINTER if no_answer else EXIT_ERROR
             report.update(outcome="not_printed")
             return _finish(
                 args, report, code, f"打印机：{_DEVICE_ZH.get(before.device, before.device.value)}"

@@ -39,6 +39,7 @@ class Pension:
     account_balance: str = "7532.40"
     certification_status: str = "已认证"
     certification_due: str | None = "2027-03-31"
+    contribution_tier: str = "每年500元档"
 
 
 class Clock:

@@ -1,0 +1,53 @@
+"""python -m backend --data DIR [--host H] [--port N] | --write-openapi [PATH]"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from backend.pki import DEFAULT_TERMINAL_ID
+
+OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="Reference backend (HTTPS, mutual TLS)")
+    parser.add_argument("--data", type=Path, help="data directory: SQLite file and demo PKI (created if missing)")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default loopback only)")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--terminal-id", default=DEFAULT_TERMINAL_ID, help="terminal to issue a client cert for")
+    parser.add_argument(
+        "--write-openapi", nargs="?", const=OPENAPI_PATH, type=Path, metavar="PATH",
+        help=f"write the OpenAPI document (default {OPENAPI_PATH.name} beside this module) and exit",
+    )
+    args = parser.parse_args(argv)
+
+    if args.write_openapi is not None:
+        from backend.app import write_openapi
+
+        write_openapi(args.write_openapi)
+        print(f"wrote {args.write_openapi}")
+        return 0
+    if args.data is None:
+        parser.error("--data is required to run the server")
+
+    from backend.server import start_server
+
+    server = start_server(args.data, host=args.host, port=args.port, terminal_id=args.terminal_id)
+    print(f"backend listening on {server.url}", flush=True)
+    print(f"  CA:          {server.ca_path}", flush=True)
+    print(f"  client cert: {server.client_cert}", flush=True)
+    print(f"  client key:  {server.client_key}", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

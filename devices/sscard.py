@@ -1,0 +1,580 @@
+"""Social-security card (社保卡) driver over PC/SC (pcscd + pyscard's low-level `scard` API).
+
+Wire format: PROTOCOLS.md section 1. Records are addressed by tag (record identifier) with the SFI in P2,
+never by record number. The pure parts (APDU building, T=0 61xx/6Cxx handling, record parsing, field
+decoding) are module functions, unit-tested without a reader.
+
+Watching readers: pyscard's CardMonitor stops for good when pcscd restarts or a reader is unplugged, so
+this driver runs its own polling thread on SCardGetStatusChange (with a timeout) and re-establishes the
+PC/SC context after any error. The card counts PIN tries; the driver only reports what the card says.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
+
+from devices.base import (
+    CardFault,
+    CardInserted,
+    CardReadFailed,
+    CardReadOk,
+    CardRemoved,
+    DeviceStatus,
+    Emit,
+    MediaStatus,
+    PinOutcome,
+    PinResult,
+    ReaderStatusChanged,
+    SSCardData,
+)
+from devices.idnumber import is_valid
+
+log = logging.getLogger(__name__)
+
+SSSE_AID = "sx1.sh.社会保障".encode("gbk")  # 7378312E73682EC9E7BBE1B1A3D5CF
+SELECT_SSSE = bytes([0x00, 0xA4, 0x04, 0x00, len(SSSE_AID)]) + SSSE_AID
+EF05_SFI, EF06_SFI = 5, 6
+# tag -> value length (PROTOCOLS.md tables); Le asked = length + 2 (tag and length bytes).
+EF05_FIELDS = {0x01: 16, 0x02: 1, 0x03: 4, 0x04: 12, 0x05: 4, 0x06: 4, 0x07: 9}
+EF06_FIELDS = {0x08: 18, 0x09: 30, 0x4E: 20, 0x0A: 1, 0x0B: 1, 0x0C: 3, 0x0D: 4}
+REQUIRED = {EF05_SFI: (0x01, 0x03, 0x07), EF06_SFI: (0x08, 0x09)}
+GET_CHALLENGE = bytes.fromhex("0084000008")
+_MAX_T0_ROUNDS = 16  # bound on 61xx / 6Cxx follow-ups for one command
+
+SW_OK = 0x9000
+_SCARD_PRESENT = 0x0004  # pcsc-lite's SCardStatus state bit; pyscard does not export it
+
+
+class RecordError(ValueError):
+    """The documented error of the parsers below: bytes from the card that do not fit the format."""
+
+
+# ---------------------------------------------------------------- pure: APDUs and T=0
+
+
+def build_read_record(tag: int, sfi: int) -> bytes:
+    """READ RECORD by record identifier (tag) in the EF with short file identifier `sfi`."""
+    size = (EF05_FIELDS | EF06_FIELDS).get(tag, 0)
+    return bytes([0x00, 0xB2, tag, (sfi << 3) | 0x00, (size + 2) & 0xFF])
+
+
+def build_verify(pin: str) -> bytes:
+    """VERIFY with the PIN as packed BCD (odd length padded with F). ValueError if not 4-12 digits."""
+    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 12):
+        raise ValueError("PIN must be 4-12 digits")
+    packed = bytes.fromhex(pin + ("F" if len(pin) % 2 else ""))
+    return bytes([0x00, 0x20, 0x00, 0x00, len(packed)]) + packed
+
+
+def build_external_auth(cryptogram: bytes) -> bytes:
+    return bytes([0x00, 0x82, 0x00, 0x0A, len(cryptogram)]) + cryptogram
+
+
+Transmit = Callable[[bytes], bytes]
+"""Sends one APDU, returns the raw response (data + SW1 SW2); raises on transport failure."""
+
+
+def split_sw(resp: bytes) -> tuple[bytes, int]:
+    if len(resp) < 2:
+        raise RecordError("response shorter than a status word")
+    return resp[:-2], (resp[-2] << 8) | resp[-1]
+
+
+def t0_exchange(transmit: Transmit, apdu: bytes) -> tuple[bytes, int]:
+    """One command with T=0 follow-ups: 6Cxx → repeat with Le = xx; 61xx → GET RESPONSE xx (data
+    accumulated). Bounded: at most _MAX_T0_ROUNDS extra exchanges. Raises RecordError on a short answer."""
+    data, sw = split_sw(transmit(apdu))
+    acc = b""
+    for _ in range(_MAX_T0_ROUNDS):
+        if sw >> 8 == 0x6C:
+            apdu = _with_le(apdu, sw & 0xFF)
+            data, sw = split_sw(transmit(apdu))
+        elif sw >> 8 == 0x61:
+            acc += data
+            data, sw = split_sw(transmit(bytes([0x00, 0xC0, 0x00, 0x00, sw & 0xFF])))
+        else:
+            return acc + data, sw
+    raise RecordError("too many T=0 follow-ups")
+
+
+def _with_le(apdu: bytes, le: int) -> bytes:
+    if len(apdu) == 5:  # case 2: P3 is Le
+        return apdu[:4] + bytes([le])
+    if len(apdu) > 5 and len(apdu) == 5 + apdu[4] + 1:  # case 4: last byte is Le
+        return apdu[:-1] + bytes([le])
+    return apdu + bytes([le])
+
+
+# ---------------------------------------------------------------- pure: records and fields
+
+
+def parse_record(resp: bytes, tag: int) -> bytes:
+    """Value of a `tag | len | value` record (response data without SW). RecordError if malformed."""
+    if len(resp) < 2:
+        raise RecordError(f"record {tag:02X}: too short")
+    if resp[0] != tag:
+        raise RecordError(f"record {tag:02X}: card answered tag {resp[0]:02X}")
+    n = resp[1]
+    if n & 0x80 or len(resp) < 2 + n:
+        raise RecordError(f"record {tag:02X}: bad length")
+    return resp[2 : 2 + n]
+
+
+def decode_text(value: bytes) -> str:
+    """GB18030 text (a superset of GBK, so rare characters decode), zero/space padding removed."""
+    try:
+        return value.rstrip(b"\x00\xff ").decode("gb18030").strip()
+    except UnicodeDecodeError as e:
+        raise RecordError("text not GB18030") from e
+
+
+def decode_ascii(value: bytes) -> str:
+    try:
+        return value.rstrip(b"\x00\xff ").decode("ascii").strip()
+    except UnicodeDecodeError as e:
+        raise RecordError("text not ASCII") from e
+
+
+def decode_bcd_date(value: bytes) -> date | None:
+    """BCD YYYYMMDD; all zeros or all FF means "none" (e.g. no expiry). RecordError if not a date."""
+    if len(value) != 4:
+        raise RecordError("date must be 4 bytes")
+    if value in (b"\x00" * 4, b"\xff" * 4):
+        return None
+    digits = value.hex()
+    if not digits.isdigit():
+        raise RecordError("date is not BCD")
+    try:
+        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError as e:
+        raise RecordError("not a calendar date") from e
+
+
+def _code(value: bytes) -> str:
+    """A one-byte code stored either as an ASCII digit or as binary."""
+    if not value:
+        return ""
+    b = value[0]
+    return chr(b) if 0x30 <= b <= 0x39 else str(b)
+
+
+def decode_ef05(records: dict[int, bytes | None]) -> dict:
+    """EF05 values by tag (None = record absent) → card fields. RecordError if malformed."""
+    for tag in REQUIRED[EF05_SFI]:
+        if not records.get(tag):
+            raise RecordError(f"EF05 record {tag:02X} missing")
+    r = {t: records.get(t) or b"" for t in EF05_FIELDS}
+    return {
+        "card_id": r[0x01].hex().upper(),
+        "card_type": _code(r[0x02]),
+        "card_version": decode_ascii(r[0x03]),
+        "init_org": decode_ascii(r[0x04]),
+        "issue_date": decode_bcd_date(r[0x05]) if r[0x05] else None,
+        "expiry_date": decode_bcd_date(r[0x06]) if r[0x06] else None,
+        "card_number": decode_ascii(r[0x07]),
+    }
+
+
+def decode_ef06(records: dict[int, bytes | None]) -> dict:
+    """EF06 values by tag → holder fields; 姓名扩展 (4E) is appended to 姓名. RecordError if malformed."""
+    for tag in REQUIRED[EF06_SFI]:
+        if not records.get(tag):
+            raise RecordError(f"EF06 record {tag:02X} missing")
+    r = {t: records.get(t) or b"" for t in EF06_FIELDS}
+    # Join the raw bytes before decoding: a card may split a character across the two records.
+    name = decode_text(r[0x09].rstrip(b"\x00\xff ") + r[0x4E])
+    place = r[0x0C].hex().upper().rstrip("F")
+    return {
+        "ssn": decode_ascii(r[0x08]).upper(),
+        "name": name,
+        "gender": _code(r[0x0A]),
+        "nation": r[0x0B][0] if r[0x0B] else None,
+        "birth_place": place,
+        "birth_date": decode_bcd_date(r[0x0D]) if r[0x0D] else None,
+    }
+
+
+def build_card_data(ef05: dict, ef06: dict) -> SSCardData:
+    """Combine decoded fields; RecordError if the ID number fails GB 11643 or the name is empty."""
+    if not is_valid(ef06["ssn"]):
+        raise RecordError("ID number fails the GB 11643 check")
+    if not ef06["name"]:
+        raise RecordError("empty name")
+    return SSCardData(**ef05, **ef06)
+
+
+# ---------------------------------------------------------------- PSAM (3rd-generation cards)
+
+
+class Psam(Protocol):
+    """The terminal's security module (a PC/SC slot of its own on real kiosks)."""
+
+    def external_auth_cryptogram(self, card_id: str, challenge: bytes) -> bytes | None:
+        """16-byte cryptogram for EXTERNAL AUTHENTICATE (00 82 00 0A 10 ..), or None without a PSAM."""
+
+
+class NullPsam:
+    """No security module fitted: 3rd-generation cards then report CardFault.NEEDS_SAM."""
+
+    def external_auth_cryptogram(self, card_id: str, challenge: bytes) -> bytes | None:
+        return None
+
+
+# ---------------------------------------------------------------- PC/SC transport
+
+
+class _Fail(Exception):
+    def __init__(self, fault: CardFault, detail: str = ""):
+        super().__init__(fault, detail)
+        self.fault, self.detail = fault, detail
+
+
+def _scard():
+    from smartcard import scard  # imported lazily: the pure parsers need no PC/SC library
+
+    return scard
+
+
+def _hr_name(hr: int) -> str:
+    return f"0x{hr & 0xFFFFFFFF:08X}"
+
+
+@dataclass
+class _Conn:
+    """One connected card handle with a deadline; every failure becomes a _Fail."""
+
+    sc: object
+    ctx: int
+    card: int
+    proto: int
+    deadline: float
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise _Fail(CardFault.TIMEOUT, "deadline passed")
+        hr, resp = self.sc.SCardTransmit(self.card, self.proto, list(apdu))
+        if hr != self.sc.SCARD_S_SUCCESS or len(resp) < 2:
+            # vpcd answers an empty response when the card vanished mid-command; pcscd only notices
+            # the removal at its next presence poll, so wait for it before calling the card unreadable.
+            raise _Fail(self._why_failed(hr), f"transmit {_hr_name(hr)}")
+        return bytes(resp)
+
+    def _why_failed(self, hr: int) -> CardFault:
+        sc = self.sc
+        if hr in (sc.SCARD_W_REMOVED_CARD, sc.SCARD_E_NO_SMARTCARD):
+            return CardFault.REMOVED
+        if hr in (sc.SCARD_E_NO_SERVICE, sc.SCARD_E_SERVICE_STOPPED, sc.SCARD_E_READER_UNAVAILABLE):
+            return CardFault.NO_READER
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            res = sc.SCardStatus(self.card)
+            if res[0] != sc.SCARD_S_SUCCESS or not res[2] & _SCARD_PRESENT:
+                return CardFault.REMOVED
+            time.sleep(0.05)
+        return CardFault.UNREADABLE
+
+    def cmd(self, apdu: bytes) -> tuple[bytes, int]:
+        try:
+            return t0_exchange(self.transmit, apdu)
+        except RecordError as e:
+            raise _Fail(CardFault.UNREADABLE, str(e)) from e
+
+
+def _fault_for_connect(sc, hr: int) -> CardFault:
+    if hr in (sc.SCARD_E_NO_SMARTCARD, sc.SCARD_W_REMOVED_CARD, sc.SCARD_W_UNPOWERED_CARD):
+        return CardFault.NO_CARD
+    if hr in (
+        sc.SCARD_E_UNKNOWN_READER,
+        sc.SCARD_E_READER_UNAVAILABLE,
+        sc.SCARD_E_NO_SERVICE,
+        sc.SCARD_E_SERVICE_STOPPED,
+        sc.SCARD_E_NO_READERS_AVAILABLE,
+    ):
+        return CardFault.NO_READER
+    return CardFault.UNREADABLE
+
+
+class PcscCardReader:
+    """devices.base.SSCardReader over PC/SC. reader_name None = the first reader holding a card."""
+
+    def __init__(self, reader_name: str | None = None, psam: Psam | None = None, poll_interval: float = 0.2):
+        self.reader_name = reader_name
+        self.psam: Psam = psam or NullPsam()
+        self.poll_interval = poll_interval
+        self._emit: Emit | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._mon_ctx: int | None = None
+        self._status = DeviceStatus.OFFLINE
+        self._present: dict[str, bool] = {}
+        self._op_lock = threading.Lock()  # one card conversation at a time
+
+    # ---- watching
+    def start(self, emit: Emit) -> None:
+        if self._thread is not None:
+            return
+        self._emit = emit
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="sscard-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        ctx = self._mon_ctx
+        if ctx is not None:
+            try:
+                _scard().SCardCancel(ctx)
+            except Exception:  # waking the thread is best effort; it also times out
+                pass
+        if self._thread is not None:
+            self._thread.join(5)
+        self._thread = None
+
+    def _send(self, event: object) -> None:
+        if self._emit is not None:
+            try:
+                self._emit(event)
+            except Exception:  # a faulty consumer must not kill the watcher
+                log.exception("emit failed")
+
+    def _set_status(self, status: DeviceStatus, reader: str) -> None:
+        if status is not self._status:
+            self._status = status
+            log.info("card reader %s: %s", reader or "-", status.value)
+            self._send(ReaderStatusChanged(reader, status))
+
+    def _forget(self, readers) -> None:
+        for r in list(readers):
+            if self._present.pop(r, False):
+                self._send(CardRemoved(r))
+
+    def _watch(self) -> None:
+        sc = _scard()
+        ctx = None
+        states: dict[str, int] = {}
+        label = self.reader_name or ""
+        while not self._stop.is_set():
+            try:
+                if ctx is None:
+                    hr, c = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
+                    if hr != sc.SCARD_S_SUCCESS:
+                        self._set_status(DeviceStatus.OFFLINE, label)
+                        self._stop.wait(max(self.poll_interval, 0.5))
+                        continue
+                    ctx, self._mon_ctx, states = c, c, {}
+                hr, readers = sc.SCardListReaders(ctx, [])
+                if hr == sc.SCARD_E_NO_READERS_AVAILABLE:
+                    readers = []
+                elif hr != sc.SCARD_S_SUCCESS:
+                    raise ConnectionError(_hr_name(hr))
+                watched = [r for r in readers if self.reader_name in (None, r)]
+                self._forget(r for r in list(self._present) if r not in watched)
+                if not watched:
+                    self._set_status(DeviceStatus.NO_DEVICE, label)
+                    self._stop.wait(self.poll_interval)
+                    continue
+                self._set_status(DeviceStatus.ONLINE, self.reader_name or watched[0])
+                query = [(r, states.get(r, sc.SCARD_STATE_UNAWARE)) for r in watched]
+                hr, result = sc.SCardGetStatusChange(ctx, int(self.poll_interval * 1000), query)
+                if hr in (sc.SCARD_E_TIMEOUT, sc.SCARD_E_CANCELLED):
+                    continue
+                if hr != sc.SCARD_S_SUCCESS:
+                    raise ConnectionError(_hr_name(hr))
+                for reader, event, _atr in result:
+                    states[reader] = event & ~sc.SCARD_STATE_CHANGED
+                    present = bool(event & sc.SCARD_STATE_PRESENT) and not event & sc.SCARD_STATE_MUTE
+                    if present != self._present.get(reader, False):
+                        self._present[reader] = present
+                        self._send(CardInserted(reader) if present else CardRemoved(reader))
+            except Exception as e:  # pcscd gone or context broken: start over with a new context
+                log.info("PC/SC watch lost its context (%s); re-establishing", e)
+                self._forget(list(self._present))
+                self._set_status(DeviceStatus.OFFLINE, label)
+                if ctx is not None:
+                    try:
+                        sc.SCardReleaseContext(ctx)
+                    except Exception:
+                        pass
+                ctx, self._mon_ctx = None, None
+                self._stop.wait(self.poll_interval)
+        if ctx is not None:
+            try:
+                sc.SCardReleaseContext(ctx)
+            except Exception:
+                pass
+        self._mon_ctx = None
+
+    # ---- status (never raises)
+    def status(self) -> DeviceStatus:
+        if self._thread is not None:
+            return self._status
+        try:
+            with self._context() as (sc, ctx):
+                self._pick_reader(sc, ctx)
+            return DeviceStatus.ONLINE
+        except _Fail as f:
+            return DeviceStatus.OFFLINE if f.detail == "pcscd" else DeviceStatus.NO_DEVICE
+        except Exception:
+            return DeviceStatus.HARDWARE_ERROR
+
+    def media(self) -> MediaStatus:
+        if self._thread is not None:
+            if self._status is not DeviceStatus.ONLINE:
+                return MediaStatus.UNKNOWN
+            return MediaStatus.PRESENT if any(self._present.values()) else MediaStatus.ABSENT
+        try:
+            with self._context() as (sc, ctx):
+                _reader, present = self._pick_reader(sc, ctx)
+            return MediaStatus.PRESENT if present else MediaStatus.ABSENT
+        except Exception:
+            return MediaStatus.UNKNOWN
+
+    # ---- commands
+    def read(self, timeout: float = 5.0) -> CardReadOk | CardReadFailed:
+        try:
+            return CardReadOk(self._run(self._read_card, timeout))
+        except _Fail as f:
+            return CardReadFailed(f.fault, f.detail)
+        except Exception as e:  # never raise to the session: an unknown failure is "unreadable"
+            log.exception("card read failed")
+            return CardReadFailed(CardFault.UNREADABLE, type(e).__name__)
+
+    def verify_pin(self, pin: str, timeout: float = 5.0) -> PinResult:
+        try:
+            apdu = build_verify(pin)
+        except ValueError:
+            return PinResult(PinOutcome.FAILED, fault=CardFault.INVALID_DATA)
+        try:
+            return self._run(lambda conn: self._verify(conn, apdu), timeout)
+        except _Fail as f:
+            return PinResult(PinOutcome.FAILED, fault=f.fault)
+        except Exception:
+            log.exception("PIN verify failed")
+            return PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE)
+
+    # ---- internals
+    class _Ctx:
+        def __init__(self):
+            self.sc = _scard()
+            self.ctx = None
+
+        def __enter__(self):
+            hr, ctx = self.sc.SCardEstablishContext(self.sc.SCARD_SCOPE_USER)
+            if hr != self.sc.SCARD_S_SUCCESS:
+                raise _Fail(CardFault.NO_READER, "pcscd")
+            self.ctx = ctx
+            return self.sc, ctx
+
+        def __exit__(self, *exc):
+            self.sc.SCardReleaseContext(self.ctx)
+
+    def _context(self):
+        return self._Ctx()
+
+    def _pick_reader(self, sc, ctx) -> tuple[str, bool]:
+        """(reader, card present). The named reader, else the first with a card, else the first."""
+        hr, readers = sc.SCardListReaders(ctx, [])
+        if hr == sc.SCARD_E_NO_SERVICE:
+            raise _Fail(CardFault.NO_READER, "pcscd")
+        if hr != sc.SCARD_S_SUCCESS or not readers:
+            raise _Fail(CardFault.NO_READER, "no reader")
+        if self.reader_name is not None:
+            if self.reader_name not in readers:
+                raise _Fail(CardFault.NO_READER, "reader not found")
+            readers = [self.reader_name]
+        hr, result = sc.SCardGetStatusChange(ctx, 0, [(r, sc.SCARD_STATE_UNAWARE) for r in readers])
+        if hr != sc.SCARD_S_SUCCESS:
+            raise _Fail(CardFault.NO_READER, _hr_name(hr))
+        for reader, event, _atr in result:
+            if event & sc.SCARD_STATE_PRESENT:
+                return reader, True
+        return readers[0], False
+
+    def _run(self, op, timeout: float):
+        deadline = time.monotonic() + timeout
+        if not self._op_lock.acquire(timeout=timeout):
+            raise _Fail(CardFault.TIMEOUT, "reader busy")
+        try:
+            with self._context() as (sc, ctx):
+                reader, _present = self._pick_reader(sc, ctx)
+                hr, card, proto = sc.SCardConnect(
+                    ctx, reader, sc.SCARD_SHARE_SHARED, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
+                )
+                if hr != sc.SCARD_S_SUCCESS:
+                    raise _Fail(_fault_for_connect(sc, hr), f"connect {_hr_name(hr)}")
+                try:
+                    return op(_Conn(sc, ctx, card, proto, deadline))
+                finally:
+                    sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
+        finally:
+            self._op_lock.release()
+
+    def _select(self, conn: _Conn) -> None:
+        _data, sw = conn.cmd(SELECT_SSSE)
+        if sw != SW_OK:
+            raise _Fail(CardFault.NOT_SSCARD, f"select SSSE {sw:04X}")
+
+    def _records(self, conn: _Conn, sfi: int, fields: dict[int, int]) -> dict[int, bytes | None]:
+        out: dict[int, bytes | None] = {}
+        for tag in fields:
+            data, sw = conn.cmd(build_read_record(tag, sfi))
+            if sw == SW_OK:
+                try:
+                    out[tag] = parse_record(data, tag)
+                except RecordError as e:
+                    raise _Fail(CardFault.INVALID_DATA, str(e)) from e
+            elif sw in (0x6A83, 0x6A82):
+                out[tag] = None  # record absent on this card
+            elif sw == 0x6982:
+                raise _Fail(CardFault.NEEDS_SAM, f"EF{sfi:02X} record {tag:02X}: 6982")
+            else:
+                raise _Fail(CardFault.UNREADABLE, f"EF{sfi:02X} record {tag:02X}: {sw:04X}")
+        return out
+
+    def _external_auth(self, conn: _Conn, card_id: str) -> None:
+        """3rd-generation cards: GET CHALLENGE, PSAM cryptogram, EXTERNAL AUTHENTICATE."""
+        challenge, sw = conn.cmd(GET_CHALLENGE)
+        if sw != SW_OK:
+            return  # card has no challenge to give: EF06 will say whether it needs one
+        cryptogram = self.psam.external_auth_cryptogram(card_id, challenge)
+        if cryptogram is None:
+            return
+        _data, sw = conn.cmd(build_external_auth(cryptogram))
+        if sw != SW_OK:
+            raise _Fail(CardFault.NEEDS_SAM, f"external authenticate {sw:04X}")
+
+    def _read_card(self, conn: _Conn) -> SSCardData:
+        self._select(conn)
+        ef05_raw = self._records(conn, EF05_SFI, EF05_FIELDS)
+        try:
+            ef05 = decode_ef05(ef05_raw)
+        except RecordError as e:
+            raise _Fail(CardFault.INVALID_DATA, str(e)) from e
+        gen = ef05["card_version"][:1]
+        if gen.isdigit() and int(gen) >= 3 and not isinstance(self.psam, NullPsam):
+            self._external_auth(conn, ef05["card_id"])
+        ef06_raw = self._records(conn, EF06_SFI, EF06_FIELDS)
+        try:
+            return build_card_data(ef05, decode_ef06(ef06_raw))
+        except RecordError as e:
+            raise _Fail(CardFault.INVALID_DATA, str(e)) from e
+
+    def _verify(self, conn: _Conn, apdu: bytes) -> PinResult:
+        self._select(conn)
+        _data, sw = conn.cmd(apdu)
+        if sw == SW_OK:
+            return PinResult(PinOutcome.OK)
+        if sw & 0xFFF0 == 0x63C0:
+            left = sw & 0x0F
+            return PinResult(PinOutcome.WRONG if left else PinOutcome.BLOCKED, tries_left=left)
+        if sw == 0x6983:
+            return PinResult(PinOutcome.BLOCKED, tries_left=0)
+        if sw == 0x6982:
+            return PinResult(PinOutcome.FAILED, fault=CardFault.NEEDS_SAM)
+        return PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE)

@@ -1,0 +1,161 @@
+"""The Kivy app: a full-screen kiosk window that renders the session's view. The only kiosk/ module
+that imports Kivy (screens/ do too).
+
+Call prepare_kivy() before anything imports kivy: Kivy reads its config at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCREENS = ("idle", "message", "pin", "menu", "pension", "show_qr", "error")
+SIZES = {"landscape": (1280, 800), "portrait": (1080, 1920)}
+
+
+class FontMissing(RuntimeError):
+    pass
+
+
+def find_cjk_font() -> str:
+    """The CJK font through fontconfig, never a hard-coded path."""
+    if shutil.which("fc-match") is None:
+        raise FontMissing("fontconfig (fc-match) is not installed — apt-get install fontconfig fonts-noto-cjk")
+    out = subprocess.run(
+        ["fc-match", "-f", "%{file}\n%{lang}", "sans:lang=zh-cn"], capture_output=True, text=True, timeout=10
+    ).stdout.split("\n", 1)
+    path, langs = out[0].strip(), (out[1] if len(out) > 1 else "")
+    if not path or not Path(path).is_file() or "zh-cn" not in langs.split("|"):
+        raise FontMissing(
+            "no Chinese font found (fc-match sans:lang=zh-cn gave %r) — apt-get install fonts-noto-cjk" % path
+        )
+    return path
+
+
+def prepare_kivy(*, size: tuple[int, int] | None, dev: bool) -> None:
+    """Kiosk window settings: borderless full screen, Escape does not exit, cursor hidden outside dev."""
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_FILELOG", "1")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # our redacting handlers see Kivy's records too
+    os.environ.setdefault("KIVY_NO_CONFIG", "1")
+    from kivy.config import Config
+
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("kivy", "keyboard_mode", "system")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+    Config.set("graphics", "show_cursor", "1" if dev else "0")
+    Config.set("graphics", "borderless", "1")
+    Config.set("graphics", "resizable", "0")
+    if size is None:
+        Config.set("graphics", "fullscreen", "auto")
+    else:
+        Config.set("graphics", "fullscreen", "0")
+        Config.set("graphics", "width", str(size[0]))
+        Config.set("graphics", "height", str(size[1]))
+        Config.set("graphics", "position", "custom")
+        Config.set("graphics", "left", "0")
+        Config.set("graphics", "top", "0")
+
+
+def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: bool = False, on_ready=None):
+    """Create the KioskApp (import Kivy only now, after prepare_kivy)."""
+    from kivy.app import App
+    from kivy.clock import Clock
+    from kivy.core.text import DEFAULT_FONT, LabelBase
+    from kivy.core.window import Window
+    from kivy.lang import Builder
+    from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+    from kiosk import session as S
+    from kiosk import view as V
+    from kiosk.i18n import tr
+    from screens.error import ErrorScreen
+    from screens.idle import IdleScreen
+    from screens.menu import MenuScreen
+    from screens.message import MessageScreen
+    from screens.pension import PensionScreen
+    from screens.pin import PinScreen
+    from screens.show_qr import ShowQrScreen
+    from screens.theme import Theme
+
+    # Every label uses the CJK font: Chinese must never render as boxes.
+    LabelBase.register(DEFAULT_FONT, font_path, font_path, font_path, font_path)
+    root_dir = Path(__file__).resolve().parent.parent / "screens"
+    Builder.load_file(str(root_dir / "widgets" / "widgets.kv"))
+    for name in SCREENS:
+        Builder.load_file(str(root_dir / f"{name}.kv"))
+    Builder.load_file(str(root_dir / "root.kv"))
+    classes = {
+        "idle": IdleScreen, "message": MessageScreen, "pin": PinScreen, "menu": MenuScreen,
+        "pension": PensionScreen, "show_qr": ShowQrScreen, "error": ErrorScreen,
+    }
+
+    class KioskApp(App):
+        title = "village-kiosk"
+
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.runtime = runtime
+            self.theme = Theme(elder=runtime.state.elder_mode)
+            self.use_kivy_settings = False
+            self.view = None
+
+        def build(self):
+            from kivy.factory import Factory
+
+            root = Factory.KioskRoot()
+            sm = ScreenManager(transition=NoTransition())
+            for name in SCREENS:
+                scr = classes[name](name=name)
+                scr.post = runtime.post
+                if name == "pin":
+                    scr.shuffle = shuffle_keypad
+                sm.add_widget(scr)
+            root.ids.holder.add_widget(sm)
+            self.sm = sm
+            root.ids.elder_button.bind(on_release=lambda *_: runtime.post(S.ToggleElderMode()))
+            Window.bind(on_request_close=lambda *a, **k: not dev)  # closing is refused outside dev
+            Window.bind(on_touch_down=lambda *a: runtime.post(S.Touch()) and False)
+            runtime.listeners.append(lambda _s: self.render())
+            Clock.schedule_interval(lambda dt: runtime.pump(), 1 / 30)
+            Clock.schedule_interval(self._tick, 1.0)
+            self.root_widget = root
+            self.render()
+            return root
+
+        def on_start(self):
+            runtime.start()
+            if on_ready is not None:
+                Clock.schedule_once(lambda dt: on_ready(self), 0)
+
+        def on_stop(self):
+            runtime.stop()
+
+        def _tick(self, _dt):
+            runtime.post(S.Tick())
+            n = runtime.state.countdown(runtime.clock())
+            self.root_widget.ids.countdown.text = "" if n is None else tr(runtime.state.locale, "countdown", n=n)
+
+        def open_settings(self, *largs):
+            """F1 opens nothing on a kiosk."""
+            return False
+
+        def render(self):
+            state = runtime.state
+            v = V.build(state, runtime.clock())
+            self.view = v
+            self.theme.elder = v.elder_mode
+            root = self.root_widget
+            root.ids.elder_button.text = v.elder_label
+            root.ids.app_title.text = tr(v.locale, "app.title")
+            root.ids.countdown.text = v.countdown
+            if self.sm.current != v.screen:
+                self.sm.current = v.screen
+            self.sm.current_screen.show(v)
+
+    return KioskApp()

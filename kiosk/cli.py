@@ -1,0 +1,267 @@
+"""`kiosk`: run the terminal, run the demo, and the technician's commands.
+
+  kiosk run --config /etc/kiosk/kiosk.toml    the kiosk on real devices
+  kiosk demo [--out DIR]                      the demo on its embedded default (backend + twins);
+                                              with no display: the scripted journeys under Xvfb
+  kiosk devices [--config F]                  each device and its status
+  kiosk card read | printer test | idcard read | scan   (kiosk/commands/)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from kiosk import logs
+from kiosk.config import ConfigError, Timeouts
+
+log = logging.getLogger("kiosk")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _command_modules():
+    from kiosk.commands import card, idcard, printer, scan
+
+    return {"card": card, "printer": printer, "idcard": idcard, "scan": scan}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="kiosk", description="Village social-security self-service kiosk")
+    ap.add_argument("--log-file", default=None)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the kiosk on its configured devices")
+    r.add_argument("--config", required=True)
+    d = sub.add_parser("demo", help="run the demo: reference backend + device twins")
+    d.add_argument("--out", default=None, help="folder for screenshots and receipts (default: out/demo-TIME)")
+    d.add_argument("--scripted", action="store_true", help="run the scripted journeys (default with no display)")
+    d.add_argument("--journey", default=None, help="one journey only (pension, faults)")
+    d.add_argument("--orientation", choices=["landscape", "portrait"], default=None)
+    d.add_argument("--inactivity", type=float, default=None, help=argparse.SUPPRESS)
+    v = sub.add_parser("devices", help="list devices and their status")
+    v.add_argument("--config", required=True)
+    v.add_argument("--json", action="store_true")
+    mods = _command_modules()
+    for m in mods.values():
+        m.add_parser(sub)
+    args = ap.parse_args(argv)
+    logs.setup(args.log_file)
+    try:
+        if args.command == "run":
+            return run_kiosk(args.config)
+        if args.command == "demo":
+            return demo(args)
+        if args.command == "devices":
+            return devices(args)
+        return mods[args.command].run(args)
+    except ConfigError as e:
+        print(f"configuration error:\n{e}", file=sys.stderr)
+        return 78  # EX_CONFIG
+
+
+# ---------------------------------------------------------------- the kiosk
+
+
+def espeak_voice(text: str, locale: str) -> None:
+    """Offline voice prompts (robotic but clear); silent when espeak-ng or audio is missing."""
+    exe = shutil.which("espeak-ng")
+    if exe:
+        subprocess.run([exe, "-v", "cmn" if locale == "zh_CN" else "en", text], capture_output=True, timeout=30)
+
+
+def make_runtime(cfg, *, voice=True):
+    from kiosk import session as S
+    from kiosk.factory import build_backend, build_devices
+    from kiosk.runtime import Runtime, Site
+
+    card, printer = build_devices(cfg)
+    t = cfg.timeouts
+    return Runtime(
+        card_reader=card, printer=printer, backend=build_backend(cfg),
+        site=Site(cfg.terminal.id, cfg.terminal.site_id, cfg.terminal.site_name, cfg.devices.printer_profile,
+                  t.card_read),
+        settings=S.Settings(inactivity=t.inactivity, pin=t.pin, warn=t.warn),
+        locale=cfg.terminal.locale, elder_mode=cfg.terminal.elder_mode,
+        voice=espeak_voice if voice else None,
+    )
+
+
+def run_app(cfg, *, size=None, on_ready=None, voice=True) -> int:
+    from kiosk import app as kapp
+
+    font = kapp.find_cjk_font()  # before any window: a clear error, not boxes on screen
+    kapp.prepare_kivy(size=size, dev=cfg.terminal.dev)
+    runtime = make_runtime(cfg, voice=voice)
+    application = kapp.build_app(runtime, font_path=font, dev=cfg.terminal.dev, on_ready=on_ready)
+    application.run()
+    return getattr(application, "exit_code", 0)
+
+
+def run_kiosk(config_path: str) -> int:
+    from kiosk import config
+    from kiosk.app import FontMissing
+
+    cfg = config.load(config_path)
+    try:
+        return run_app(cfg)
+    except FontMissing as e:
+        print(f"startup error: {e}", file=sys.stderr)
+        return 69
+
+
+# ---------------------------------------------------------------- the demo
+
+
+def demo(args) -> int:
+    out = Path(args.out or ROOT / "out" / f"demo-{datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    scripted = args.scripted or not os.environ.get("DISPLAY")
+    if scripted and args.journey and args.orientation:
+        return _demo_one(out, args.journey, args.orientation, args.inactivity)
+    if scripted:
+        return _demo_scripted(out, args.inactivity)
+    return _demo_interactive(out, args.orientation or "landscape")
+
+
+def _demo_one(out: Path, journey: str, orientation: str, inactivity: float | None) -> int:
+    """One journey in one orientation (one process: Kivy opens one window per process)."""
+    from kiosk import app as kapp
+    from kiosk.demo import DemoStack
+    from kiosk.journeys import JOURNEYS
+
+    timeouts = Timeouts(inactivity=inactivity or 60, pin=max(inactivity or 45, 10), warn=min(15, (inactivity or 60) / 2))
+    stack = DemoStack(out / f"stack-{orientation}-{journey}", orientation=orientation, timeouts=timeouts)
+    stack.printer_out = out / "receipts"
+    result = {"code": 1}
+    try:
+        cfg = stack.start()
+
+        def on_ready(application):
+            from kivy.app import App
+
+            from screens.director import Director
+
+            def done(director):
+                result["code"] = 1 if director.errors else 0
+                for e in director.errors:
+                    log.error("journey %s/%s: %s", journey, orientation, e)
+                App.get_running_app().stop()
+
+            Director(application, stack, out / "screens", f"{orientation}-{journey}").run(JOURNEYS[journey], done)
+
+        run_app(cfg, size=kapp.SIZES[orientation], on_ready=on_ready, voice=False)
+    finally:
+        stack.stop()
+    for png in (stack.out / "receipts").glob("*.png"):
+        dest = out / "receipts" / f"{orientation}-{journey}-{png.name}"
+        dest.parent.mkdir(exist_ok=True)
+        shutil.copy(png, dest)
+    return result["code"]
+
+
+class Xvfb:
+    """A virtual screen big enough for both orientations (NOTES.md)."""
+
+    def __init__(self) -> None:
+        self.proc = None
+        self.display = None
+
+    def __enter__(self):
+        exe = shutil.which("Xvfb")
+        if exe is None:
+            raise RuntimeError("no display and no Xvfb — apt-get install xvfb")
+        for n in range(90, 140):
+            if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+                self.display = f":{n}"
+                break
+        self.proc = subprocess.Popen(
+            [exe, self.display, "-screen", "0", "1920x1920x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{self.display[1:]}").exists():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("Xvfb did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _demo_scripted(out: Path, inactivity: float | None) -> int:
+    """Every journey in both orientations, each in its own process under one Xvfb."""
+    from kiosk.journeys import JOURNEYS
+
+    results = {}
+    with Xvfb() as x:
+        env = {**os.environ, "DISPLAY": x.display}
+        for orientation in ("landscape", "portrait"):
+            for journey in JOURNEYS:
+                cmd = [sys.executable, "-m", "kiosk", "--log-file", str(out / "demo.log"), "demo", "--scripted",
+                       "--out", str(out), "--journey", journey, "--orientation", orientation]
+                if inactivity or journey == "faults":
+                    cmd += ["--inactivity", str(inactivity or 12)]
+                code = subprocess.run(cmd, env=env, cwd=ROOT, timeout=600).returncode
+                results[f"{orientation}/{journey}"] = code
+    ok = all(c == 0 for c in results.values())
+    (out / "summary.json").write_text(json.dumps(results, indent=1))
+    print(f"demo {'finished' if ok else 'FAILED'}: {results}")
+    print(f"screenshots: {out / 'screens'}\nreceipts:    {out / 'receipts'}")
+    return 0 if ok else 1
+
+
+def _demo_interactive(out: Path, orientation: str) -> int:
+    from kiosk import app as kapp
+    from kiosk.demo import DemoStack
+
+    stack = DemoStack(out, orientation=orientation)
+    try:
+        cfg = stack.start()
+        cfg = cfg.model_copy(update={"terminal": cfg.terminal.model_copy(update={"dev": True})})
+
+        def on_ready(application):
+            from screens.devpanel import attach
+
+            attach(application, stack)
+
+        return run_app(cfg, size=kapp.SIZES[orientation], on_ready=on_ready)
+    finally:
+        stack.stop()
+
+
+# ---------------------------------------------------------------- devices
+
+
+def devices(args) -> int:
+    from kiosk import config
+    from kiosk.factory import build_backend, build_devices
+
+    cfg = config.load(args.config)
+    card, printer = build_devices(cfg)
+    rows = [("sscard", cfg.devices.sscard_reader or "(first reader)", card.status().value)]
+    ps = printer.status()
+    rows.append(("printer", cfg.devices.printer_port, f"{ps.device.value}, paper {ps.paper.value}"))
+    backend = build_backend(cfg)
+    rows.append(("backend", cfg.backend.url, "online" if backend.health() else "offline"))
+    if args.json:
+        print(json.dumps([{"device": a, "where": b, "status": c} for a, b, c in rows], ensure_ascii=False))
+    else:
+        for a, b, c in rows:
+            print(f"{a:<10} {b:<40} {c}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

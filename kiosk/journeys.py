@@ -1,0 +1,128 @@
+"""Scripted journeys for the demo and the UI tests: what a resident does, step by step.
+
+Each is a generator over a Director (screens/director.py); `d.stack` is the demo stack whose twins
+play the devices (insert a persona's card, run the printer out of paper, take the backend offline).
+"""
+
+from __future__ import annotations
+
+from kiosk.i18n import tr
+
+
+def _t(msgid: str, **kw) -> str:
+    return tr("zh_CN", msgid, **kw)
+
+
+def _pin(d, digits: str):
+    for ch in digits:
+        yield d.tap(ch)
+
+
+def _receipts(d) -> int:
+    return len(d.stack.printer.receipts)
+
+
+def pension_journey(d):
+    """The main journey: card, PIN, menu, pension, receipt, take the card, home."""
+    yield d.until_screen("idle")
+    yield d.shot("01-idle")
+    d.stack.insert_card("elder", delay=0.12)  # a real chip takes its time; lets the reading screen show
+    yield d.until_screen("message", _t("reading.title"))
+    yield d.shot("02-reading")
+    yield d.until_screen("pin", timeout=15)
+    yield d.shot("03-pin")
+    yield from _pin(d, "12345")
+    yield d.shot("04-pin-five-digits")
+    yield d.tap("6")
+    yield d.until_screen("menu")
+    yield d.shot("05-menu")
+    yield d.tap(_t("service.pension_query"))
+    yield d.until_screen("pension")
+    yield d.shot("06-pension")
+    before = _receipts(d)
+    yield d.tap(_t("pension.print"))
+    yield d.until_screen("message", _t("take_card.title"), timeout=20)
+    yield d.until(lambda: _receipts(d) > before, "receipt rendered by the printer twin")
+    yield d.shot("07-take-card")
+    d.stack.remove_card()
+    yield d.until_screen("idle")
+    yield d.shot("08-idle-again")
+
+
+def faults_journey(d):
+    """Every fault screen, and the way back from each."""
+    st = d.stack
+    # wrong PIN: the card says how many tries are left
+    st.insert_card("worker")
+    yield d.until_screen("pin", timeout=15)
+    yield from _pin(d, "000000")
+    yield d.until_screen("error", _t("error.pin_wrong.title"))
+    yield d.shot("10-pin-wrong")
+    yield d.tap(_t("btn.pin_again"))
+    yield d.until_screen("pin")
+    yield from _pin(d, "246810")
+    yield d.until_screen("menu")
+    # backend offline, then back online and retry
+    st.backend_mode("offline")
+    yield d.tap(_t("service.pension_query"))
+    yield d.until_screen("error", _t("error.backend_offline.title"), timeout=30)
+    yield d.shot("11-backend-offline")
+    st.backend_mode("error")
+    yield d.tap(_t("btn.retry"))
+    yield d.until_screen("error", _t("error.backend_error.title"), timeout=30)
+    yield d.shot("12-backend-error")
+    st.backend_mode("online")
+    yield d.tap(_t("btn.retry"))
+    yield d.until_screen("pension", timeout=30)
+    # printer out of paper: the QR code on screen instead
+    st.set_paper("out")
+    yield d.tap(_t("pension.print"))
+    yield d.until_screen("show_qr", timeout=20)
+    yield d.shot("13-printer-out-show-qr")
+    st.set_paper("full")
+    yield d.tap(_t("btn.finish"))
+    yield d.until_screen("message", _t("take_card.title"))
+    st.remove_card()
+    yield d.until_screen("idle")
+    # card faults, one full screen each
+    for key, title, shot in (
+        ("blocked", "error.pin_blocked.title", "14-pin-blocked"),
+        ("gen3", "error.needs_sam.title", "15-needs-security-module"),
+        ("not_sscard", "error.not_sscard.title", "16-not-sscard"),
+    ):
+        st.insert_card(key)
+        if key == "blocked":
+            yield d.until_screen("pin", timeout=15)
+            yield from _pin(d, "654321")
+        yield d.until_screen("error", _t(title), timeout=15)
+        yield d.shot(shot)
+        st.remove_card()
+        yield d.until_screen("idle")
+    # a young person with no pension record: an answer in plain words, not a fault
+    st.insert_card("young")
+    yield d.until_screen("pin", timeout=15)
+    yield from _pin(d, "135790")
+    yield d.until_screen("menu")
+    yield d.tap(_t("service.pension_query"))
+    yield d.until_screen("pension", _t("pension.none"))
+    yield d.shot("17-no-pension-record")
+    # inactivity: the countdown shows, then the session ends and asks for the card back
+    yield d.until(lambda: bool(d.app.root.ids.countdown.text), "countdown visible", timeout=60)
+    yield d.frames(3)
+    yield d.shot("18-countdown")
+    yield d.until_screen("message", _t("take_card.title"), timeout=30)
+    st.remove_card()
+    yield d.until_screen("idle")
+    # the English locale and standard (non-elder) type
+    yield d.tap(_t("app.other_locale"))
+    yield d.until(lambda: d.app.view.locale == "en", "English")
+    yield d.shot("19-idle-english")
+    yield d.tap(tr("en", "app.elder_on"))
+    yield d.until(lambda: not d.app.view.elder_mode, "standard type")
+    yield d.shot("20-idle-english-standard-type")
+    yield d.tap(tr("en", "app.elder_off"))
+    yield d.tap(tr("en", "app.other_locale"))
+    yield d.until(lambda: d.app.view.locale == "zh_CN", "Chinese again")
+
+
+JOURNEYS = {"pension": pension_journey, "faults": faults_journey}

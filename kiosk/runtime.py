@@ -1,0 +1,205 @@
+"""The runtime: carries out the session's effects on worker threads and feeds results back as events.
+
+Every event, from any thread, goes through one thread-safe queue; pump() drains it on the Kivy main
+thread, in order, so the state machine sees one event at a time and widgets are touched by one thread.
+Each device has its own single worker, so two commands never talk to one device at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from devices.base import (
+    CardFault,
+    CardReadFailed,
+    PinOutcome,
+    PinResult,
+    PrintOutcome,
+    PrintResult,
+    ReceiptPrinter,
+    SSCardReader,
+)
+from kiosk import session as S
+from kiosk.i18n import tr
+from kiosk.receipts import Receipt, render_escpos
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Site:
+    terminal_id: str
+    site_id: str
+    site_name: str
+    printer_profile: str = "native-qr"
+    card_read_timeout: float = 5.0
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        card_reader: SSCardReader,
+        printer: ReceiptPrinter,
+        backend,
+        site: Site,
+        settings: S.Settings | None = None,
+        locale: str = "zh_CN",
+        elder_mode: bool = True,
+        voice: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    ) -> None:
+        self.card_reader = card_reader
+        self.printer = printer
+        self.backend = backend
+        self.site = site
+        self.voice = voice
+        self.clock = clock
+        self.wall = wall
+        self.state = S.initial_state(settings, locale=locale, elder_mode=elder_mode)
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._pools = {
+            name: ThreadPoolExecutor(1, thread_name_prefix=name) for name in ("card", "printer", "voice")
+        }
+        self._pools["net"] = ThreadPoolExecutor(2, thread_name_prefix="net")
+        self.listeners: list[Callable[[S.State], None]] = []
+
+    # -- any thread
+    def post(self, event: object) -> None:
+        self._events.put(event)
+
+    # -- main thread
+    def start(self) -> None:
+        self.card_reader.start(self.post)
+
+    def stop(self) -> None:
+        try:
+            self.card_reader.stop()
+        finally:
+            for pool in self._pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def pump(self, budget: int = 100) -> bool:
+        """Apply queued events in order; returns True when the state changed (the screens re-render)."""
+        changed = False
+        for _ in range(budget):
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            changed |= self.dispatch(event)
+        return changed
+
+    def dispatch(self, event: object) -> bool:
+        before = self.state
+        self.state, effects = S.transition(self.state, event, self.clock())
+        if self.state.screen is not before.screen:
+            log.info("screen %s -> %s (session %d)", before.screen.value, self.state.screen.value, self.state.sid)
+        for effect in effects:
+            self._run(effect)
+        if self.state is not before:
+            for listener in list(self.listeners):
+                listener(self.state)
+            return True
+        return False
+
+    # -- effects
+    def _submit(self, pool: str, sid: int, job: Callable[[], object], on_crash: Callable[[Exception], object]):
+        """Run job on a worker; its value (or, if it crashed, a failure value) comes back as an event."""
+
+        def run():
+            try:
+                value = job()
+            except Exception as e:  # a driver bug must not leave the person on a waiting screen
+                log.exception("worker %s failed", pool)
+                value = on_crash(e)
+            self.post(S.Result(sid, value))
+
+        self._pools[pool].submit(run)
+
+    def _run(self, eff: object) -> None:
+        if isinstance(eff, S.ReadCard):
+            self._submit(
+                "card", eff.sid, lambda: self.card_reader.read(self.site.card_read_timeout),
+                lambda e: CardReadFailed(CardFault.UNREADABLE, type(e).__name__),
+            )
+        elif isinstance(eff, S.VerifyPin):
+            pin = eff.pin
+            self._submit(
+                "card", eff.sid, lambda: self.card_reader.verify_pin(pin),
+                lambda e: PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE),
+            )
+        elif isinstance(eff, S.FetchPension):
+            ssn = eff.ssn
+            self._submit("net", eff.sid, lambda: self._pension(ssn), _bad_response)
+        elif isinstance(eff, S.IssueReceipt):
+            self._submit("net", eff.sid, lambda: self._issue(eff), _bad_response)
+        elif isinstance(eff, S.PrintReceipt):
+            self._submit(
+                "printer", eff.sid, lambda: self._print(eff),
+                lambda e: PrintResult(PrintOutcome.ERROR, detail=type(e).__name__),
+            )
+        elif isinstance(eff, S.Speak):
+            if self.voice is not None:
+                text = tr(self.state.locale, eff.msgid)
+                locale = self.state.locale
+                self._pools["voice"].submit(self._say, text, locale)
+        elif isinstance(eff, S.SessionEnded):
+            log.info("session %d ended: %s", eff.sid, eff.reason)
+
+    def _say(self, text: str, locale: str) -> None:
+        try:
+            self.voice(text, locale)
+        except Exception:
+            log.warning("voice prompt failed", exc_info=True)
+
+    def _pension(self, ssn: str) -> object:
+        r = self.backend.pension(ssn)
+        return _failure(r) or S.PensionLoaded(r)
+
+    def _issue(self, eff: S.IssueReceipt) -> object:
+        r = self.backend.create_receipt(
+            idempotency_key=f"{self.site.terminal_id}:{eff.receipt_key}",
+            terminal_id=self.site.terminal_id,
+            site_id=self.site.site_id,
+            service=eff.service,
+            ssn=eff.ssn,
+            summary=dict(eff.summary),
+            created_at=self.wall().isoformat(timespec="seconds"),
+            name=eff.name or None,
+        )
+        return _failure(r) or S.ReceiptIssued(r.receipt_id, r.verify_url)
+
+    def _print(self, eff: S.PrintReceipt) -> PrintResult:
+        receipt = Receipt(
+            site_name=self.site.site_name,
+            terminal_id=self.site.terminal_id,
+            printed_at=self.wall(),
+            service=tr("zh_CN", f"service.{eff.service}"),
+            holder_name_masked=eff.holder_name_masked,
+            holder_id_masked=eff.holder_id_masked,
+            lines=list(eff.lines),
+            qr_url=eff.qr_url,
+        )
+        return self.printer.print_receipt(render_escpos(receipt, self.site.printer_profile))
+
+
+def _failure(r: object) -> S.BackendFailed | None:
+    kind = getattr(r, "kind", None)
+    if kind is None:
+        return None
+    try:
+        return S.BackendFailed(S.BackendFailureKind(getattr(kind, "value", kind)))
+    except ValueError:
+        return S.BackendFailed(S.BackendFailureKind.BAD_RESPONSE)
+
+
+def _bad_response(_e: Exception) -> S.BackendFailed:
+    return S.BackendFailed(S.BackendFailureKind.BAD_RESPONSE)

@@ -1,0 +1,38 @@
+import random
+
+from kivy.app import App
+from kivy.properties import BooleanProperty, NumericProperty
+
+from kiosk import session as S
+from screens.base import KioskScreen
+from screens.widgets import BigButton
+
+_rng = random.SystemRandom()
+
+
+class PinScreen(KioskScreen):
+    """Digits as dots; the keypad may be shuffled per session against smudges and shoulder-surfing."""
+
+    entered = NumericProperty(0)
+    shuffle = BooleanProperty(False)
+
+    def render(self, view) -> None:
+        self.entered = view.pin_entered
+        grid = self.ids.keypad
+        if grid.children and view.pin_entered:
+            return  # keep the layout while a PIN is being typed
+        theme = App.get_running_app().theme
+        digits = list("1234567890")
+        if self.shuffle:
+            _rng.shuffle(digits)
+        grid.clear_widgets()
+        keys = [(d, S.KeyDigit(d), True) for d in digits[:9]]
+        keys += [(view.extra["delete"], S.KeyBackspace(), False), (digits[9], S.KeyDigit(digits[9]), True)]
+        keys += [(b.label, b.event, False) for b in view.buttons]
+        for text, event, is_digit in keys:
+            b = BigButton(text=text, primary=is_digit, height=theme.key)
+            if is_digit:
+                b.font_size = theme.title
+            b.event = event
+            b.bind(on_release=lambda btn: self._post(btn.event))
+            grid.add_widget(b)
