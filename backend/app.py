@@ -54,6 +54,15 @@ class ErrorBody(BaseModel):
     message: str = Field(description="Human-readable explanation (Simplified Chinese)")
 
 
+class FieldProblem(BaseModel):
+    loc: list[str]
+    type: str
+
+
+class InvalidRequestBody(ErrorBody):
+    fields: list[FieldProblem] = Field(description="Where and what; the input itself is never echoed")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     api_version: str
@@ -152,7 +161,13 @@ _GENERIC = {
 
 
 def _errors(*pairs: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody, "description": desc} for status, desc in pairs}
+    out: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody, "description": desc} for status, desc in pairs}
+    out[422] = {"model": InvalidRequestBody, "description": "invalid_request: fields missing or malformed"}
+    out.update(_SERVER_ERROR)
+    return out
+
+
+_SERVER_ERROR: dict[int | str, dict[str, Any]] = {500: {"model": ErrorBody, "description": "server_error"}}
 
 
 # --- fault injection for demos and tests ---------------------------------------------------------------
@@ -175,7 +190,7 @@ class ServerControl:
         with self._lock:
             self._failures = [after_processing] * max(0, count)
 
-    def _take_failure(self) -> bool | None:
+    def take_failure(self) -> bool | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
 
@@ -219,7 +234,7 @@ class _ControlMiddleware:
             return
         self.control.record(scope["method"], scope["path"])
         mode = self.control.mode
-        failure = self.control._take_failure()
+        failure = self.control.take_failure()
         if failure is not None:
             if failure:
                 async def _lost(message: Any) -> None:
@@ -316,7 +331,7 @@ def create_app(
         fields = [{"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type", "")} for e in exc.errors()]
         return _error(422, "invalid_request", "请求内容不完整或格式不对", fields=fields)
 
-    @app.get("/v1/health", response_model=Health, tags=["health"])
+    @app.get("/v1/health", response_model=Health, tags=["health"], responses=_SERVER_ERROR)
     def health() -> Health:
         return Health(status="ok", api_version=API_VERSION, time=now())
 
@@ -358,7 +373,11 @@ def create_app(
     )
     def create_receipt(
         body: ReceiptIn,
-        idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+        idempotency_key: str | None = Header(
+            default=None,
+            alias="Idempotency-Key",
+            description="Required (8-128 of A-Z a-z 0-9 . _ : -); missing or malformed: 400 idempotency_key_required",
+        ),
     ) -> Receipt:
         if not idempotency_key or not re.fullmatch(_KEY_PATTERN, idempotency_key):
             raise ApiError(400, "idempotency_key_required", "缺少有效的 Idempotency-Key 请求头")
@@ -399,7 +418,10 @@ def create_app(
         "/v1/receipts/{receipt_id}/verify",
         response_model=Verification,
         tags=["receipts"],
-        responses={200: {"content": {"text/html": {}}, "description": "JSON, or an HTML page for browsers"}},
+        responses={
+            200: {"content": {"text/html": {}}, "description": "JSON, or an HTML page for browsers"},
+            **_errors(),
+        },
     )
     def verify_receipt(
         request: Request,

@@ -54,6 +54,7 @@ class RunningServer:
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     # --- public -----------------------------------------------------------------------------------
 
@@ -83,6 +84,8 @@ class RunningServer:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         with self._lock:
+            if self._stopped:
+                raise RuntimeError("server was stopped")
             self.control.set_mode(mode, slow_seconds=slow_seconds)
             if mode == "offline":
                 self._stop_uvicorn()
@@ -101,7 +104,9 @@ class RunningServer:
         self.control.reset_counts()
 
     def stop(self) -> None:
+        """Stop for good (idempotent)."""
         with self._lock:
+            self._stopped = True
             self._stop_uvicorn()
 
     def __enter__(self) -> RunningServer:
@@ -150,7 +155,9 @@ class RunningServer:
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then; without it Nagle and the
+    # client's delayed ACK hold each response body back ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind the same port after "offline"
     sock.bind((host, port))
     sock.listen(128)

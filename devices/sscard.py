@@ -271,7 +271,7 @@ class _Conn:
             return CardFault.REMOVED
         if hr in (sc.SCARD_E_NO_SERVICE, sc.SCARD_E_SERVICE_STOPPED, sc.SCARD_E_READER_UNAVAILABLE):
             return CardFault.NO_READER
-        end = time.monotonic() + 1.0
+        end = time.monotonic() + 1.5
         while time.monotonic() < end:
             res = sc.SCardStatus(self.card)
             if res[0] != sc.SCARD_S_SUCCESS or not res[2] & _SCARD_PRESENT:
@@ -311,7 +311,7 @@ class PcscCardReader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._mon_ctx: int | None = None
-        self._status = DeviceStatus.OFFLINE
+        self._status: DeviceStatus | None = None  # None until the watcher announced its first status
         self._present: dict[str, bool] = {}
         self._op_lock = threading.Lock()  # one card conversation at a time
 
@@ -320,6 +320,7 @@ class PcscCardReader:
         if self._thread is not None:
             return
         self._emit = emit
+        self._status = None
         self._stop.clear()
         self._thread = threading.Thread(target=self._watch, name="sscard-watch", daemon=True)
         self._thread.start()
@@ -413,7 +414,7 @@ class PcscCardReader:
     # ---- status (never raises)
     def status(self) -> DeviceStatus:
         if self._thread is not None:
-            return self._status
+            return self._status or DeviceStatus.OFFLINE
         try:
             with self._context() as (sc, ctx):
                 self._pick_reader(sc, ctx)

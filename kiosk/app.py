@@ -121,8 +121,8 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             root.ids.elder_button.bind(on_release=lambda *_: runtime.post(S.ToggleElderMode()))
             Window.bind(on_request_close=lambda *a, **k: not dev)  # closing is refused outside dev
             Window.bind(on_touch_down=lambda *a: runtime.post(S.Touch()) and False)
-            runtime.listeners.append(lambda _s: self.render())
-            Clock.schedule_interval(lambda dt: runtime.pump(), 1 / 30)
+            runtime.listeners.append(self._on_state)
+            Clock.schedule_interval(self._pump, 1 / 30)
             Clock.schedule_interval(self._tick, 1.0)
             self.root_widget = root
             self.render()
@@ -135,6 +135,12 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
 
         def on_stop(self):
             runtime.stop()
+
+        def _on_state(self, _state) -> None:
+            self.render()
+
+        def _pump(self, _dt) -> None:
+            runtime.pump()  # returns None: a False would unschedule this interval
 
         def _tick(self, _dt):
             runtime.post(S.Tick())

@@ -119,6 +119,8 @@ class Director:
     def run(self, journey, on_done) -> None:
         self._gen = journey(self)
         self._done = on_done
+        # Kivy's Clock holds bound methods weakly: the app keeps the director alive while it runs.
+        self.app.director = self
         self._advance(None)
         Clock.schedule_interval(self._poll, 0)
 

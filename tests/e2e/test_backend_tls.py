@@ -12,9 +12,11 @@ from decimal import Decimal
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from backend.db import Database
-from backend.pki import issue_client_cert, write_ca
+from backend.pki import ensure_demo_pki, issue_client_cert, write_ca
 from backend.server import start_server
 from kiosk.backend_client import (
     BackendClient,
@@ -203,6 +205,24 @@ def test_wrong_ca_pinned_is_refused(server, tmp_path):
     assert server.request_count() == 0
 
 
+def test_demo_pki_is_idempotent_and_chains(tmp_path):
+    first = ensure_demo_pki(tmp_path / "pki", terminal_id="T-0042")
+    files = [first.ca_cert, first.ca_key, first.server_cert, first.server_key, first.client_cert, first.client_key]
+    before = {f: f.read_bytes() for f in files}
+    second = ensure_demo_pki(tmp_path / "pki", terminal_id="T-0042")
+    assert second == first and all(f.read_bytes() == before[f] for f in files)
+    assert oct(first.client_key.stat().st_mode & 0o777) == "0o600"
+    ca = x509.load_pem_x509_certificate(first.ca_cert.read_bytes())
+    server_cert = x509.load_pem_x509_certificate(first.server_cert.read_bytes())
+    client_cert = x509.load_pem_x509_certificate(first.client_cert.read_bytes())
+    server_cert.verify_directly_issued_by(ca)
+    client_cert.verify_directly_issued_by(ca)
+    sans = server_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert client_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "T-0042"
+
+
 def test_plain_http_is_refused(server):
     http_url = server.url.replace("https://", "http://")
     with pytest.raises(ValueError, match="http://"):
@@ -240,6 +260,8 @@ def test_stopped_server_is_offline(tmp_path):
     srv.stop()
     got = c.pension(ELDER)
     assert isinstance(got, BackendFailure) and got.kind == FailureKind.OFFLINE
+    with pytest.raises(RuntimeError):
+        srv.set_mode("online")  # stopped for good
 
 
 def test_slow_server_is_timeout(server):

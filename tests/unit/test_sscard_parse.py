@@ -152,7 +152,7 @@ def test_parse_record_never_crashes(resp, tag):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(list(EF05_FIELDS)), st.binary(max_size=20)))
+@given(st.dictionaries(st.sampled_from(list(EF05_FIELDS)), st.none() | st.binary(max_size=20)))
 def test_decode_ef05_never_crashes(records):
     try:
         decode_ef05(records)
@@ -161,7 +161,7 @@ def test_decode_ef05_never_crashes(records):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(list(EF06_FIELDS)), st.binary(max_size=34)))
+@given(st.dictionaries(st.sampled_from(list(EF06_FIELDS)), st.none() | st.binary(max_size=34)))
 def test_decode_ef06_and_build_never_crash(records):
     try:
         build_card_data(
@@ -211,3 +211,12 @@ def test_t0_exchange_never_hangs_on_any_answers(answers, apdu):
     except _documented:
         pass
     assert len(calls) <= 17  # one command + at most 16 follow-ups
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from([None, "61", "6C"]))
+def test_twin_chip_answers_any_apdu_with_a_status_word(apdu, style):
+    chip = SSCardChip(load_personas()[0], t0_style=style)
+    chip.process(SELECT_SSSE)
+    answer = chip.process(apdu)
+    assert len(answer) >= 2
