@@ -8,12 +8,13 @@ returned as values, never raised.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable, Protocol
+from typing import Protocol
 
 
-class DeviceStatus(str, enum.Enum):
+class DeviceStatus(enum.StrEnum):
     ONLINE = "online"
     NO_DEVICE = "no_device"
     HARDWARE_ERROR = "hardware_error"
@@ -21,14 +22,14 @@ class DeviceStatus(str, enum.Enum):
     OFFLINE = "offline"  # the service behind the device (e.g. pcscd) is not answering
 
 
-class MediaStatus(str, enum.Enum):
+class MediaStatus(enum.StrEnum):
     PRESENT = "present"
     ABSENT = "absent"
     JAMMED = "jammed"
     UNKNOWN = "unknown"
 
 
-class PaperStatus(str, enum.Enum):
+class PaperStatus(enum.StrEnum):
     FULL = "full"
     LOW = "low"  # near end: still prints
     OUT = "out"
@@ -42,7 +43,7 @@ Emit = Callable[[object], None]
 # ---------------------------------------------------------------- social-security card (PC/SC)
 
 
-class CardFault(str, enum.Enum):
+class CardFault(enum.StrEnum):
     NO_READER = "no_reader"
     NO_CARD = "no_card"
     REMOVED = "removed"  # pulled out mid-operation
@@ -107,7 +108,7 @@ class CardReadFailed:
     detail: str = ""  # technical, for logs and the technician; never shown raw to residents
 
 
-class PinOutcome(str, enum.Enum):
+class PinOutcome(enum.StrEnum):
     OK = "ok"
     WRONG = "wrong"
     BLOCKED = "blocked"
@@ -151,7 +152,7 @@ class PrinterStatus:
         return self.device is DeviceStatus.ONLINE and self.paper in (PaperStatus.FULL, PaperStatus.LOW)
 
 
-class PrintOutcome(str, enum.Enum):
+class PrintOutcome(enum.StrEnum):
     PRINTED = "printed"
     PAPER_OUT = "paper_out"
     OFFLINE = "offline"

@@ -32,7 +32,7 @@ def find_cjk_font() -> str:
     path, langs = out[0].strip(), (out[1] if len(out) > 1 else "")
     if not path or not Path(path).is_file() or "zh-cn" not in langs.split("|"):
         raise FontMissing(
-            "no Chinese font found (fc-match sans:lang=zh-cn gave %r) — apt-get install fonts-noto-cjk" % path
+            f"no Chinese font found (fc-match sans:lang=zh-cn gave {path!r}) — apt-get install fonts-noto-cjk"
         )
     return path
 

@@ -30,7 +30,7 @@ from kiosk.privacy import mask_id, mask_name
 PIN_LENGTH = 6
 
 
-class Screen(str, enum.Enum):
+class Screen(enum.StrEnum):
     IDLE = "idle"
     READING = "reading"
     PIN = "pin"
@@ -44,7 +44,7 @@ class Screen(str, enum.Enum):
     ERROR = "error"
 
 
-class Fault(str, enum.Enum):
+class Fault(enum.StrEnum):
     CARD_UNREADABLE = "card_unreadable"
     NOT_SSCARD = "not_sscard"
     CARD_INVALID = "card_invalid"
@@ -117,7 +117,7 @@ class Tick:
 # ------------------------------------------------------------------ results of effects
 
 
-class BackendFailureKind(str, enum.Enum):
+class BackendFailureKind(enum.StrEnum):
     OFFLINE = "offline"
     TIMEOUT = "timeout"
     SERVER_ERROR = "server_error"

@@ -35,6 +35,18 @@ class Step:
     started: float = field(default=0.0)
 
 
+def _rect(w) -> tuple[float, float, float, float]:
+    x, y = w.to_window(w.x, w.y)
+    return x, y, x + w.width, y + w.height
+
+
+def _overlap(a, b) -> float:
+    """Height of the overlap of two rects (0 when apart): text hidden under a button."""
+    if min(a[2], b[2]) - max(a[0], b[0]) <= 0:
+        return 0.0
+    return max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 class JourneyFailed(Exception):
     pass
 
@@ -102,7 +114,12 @@ class Director:
 
     def check_frame(self) -> dict:
         small, overflow = [], []
+        buttons = [_rect(b) for b in self.visible_widgets() if isinstance(b, Button)]
         for w in self.visible_widgets():
+            if isinstance(w, Label) and not isinstance(w, Button) and w.text:
+                r = _rect(w)
+                if any(_overlap(r, b) > 4 for b in buttons):
+                    overflow.append({"text": w.text, "under_button": [round(v) for v in r]})
             if not isinstance(w, Label) or not w.text:
                 continue
             if isinstance(w, Button) and (w.width < dp(MIN_TARGET_DP) or w.height < dp(MIN_TARGET_DP)):
@@ -141,7 +158,8 @@ class Director:
             return False
         if step.kind == "until":
             if step.predicate():
-                self._advance(True)
+                # let the new screen lay itself out before anything taps it
+                self._step = Step("frames", step.label, frames=2)
             elif time.monotonic() - step.started > step.timeout:
                 v = self.app.view
                 self.errors.append(f"timed out waiting for {step.label} (on {v.screen if v else '?'}: {v.title if v else ''})")

@@ -37,3 +37,9 @@ def test_filter_redacts_args_and_exceptions(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert "370102195203140527" not in text and "王秀兰" not in text and "李建国" not in text
     assert "3701**********0527" in text and "ValueError" in text
+
+
+def test_the_log_guard_knows_the_demo_people():
+    from tests.conftest import SECRETS
+
+    assert any(len(s) == 18 for s in SECRETS) and "王秀兰" in SECRETS and "123456" in SECRETS

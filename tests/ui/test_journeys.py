@@ -1,0 +1,135 @@
+"""The real app under Xvfb, driven by real touches through every journey and error screen, in both
+orientations, against the real stack (pcscd + vpcd card twin, mutual-TLS backend, printer twin on a pty).
+
+One scripted demo run produces screenshots, a report per journey (what was on screen, text that did not
+fit, targets that were too small) and receipt PNGs; the tests below check them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ORIENTATIONS = ("landscape", "portrait")
+JOURNEYS = ("pension", "faults")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, log_files):
+    out = tmp_path_factory.mktemp("demo")
+    log = out / "demo.log"
+    log_files.append(log)
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # no display: the scripted demo under Xvfb
+    proc = subprocess.run(
+        [sys.executable, "-m", "kiosk", "--log-file", str(log), "demo", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    (out / "stdout.txt").write_text(proc.stdout + proc.stderr)
+    log_files.append(out / "stdout.txt")
+    return out, proc
+
+
+def _report(out: Path, orientation: str, journey: str) -> dict:
+    return json.loads((out / "screens" / f"{orientation}-{journey}-report.json").read_text(encoding="utf-8"))
+
+
+def test_demo_runs_every_journey_in_both_orientations(demo):
+    out, proc = demo
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == {f"{o}/{j}": 0 for o in ORIENTATIONS for j in JOURNEYS}
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+@pytest.mark.parametrize("journey", JOURNEYS)
+def test_screens_fit_and_targets_are_big(demo, orientation, journey):
+    out, _ = demo
+    rep = _report(out, orientation, journey)
+    assert not rep["errors"], rep["errors"]
+    assert rep["steps"], "no screenshots"
+    for step in rep["steps"]:
+        png = Path(step["png"])
+        assert png.exists() and png.stat().st_size > 10_000, png
+        assert step["window"] == ([1280, 800] if orientation == "landscape" else [1080, 1920])
+        assert step["small_targets"] == [], (step["name"], step["small_targets"])
+        assert step["overflow"] == [], (step["name"], step["overflow"])
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_pension_journey_shows_what_the_resident_needs(demo, orientation):
+    out, _ = demo
+    steps = {s["name"]: s for s in _report(out, orientation, "pension")["steps"]}
+    assert [s.split("-", 1)[1] for s in steps] == [
+        "idle", "reading", "pin", "pin-five-digits", "menu", "pension", "take-card", "idle-again",
+    ]
+    assert steps["01-idle"]["title"] == "请插入社保卡"
+    assert "王*兰，您好\n请输入 6 位密码，输入完自动确认" in steps["03-pin"]["texts"]
+    assert "养老金查询" in steps["05-menu"]["texts"]
+    pension = steps["06-pension"]["texts"]
+    for expected in ("城乡居民基本养老保险", "238.50 元", "15 年", "7532.40 元", "王*兰", "打印回执"):
+        assert expected in pension, expected
+    assert steps["07-take-card"]["title"] == "请取走您的社保卡"
+    # nothing of the resident is left once the card is out
+    assert not any("王" in t for t in steps["08-idle-again"]["texts"])
+    assert not any("王秀兰" in t or "370102195203140527" in t for s in steps.values() for t in s["texts"])
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_every_fault_has_its_own_screen(demo, orientation):
+    out, _ = demo
+    steps = {s["name"]: s for s in _report(out, orientation, "faults")["steps"]}
+    expect = {
+        "10-pin-wrong": ("error", "密码不对"),
+        "11-backend-offline": ("error", "网络连接不上"),
+        "12-backend-error": ("error", "系统忙，暂时查不了"),
+        "13-printer-out-show-qr": ("show_qr", "打印机暂时不能打印"),
+        "14-pin-blocked": ("error", "密码已锁定"),
+        "15-needs-security-module": ("error", "这张卡需要在窗口办理"),
+        "16-not-sscard": ("error", "这不是社保卡"),
+        "17-no-pension-record": ("pension", "暂无养老保险参保记录"),
+    }
+    for name, (screen, title) in expect.items():
+        assert (steps[name]["screen"], steps[name]["title"]) == (screen, title), name
+    assert any("还可以再试 2 次" in t for t in steps["10-pin-wrong"]["texts"])
+    assert any(t.startswith("还有") and "秒返回首页" in t for t in steps["18-countdown"]["texts"])
+    assert steps["19-idle-english"]["title"] == "Please insert your social security card"
+    assert steps["20-idle-english-standard-type"]["elder_mode"] is False
+
+
+def test_receipt_qr_decodes_to_a_url_the_backend_confirms(demo):
+    import zxingcpp
+    from PIL import Image
+
+    from backend.server import start_server
+    from kiosk.backend_client import BackendClient
+
+    out, _ = demo
+    receipts = sorted((out / "receipts").glob("*-pension-receipt-*.png"))
+    assert len(receipts) == 2, receipts  # one per orientation
+    for png in receipts:
+        orientation = png.name.split("-")[0]
+        codes = zxingcpp.read_barcodes(Image.open(png))
+        assert len(codes) == 1, png
+        url = codes[0].text
+        assert "/v1/receipts/" in url and "/verify" in url
+        # the backend that issued it comes back up on its own database and PKI
+        server = start_server(out / f"stack-{orientation}-pension" / "backend")
+        try:
+            client = BackendClient(server.url, server.ca_path, server.client_cert, server.client_key)
+            here = urlsplit(server.url)
+            u = urlsplit(url)
+            moved = urlunsplit((u.scheme, here.netloc, u.path, u.query, u.fragment))
+            v = client.verify_receipt(moved)
+            assert getattr(v, "genuine", False), v
+            assert v.service == "pension_query" and v.name_masked == "王*兰" and v.id_masked.endswith("0527")
+            forged = client.verify_receipt(moved.replace("sig=", "sig=0"))
+            assert not getattr(forged, "genuine", True)
+        finally:
+            server.stop()
