@@ -27,10 +27,11 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.db import PERSONAS_PATH, Database, IdempotencyConflict
+from backend.db import FILING_ALREADY_REPORTED, PERSONAS_PATH, Database, IdempotencyConflict
 from devices.idnumber import is_valid as ssn_is_valid
 from kiosk.privacy import mask_id, mask_name
 
@@ -44,6 +45,13 @@ _SIG_BYTES = 16  # 128-bit truncated HMAC: short enough for a small receipt QR, 
 _MONEY = r"^-?\d+\.\d{2}$"
 _ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 _KEY_PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"
+_FILING_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+
+CARD_LOSS_TITLE = "社保卡临时挂失"
+CARD_LOSS_LINES = (
+    ("挂失状态", "已临时挂失"),
+    ("说明", "临时挂失有效期 5 个工作日，请尽快到窗口办理正式挂失和补卡"),
+)
 
 
 # --- models (they are the contract: backend/openapi.json is generated from them) ----------------------
@@ -120,6 +128,47 @@ class Verification(BaseModel):
     created_at: AwareDatetime | None = None
     site_id: str | None = None
     terminal_id: str | None = None
+
+
+class CardLossIn(BaseModel):
+    terminal_id: str = Field(pattern=_ID_PATTERN)
+    site_id: str = Field(pattern=_ID_PATTERN)
+    ssn: str = Field(min_length=18, max_length=18, description="Card holder's ID number (GB 11643 check digit)")
+    name: str | None = Field(
+        default=None, max_length=64, description="As read from the credential; the receipt shows the holder on record"
+    )
+    credential: Literal["id_card", "sscard_pin", "ecard"] = Field(description="How the resident proved who they are")
+    created_at: AwareDatetime = Field(description="When the terminal accepted the filing")
+
+    @field_validator("ssn")
+    @classmethod
+    def _check_digit(cls, v: str) -> str:
+        v = v.upper()
+        if not ssn_is_valid(v):
+            raise PydanticCustomError("invalid_ssn", "ID number check digit does not match")
+        return v
+
+
+class CardLossFiling(BaseModel):
+    filing_id: str
+    status: Literal["accepted", "already_reported"] = Field(
+        description="accepted: this request filed it; already_reported: the card was already suspended by "
+        "filing_id (an earlier report), nothing new was filed"
+    )
+    card_status: Literal["temporarily_suspended"]
+    receipt_id: str
+    verify_url: str = Field(description="Full https URL printed as the receipt's QR code")
+    lines: list[tuple[str, str]] = Field(description="Label / value lines recorded on the receipt, to print")
+    created_at: AwareDatetime = Field(description="When the terminal accepted the filing (of filing_id)")
+    received_at: AwareDatetime = Field(description="When the backend recorded the filing (of filing_id)")
+    replayed: bool = Field(description="True when this idempotency key had already been answered")
+
+
+class FilingStatus(BaseModel):
+    filing_id: str
+    type: Literal["card_loss"]
+    status: Literal["accepted"]
+    created_at: AwareDatetime
 
 
 class ECardResolveIn(BaseModel):
@@ -412,6 +461,82 @@ def create_app(
             created_at=dt.datetime.fromisoformat(row.created_at),
             received_at=dt.datetime.fromisoformat(row.received_at),
             replayed=replayed,
+        )
+
+    @app.post(
+        "/v1/filings/card-loss",
+        response_model=CardLossFiling,
+        tags=["filings"],
+        responses=_errors(
+            (400, "idempotency_key_required"),
+            (404, "no_card: no social-security card is known for this person"),
+            (409, "idempotency_conflict: key reused with a different body"),
+        ),
+    )
+    def file_card_loss(
+        body: CardLossIn,
+        idempotency_key: str | None = Header(
+            default=None,
+            alias="Idempotency-Key",
+            description="Required (8-128 of A-Z a-z 0-9 . _ : -); missing or malformed: 400 idempotency_key_required",
+        ),
+    ) -> CardLossFiling:
+        """社保卡临时挂失: suspend the card and issue a receipt. Reporting an already suspended card again is
+        not an error (the resident's goal is met): 200 with status already_reported and the earlier filing."""
+        if not idempotency_key or not re.fullmatch(_KEY_PATTERN, idempotency_key):
+            raise ApiError(400, "idempotency_key_required", "缺少有效的 Idempotency-Key 请求头")
+        person = db.person_by_ssn(body.ssn)
+        if person is None:
+            raise ApiError(404, "no_card", "没有查到这个人的社保卡")
+        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        received = now()
+        stamp = f"{received:%Y%m%d}-{secrets.token_hex(5).upper()}"
+        try:
+            got = db.file_card_loss(
+                idempotency_key=idempotency_key,
+                request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+                new_filing_id=f"F{stamp}",
+                new_receipt_id=f"R{stamp}",
+                terminal_id=body.terminal_id,
+                site_id=body.site_id,
+                ssn=body.ssn,
+                name=person["name"],  # the receipt names the card holder on record
+                credential=body.credential,
+                summary={"title": CARD_LOSS_TITLE, **dict(CARD_LOSS_LINES)},
+                created_at=body.created_at.isoformat(),
+                received_at=received.isoformat(),
+            )
+        except IdempotencyConflict:
+            raise ApiError(409, "idempotency_conflict", "该 Idempotency-Key 已用于另一份内容") from None
+        f = got.filing
+        sig = _sign(receipt_secret, "receipt", f.receipt_id)
+        return CardLossFiling(
+            filing_id=f.filing_id,
+            status="already_reported" if got.outcome == FILING_ALREADY_REPORTED else "accepted",
+            card_status="temporarily_suspended",
+            receipt_id=f.receipt_id,
+            verify_url=f"{base_url}/v1/receipts/{f.receipt_id}/verify?sig={sig}",
+            lines=list(CARD_LOSS_LINES),
+            created_at=dt.datetime.fromisoformat(f.created_at),
+            received_at=dt.datetime.fromisoformat(f.received_at),
+            replayed=got.replayed,
+        )
+
+    @app.get(
+        "/v1/filings/{filing_id}",
+        response_model=FilingStatus,
+        tags=["filings"],
+        responses=_errors((404, "unknown_filing")),
+    )
+    def filing_status(filing_id: str = PathParam(pattern=_FILING_ID_PATTERN)) -> FilingStatus:
+        f = db.filing(filing_id)
+        if f is None:
+            raise ApiError(404, "unknown_filing", "没有查到这份申请")
+        return FilingStatus(
+            filing_id=f.filing_id,
+            type=f.type,  # type: ignore[arg-type]  # validated against the Literal by pydantic
+            status=f.status,  # type: ignore[arg-type]
+            created_at=dt.datetime.fromisoformat(f.created_at),
         )
 
     @app.get(

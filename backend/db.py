@@ -1,4 +1,5 @@
-"""SQLite store of the reference backend: people, pension records, payments, receipts, revoked e-card codes.
+"""SQLite store of the reference backend: people, pension records, payments, receipts, revoked e-card codes,
+filings (社保卡临时挂失) and card status.
 
 One short-lived connection per call (FastAPI runs sync endpoints on a thread pool); WAL so readers never
 block the writer; synchronous=FULL so an accepted receipt survives a power cut.
@@ -41,13 +42,52 @@ CREATE TABLE IF NOT EXISTS receipts (
     name TEXT, summary_json TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ecard_revoked (nonce TEXT PRIMARY KEY, revoked_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS filings (
+    filing_id TEXT PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, ssn TEXT NOT NULL,
+    name TEXT, credential TEXT NOT NULL, terminal_id TEXT NOT NULL, site_id TEXT NOT NULL,
+    receipt_id TEXT NOT NULL REFERENCES receipts(receipt_id), created_at TEXT NOT NULL, received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS filing_keys (
+    idempotency_key TEXT PRIMARY KEY, request_hash TEXT NOT NULL,
+    filing_id TEXT NOT NULL REFERENCES filings(filing_id), outcome TEXT NOT NULL, received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS card_status (
+    ssn TEXT PRIMARY KEY, status TEXT NOT NULL, since TEXT NOT NULL,
+    filing_id TEXT NOT NULL REFERENCES filings(filing_id)
+);
 """
+
+CARD_SUSPENDED = "temporarily_suspended"
+FILING_ACCEPTED = "accepted"
+FILING_ALREADY_REPORTED = "already_reported"
 
 PAYMENT_PAID = "已发放"
 
 
 class IdempotencyConflict(Exception):
     """The idempotency key was already used for a different request body."""
+
+
+@dataclass(frozen=True)
+class FilingRow:
+    filing_id: str
+    type: str
+    status: str
+    ssn: str
+    terminal_id: str
+    site_id: str
+    credential: str
+    receipt_id: str
+    created_at: str
+    received_at: str
+
+
+@dataclass(frozen=True)
+class CardLossOutcome:
+    filing: FilingRow
+    outcome: str  # FILING_ACCEPTED (this request filed it) or FILING_ALREADY_REPORTED (an earlier one did)
+    card_status: str
+    replayed: bool  # this idempotency key had been seen before
 
 
 @dataclass(frozen=True)
@@ -157,6 +197,10 @@ class Database:
         with self.connect() as conn:
             return conn.execute("SELECT key, ssn, name FROM persons WHERE key = ?", (key,)).fetchone()
 
+    def person_by_ssn(self, ssn: str) -> sqlite3.Row | None:
+        with self.connect() as conn:
+            return conn.execute("SELECT key, ssn, name FROM persons WHERE ssn = ?", (ssn,)).fetchone()
+
     def person_name(self, ssn: str) -> str | None:
         with self.connect() as conn:
             row = conn.execute("SELECT name FROM persons WHERE ssn = ?", (ssn,)).fetchone()
@@ -220,6 +264,107 @@ class Database:
             return conn.execute(
                 "SELECT COUNT(*) FROM receipts WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()[0]
+
+    # --- filings ---------------------------------------------------------------------------------------
+
+    def file_card_loss(
+        self,
+        *,
+        idempotency_key: str,
+        request_hash: str,
+        new_filing_id: str,
+        new_receipt_id: str,
+        terminal_id: str,
+        site_id: str,
+        ssn: str,
+        name: str | None,
+        credential: str,
+        summary: dict[str, Any],
+        created_at: str,
+        received_at: str,
+    ) -> CardLossOutcome:
+        """Record a temporary loss report once per idempotency key, with its receipt and the card's new status,
+        in one transaction. A card already suspended is not filed again: the earlier filing is answered.
+        Raises IdempotencyConflict."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")  # serialise check-then-insert across threads and processes
+            try:
+                seen = conn.execute(
+                    "SELECT * FROM filing_keys WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
+                if seen is not None:
+                    conn.execute("ROLLBACK")
+                    if seen["request_hash"] != request_hash:
+                        raise IdempotencyConflict(idempotency_key)
+                    return self._outcome(seen["filing_id"], seen["outcome"], replayed=True)
+                current = conn.execute(
+                    "SELECT filing_id FROM card_status WHERE ssn = ? AND status = ?", (ssn, CARD_SUSPENDED)
+                ).fetchone()
+                if current is not None:
+                    filing_id, outcome = current["filing_id"], FILING_ALREADY_REPORTED
+                else:
+                    filing_id, outcome = new_filing_id, FILING_ACCEPTED
+                    conn.execute(
+                        "INSERT INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            # '/' is outside the client key alphabet: never collides with POST /v1/receipts keys
+                            new_receipt_id, f"filing/{new_filing_id}", request_hash, terminal_id, site_id,
+                            "card_loss", ssn, name, json.dumps(summary, ensure_ascii=False, sort_keys=True),
+                            created_at, received_at,
+                        ),
+                    )
+                    conn.execute(
+                        "INSERT INTO filings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            new_filing_id, "card_loss", FILING_ACCEPTED, ssn, name, credential, terminal_id,
+                            site_id, new_receipt_id, created_at, received_at,
+                        ),
+                    )
+                    conn.execute(
+                        "INSERT OR REPLACE INTO card_status (ssn, status, since, filing_id) VALUES (?, ?, ?, ?)",
+                        (ssn, CARD_SUSPENDED, received_at, new_filing_id),
+                    )
+                conn.execute(
+                    "INSERT INTO filing_keys VALUES (?, ?, ?, ?, ?)",
+                    (idempotency_key, request_hash, filing_id, outcome, received_at),
+                )
+                conn.execute("COMMIT")
+            except IdempotencyConflict:
+                raise
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return self._outcome(filing_id, outcome, replayed=False)
+
+    def _outcome(self, filing_id: str, outcome: str, *, replayed: bool) -> CardLossOutcome:
+        filing = self.filing(filing_id)
+        assert filing is not None  # filing_keys references filings
+        status = self.card_status(filing.ssn)
+        return CardLossOutcome(filing, outcome, status[0] if status else CARD_SUSPENDED, replayed)
+
+    def filing(self, filing_id: str) -> FilingRow | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM filings WHERE filing_id = ?", (filing_id,)).fetchone()
+        if row is None:
+            return None
+        return FilingRow(
+            filing_id=row["filing_id"], type=row["type"], status=row["status"], ssn=row["ssn"],
+            terminal_id=row["terminal_id"], site_id=row["site_id"], credential=row["credential"],
+            receipt_id=row["receipt_id"], created_at=row["created_at"], received_at=row["received_at"],
+        )
+
+    def card_status(self, ssn: str) -> tuple[str, str, str] | None:
+        """(status, since, filing_id) of a card with a recorded status, else None (card in normal use)."""
+        with self.connect() as conn:
+            row = conn.execute("SELECT status, since, filing_id FROM card_status WHERE ssn = ?", (ssn,)).fetchone()
+        return None if row is None else (row["status"], row["since"], row["filing_id"])
+
+    def count_filings(self, ssn: str | None = None) -> int:
+        with self.connect() as conn:
+            if ssn is None:
+                return conn.execute("SELECT COUNT(*) FROM filings").fetchone()[0]
+            return conn.execute("SELECT COUNT(*) FROM filings WHERE ssn = ?", (ssn,)).fetchone()[0]
 
     # --- e-card revocation -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SCREENS = ("idle", "message", "pin", "menu", "pension", "show_qr", "error")
+SCREENS = ("idle", "message", "pin", "menu", "pension", "show_qr", "error", "notice", "scan")
 SIZES = {"landscape": (1280, 800), "portrait": (1080, 1920)}
 
 
@@ -78,8 +78,10 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
     from screens.idle import IdleScreen
     from screens.menu import MenuScreen
     from screens.message import MessageScreen
+    from screens.notice import NoticeScreen
     from screens.pension import PensionScreen
     from screens.pin import PinScreen
+    from screens.scan import ScanScreen
     from screens.show_qr import ShowQrScreen
     from screens.theme import Theme
 
@@ -92,7 +94,8 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
     Builder.load_file(str(root_dir / "root.kv"))
     classes = {
         "idle": IdleScreen, "message": MessageScreen, "pin": PinScreen, "menu": MenuScreen,
-        "pension": PensionScreen, "show_qr": ShowQrScreen, "error": ErrorScreen,
+        "pension": PensionScreen, "show_qr": ShowQrScreen, "error": ErrorScreen, "notice": NoticeScreen,
+        "scan": ScanScreen,
     }
 
     class KioskApp(App):
@@ -115,6 +118,8 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
                 scr.post = runtime.post
                 if name == "pin":
                     scr.shuffle = shuffle_keypad
+                if name == "scan":
+                    scr.frames = runtime.latest_frame
                 sm.add_widget(scr)
             root.ids.holder.add_widget(sm)
             self.sm = sm

@@ -2,7 +2,8 @@
 
 Every call returns a value: a typed result or a BackendFailure whose kind is a closed set the session can
 turn into a screen. Mutual TLS with a pinned CA; (connect, read) timeouts on every call; urllib3 retries
-with backoff only where a repeat is harmless (GETs, and POST /v1/receipts, which carries an Idempotency-Key).
+with backoff only where a repeat is harmless (GETs, and the POSTs that carry an Idempotency-Key: /v1/receipts and
+/v1/filings/card-loss).
 Nothing here logs an ID number or a name: log lines name the route template, never the real path.
 """
 
@@ -112,6 +113,27 @@ class ReceiptVerification:
 
 
 @dataclass(frozen=True)
+class FilingRecord:
+    filing_id: str
+    status: str  # accepted (this call filed it) | already_reported (an earlier filing had; its ids are given)
+    card_status: str  # temporarily_suspended
+    receipt_id: str
+    verify_url: str
+    created_at: dt.datetime
+    received_at: dt.datetime
+    replayed: bool  # the backend had already answered this idempotency key
+    lines: tuple[tuple[str, str], ...] = ()  # label / value lines the backend recorded on the receipt
+
+
+@dataclass(frozen=True)
+class FilingStatus:
+    filing_id: str
+    type: str  # card_loss
+    status: str  # accepted
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class ECardPerson:
     name: str = field(repr=False)
     ssn: str = field(repr=False)
@@ -189,8 +211,9 @@ class BackendClient:
         safe = HTTPAdapter(max_retries=_retry(frozenset({"GET", "HEAD"}), retries, backoff_factor))
         receipts = HTTPAdapter(max_retries=_retry(frozenset({"GET", "HEAD", "POST"}), retries, backoff_factor))
         self.session.mount(self.base_url + "/", safe)
-        # Longest prefix wins in requests: POST /v1/receipts may retry, its Idempotency-Key makes it safe.
+        # Longest prefix wins in requests: these POSTs may retry, their Idempotency-Key makes it safe.
         self.session.mount(self.base_url + "/v1/receipts", receipts)
+        self.session.mount(self.base_url + "/v1/filings/card-loss", receipts)
         if verify is False:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             log.warning("backend client in insecure dev mode: server certificate NOT verified")
@@ -243,6 +266,40 @@ class BackendClient:
             "POST", "/v1/receipts", "/v1/receipts", json=body, headers={"Idempotency-Key": idempotency_key}
         )
         return got if isinstance(got, BackendFailure) else _parse(_receipt, got)
+
+    def report_card_loss(
+        self,
+        *,
+        idempotency_key: str,
+        terminal_id: str,
+        site_id: str,
+        ssn: str,
+        credential: str,
+        created_at: dt.datetime | str,
+        name: str | None = None,
+    ) -> FilingRecord | BackendFailure:
+        """社保卡临时挂失. credential: id_card | sscard_pin | ecard. Safe to repeat with the same key and body.
+        A card already suspended answers status already_reported (not a failure). Failures worth knowing:
+        NOT_FOUND code no_card (no card for this person), REJECTED code idempotency_conflict / invalid_request."""
+        body: dict[str, Any] = {
+            "terminal_id": terminal_id,
+            "site_id": site_id,
+            "ssn": ssn,
+            "credential": credential,
+            "created_at": created_at.isoformat() if isinstance(created_at, dt.datetime) else created_at,
+        }
+        if name is not None:
+            body["name"] = name
+        got = self._call(
+            "POST", "/v1/filings/card-loss", "/v1/filings/card-loss", json=body,
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return got if isinstance(got, BackendFailure) else _parse(_filing_record, got)
+
+    def filing_status(self, filing_id: str) -> FilingStatus | BackendFailure:
+        """NOT_FOUND code unknown_filing when the backend has no such filing."""
+        got = self._call("GET", f"/v1/filings/{quote(filing_id, safe='')}", "/v1/filings/{filing_id}")
+        return got if isinstance(got, BackendFailure) else _parse(_filing_status, got)
 
     def verify_receipt(self, url: str) -> ReceiptVerification | BackendFailure:
         """Check a receipt QR URL; only URLs on this backend are fetched (the client cert goes nowhere else)."""
@@ -424,6 +481,39 @@ def _receipt(data: Any) -> ReceiptRecord:
         created_at=_dt(d, "created_at"),
         received_at=_dt(d, "received_at"),
         replayed=_b(d, "replayed"),
+    )
+
+
+def _filing_record(data: Any) -> FilingRecord:
+    d = _obj(data)
+    raw_lines = d.get("lines", [])
+    if not isinstance(raw_lines, list):
+        raise TypeError("lines")
+    lines = []
+    for line in raw_lines:
+        if not (isinstance(line, list) and len(line) == 2 and all(isinstance(x, str) for x in line)):
+            raise TypeError("lines")
+        lines.append((line[0], line[1]))
+    return FilingRecord(
+        filing_id=_s(d, "filing_id"),
+        status=_s(d, "status"),
+        card_status=_s(d, "card_status"),
+        receipt_id=_s(d, "receipt_id"),
+        verify_url=_s(d, "verify_url"),
+        created_at=_dt(d, "created_at"),
+        received_at=_dt(d, "received_at"),
+        replayed=_b(d, "replayed"),
+        lines=tuple(lines),
+    )
+
+
+def _filing_status(data: Any) -> FilingStatus:
+    d = _obj(data)
+    return FilingStatus(
+        filing_id=_s(d, "filing_id"),
+        type=_s(d, "type"),
+        status=_s(d, "status"),
+        created_at=_dt(d, "created_at"),
     )
 
 

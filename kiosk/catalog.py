@@ -29,6 +29,8 @@ class Service:
 
 SERVICES: tuple[Service, ...] = (
     Service("pension_query", "service.pension_query", Level.STRONG, "service.pension_query.voice"),
+    # Reporting a lost card needs only the ID card: the person has no social-security card to show.
+    Service("card_loss", "service.card_loss", Level.ID_CARD, "service.card_loss.voice"),
 )
 
 _BY_KEY = {s.key: s for s in SERVICES}

@@ -76,12 +76,15 @@ def espeak_voice(text: str, locale: str) -> None:
         subprocess.run([exe, "-v", "cmn" if locale == "zh_CN" else "en", text], capture_output=True, timeout=30)
 
 
-def make_runtime(cfg, *, voice=True):
+def make_runtime(cfg, *, voice=True, camera=None):
     from kiosk import session as S
-    from kiosk.factory import build_backend, build_devices
+    from kiosk.factory import build_backend, build_devices, build_optional_devices
     from kiosk.runtime import Runtime, Site
 
     card, printer = build_devices(cfg)
+    optional = build_optional_devices(cfg)
+    if camera is not None:
+        optional["camera"] = camera
     t = cfg.timeouts
     return Runtime(
         card_reader=card, printer=printer, backend=build_backend(cfg),
@@ -90,15 +93,16 @@ def make_runtime(cfg, *, voice=True):
         settings=S.Settings(inactivity=t.inactivity, pin=t.pin, warn=t.warn),
         locale=cfg.terminal.locale, elder_mode=cfg.terminal.elder_mode,
         voice=espeak_voice if voice else None,
+        **optional,
     )
 
 
-def run_app(cfg, *, size=None, on_ready=None, voice=True) -> int:
+def run_app(cfg, *, size=None, on_ready=None, voice=True, camera=None) -> int:
     from kiosk import app as kapp
 
     font = kapp.find_cjk_font()  # before any window: a clear error, not boxes on screen
     kapp.prepare_kivy(size=size, dev=cfg.terminal.dev)
-    runtime = make_runtime(cfg, voice=voice)
+    runtime = make_runtime(cfg, voice=voice, camera=camera)
     application = kapp.build_app(runtime, font_path=font, dev=cfg.terminal.dev, on_ready=on_ready)
     application.run()
     return getattr(application, "exit_code", 0)
@@ -156,7 +160,7 @@ def _demo_one(out: Path, journey: str, orientation: str, inactivity: float | Non
 
             Director(application, stack, out / "screens", f"{orientation}-{journey}").run(JOURNEYS[journey], done)
 
-        run_app(cfg, size=kapp.SIZES[orientation], on_ready=on_ready, voice=False)
+        run_app(cfg, size=kapp.SIZES[orientation], on_ready=on_ready, voice=False, camera=stack.camera)
     finally:
         stack.stop()
     for png in (stack.out / "receipts").glob("*.png"):
@@ -236,7 +240,7 @@ def _demo_interactive(out: Path, orientation: str) -> int:
 
             attach(application, stack)
 
-        return run_app(cfg, size=kapp.SIZES[orientation], on_ready=on_ready)
+        return run_app(cfg, size=kapp.SIZES[orientation], on_ready=on_ready, camera=stack.camera)
     finally:
         stack.stop()
 

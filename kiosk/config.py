@@ -53,6 +53,7 @@ class Devices(_Section):
     scanner_port: str = ""
     scanner_baud: int = Field(9600, gt=0)
     scanner_terminator: str = "\r"
+    camera: str = ""  # V4L2 device for QR scanning, e.g. /dev/video0; empty = no camera
 
 
 class Timeouts(_Section):

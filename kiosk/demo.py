@@ -18,6 +18,41 @@ DEMO_VPCD_PORT = 35963
 SITE_NAME = "示范镇人社服务站"
 
 
+class ShownPicture:
+    """The camera twin for the demo: a live-looking frame, with a QR code in it while one is shown."""
+
+    def __init__(self, fps: float = 15.0) -> None:
+        self._frame = None
+        self._text = None
+        self._period = 1.0 / fps
+        self._next = 0.0
+
+    def show(self, text: str | None) -> None:
+        from devices.sim.camera_twin import noise_frame, synth_frame
+
+        self._text = text
+        self._frame = synth_frame(text) if text else noise_frame(seed=1)
+
+    def status(self):
+        from devices.base import DeviceStatus
+
+        return DeviceStatus.ONLINE
+
+    def read(self):
+        import time
+
+        if self._frame is None:
+            self.show(None)
+        wait = self._next - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)  # paced like a real camera
+        self._next = time.monotonic() + self._period
+        return self._frame
+
+    def close(self) -> None:
+        pass
+
+
 class DemoStack:
     def __init__(self, out_dir: str | Path, *, orientation: str = "landscape", timeouts: Timeouts | None = None):
         self.out = Path(out_dir)
@@ -28,6 +63,9 @@ class DemoStack:
         self.server = None
         self.printer = None
         self.card = None  # the VirtualCard now in the reader
+        self.idcard = None
+        self.scanner = None
+        self.camera = ShownPicture()
 
     def start(self) -> Config:
         from backend.server import start_server
@@ -39,6 +77,11 @@ class DemoStack:
             raise RuntimeError("pcscd did not show the vpcd reader — is vsmartcard-vpcd installed?")
         self.server = start_server(self.out / "backend", demo=True)
         self.printer = PrinterTwin(self.out / "receipts")
+        from devices.sim.idcard_twin import IdCardTwin
+        from devices.sim.scanner_twin import ScannerTwin
+
+        self.idcard = IdCardTwin().start()
+        self.scanner = ScannerTwin()
         return Config(
             terminal=Terminal(
                 id="T-DEMO-0001", site_id="370102001", site_name=SITE_NAME, orientation=self.orientation,
@@ -47,7 +90,10 @@ class DemoStack:
                 url=self.server.url, ca=self.server.ca_path, client_cert=self.server.client_cert,
                 client_key=self.server.client_key,
             ),
-            devices=Devices(sscard_reader=DEMO_READER, printer_port=self.printer.port),
+            devices=Devices(
+                sscard_reader=DEMO_READER, printer_port=self.printer.port, idcard_port=self.idcard.port,
+                scanner_port=self.scanner.port,
+            ),
             timeouts=self.timeouts,
         )
 
@@ -66,6 +112,37 @@ class DemoStack:
             self.card.remove()
             self.card = None
 
+    def place_idcard(self, key: str) -> None:
+        self.idcard.place(key)
+
+    def remove_idcard(self) -> None:
+        self.idcard.remove()
+
+    def scan(self, text: str) -> None:
+        """The hand-held scanner reads a code (its twin writes it down the serial line)."""
+        self.scanner.scan(text)
+
+    def show_camera(self, text: str | None) -> None:
+        """Hold a QR code carrying `text` up to the camera (None: nothing in view)."""
+        self.camera.show(text)
+
+    def ecard_code(self, key: str) -> str:
+        """A fresh electronic social-security card code for a demo person (what their phone would show)."""
+        import requests
+
+        s = self.server
+        r = requests.get(f"{s.url}/v1/demo/ecard-code/{key}", verify=str(s.ca_path),
+                         cert=(str(s.client_cert), str(s.client_key)), timeout=5)
+        r.raise_for_status()
+        return r.json()["code"]
+
+    def revoke_ecard(self, code: str) -> None:
+        import requests
+
+        s = self.server
+        requests.post(f"{s.url}/v1/demo/ecard-revoke", json={"code": code}, verify=str(s.ca_path),
+                      cert=(str(s.client_cert), str(s.client_key)), timeout=5).raise_for_status()
+
     def set_paper(self, state: str) -> None:
         self.printer.set_paper(state)
 
@@ -77,6 +154,8 @@ class DemoStack:
 
         self.remove_card()
         for closer in (
+            lambda: self.idcard and self.idcard.stop(),
+            lambda: self.scanner and self.scanner.close(),
             lambda: self.printer and self.printer.close(),
             lambda: self.server and self.server.stop(),
             lambda: stop_pcscd(self.pcscd),

@@ -28,3 +28,22 @@ def build_devices(cfg: Config):
     card = PcscCardReader(reader_name=d.sscard_reader or None)
     printer = SerialPrinter(d.printer_port, baudrate=d.printer_baud, profile=d.printer_profile)
     return card, printer
+
+
+def build_optional_devices(cfg: Config) -> dict:
+    """The ID-card reader, QR scanner and camera, each only when configured (None otherwise)."""
+    from devices.camera import V4l2Camera
+    from devices.idcard import SerialIdCardReader
+    from devices.scanner import SerialScanner
+
+    d = cfg.devices
+    term = d.scanner_terminator.encode("utf-8") or b"\r"
+    camera = None
+    if d.camera:
+        camera = V4l2Camera(d.camera)
+        camera.open()
+    return {
+        "idcard_reader": SerialIdCardReader(d.idcard_port, baudrate=d.idcard_baud) if d.idcard_port else None,
+        "scanner": SerialScanner(d.scanner_port, baudrate=d.scanner_baud, terminator=term) if d.scanner_port else None,
+        "camera": camera,
+    }

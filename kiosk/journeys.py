@@ -125,4 +125,91 @@ def faults_journey(d):
     yield d.until(lambda: d.app.view.locale == "zh_CN", "Chinese again")
 
 
-JOURNEYS = {"pension": pension_journey, "faults": faults_journey}
+def _last_receipt_url(d) -> str:
+    import zxingcpp
+    from PIL import Image
+
+    return zxingcpp.read_barcodes(Image.open(d.stack.printer.receipts[-1]))[0].text
+
+
+def _finish_and_lift_idcard(d):
+    yield d.tap(_t("btn.finish"))
+    yield d.until_screen("message", _t("take_idcard.title"))
+    d.stack.remove_idcard()
+    yield d.until_screen("idle", timeout=10)
+
+
+def identity_journey(d):
+    """Without the social-security card: the ID card alone, the electronic card, an old receipt."""
+    st = d.stack
+    yield d.until_screen("idle")
+    # the resident ID card alone may report a lost card, but not see the pension
+    st.place_idcard("elder")
+    yield d.until_screen("menu", timeout=15)
+    yield d.shot("30-idcard-menu")
+    yield d.tap(_t("service.card_loss"))
+    yield d.until_screen("notice", _t("confirm.card_loss.title"))
+    yield d.shot("31-confirm-card-loss")
+    before = _receipts(d)
+    yield d.tap(_t("confirm.card_loss.yes"))
+    yield d.until_screen("notice", _t("filed.title"), timeout=20)
+    yield d.until(lambda: _receipts(d) > before, "card-loss receipt printed")
+    yield d.shot("32-card-loss-filed")
+    yield d.tap(_t("btn.done"))
+    yield d.until_screen("message", _t("take_idcard.title"))
+    yield d.shot("33-take-idcard")
+    st.remove_idcard()
+    yield d.until_screen("idle", timeout=10)
+    # an expired ID card is told apart from an unreadable one
+    st.place_idcard("expired")
+    yield d.until_screen("error", _t("error.idcard_expired.title"), timeout=15)
+    yield d.shot("34-idcard-expired")
+    yield from _finish_and_lift_idcard(d)
+    # a foreign permanent resident card signs in like an ID card
+    st.place_idcard("foreign")
+    yield d.until_screen("menu", timeout=15)
+    yield d.shot("35-foreign-card-menu")
+    yield from _finish_and_lift_idcard(d)
+    # the electronic social-security card, shown to the camera
+    yield d.tap(_t("idle.scan"))
+    yield d.until_screen("scan")
+    yield d.until(lambda: d.app.runtime.latest_frame() is not None, "camera preview")
+    yield d.frames(4)
+    yield d.shot("36-scan-camera")
+    st.show_camera(st.ecard_code("elder"))
+    yield d.until_screen("menu", timeout=15)
+    st.show_camera(None)
+    yield d.shot("37-ecard-menu")
+    yield d.tap(_t("service.pension_query"))
+    yield d.until_screen("pension")
+    yield d.shot("38-ecard-pension")
+    yield d.tap(_t("btn.finish"))
+    yield d.until_screen("idle")
+    # codes the backend turns down, from the hand-held scanner
+    st.scan("ESSC1.bm90LWEtcmVhbC1jb2Rl.AAAA")
+    yield d.until_screen("error", _t("error.ecard_unknown.title"), timeout=15)
+    yield d.shot("39-ecard-unknown")
+    yield d.tap(_t("btn.finish"))
+    yield d.until_screen("idle")
+    code = st.ecard_code("worker")
+    st.revoke_ecard(code)
+    st.scan(code)
+    yield d.until_screen("error", _t("error.ecard_revoked.title"), timeout=15)
+    yield d.shot("40-ecard-revoked")
+    yield d.tap(_t("btn.finish"))
+    yield d.until_screen("idle")
+    # an old receipt scanned at the idle screen: genuine, then a forged one
+    url = _last_receipt_url(d)
+    st.scan(url)
+    yield d.until_screen("notice", _t("receipt_check.genuine"), timeout=15)
+    yield d.shot("41-receipt-genuine")
+    yield d.tap(_t("btn.done"))
+    yield d.until_screen("idle")
+    st.scan(url.replace("sig=", "sig=0"))
+    yield d.until_screen("notice", _t("receipt_check.not_genuine"), timeout=15)
+    yield d.shot("42-receipt-forged")
+    yield d.tap(_t("btn.done"))
+    yield d.until_screen("idle")
+
+
+JOURNEYS = {"pension": pension_journey, "faults": faults_journey, "identity": identity_journey}

@@ -53,10 +53,18 @@ class Runtime:
         locale: str = "zh_CN",
         elder_mode: bool = True,
         voice: Callable[[str, str], None] | None = None,
+        idcard_reader=None,
+        scanner=None,
+        camera=None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now().astimezone(),
     ) -> None:
         self.card_reader = card_reader
+        self.idcard_reader = idcard_reader  # optional devices: None when not fitted
+        self.scanner = scanner
+        self.camera = camera  # a devices.camera.FrameSource
+        self._decoder = None
+        self._last_frame = None
         self.printer = printer
         self.backend = backend
         self.site = site
@@ -77,11 +85,16 @@ class Runtime:
 
     # -- main thread
     def start(self) -> None:
-        self.card_reader.start(self.post)
+        for dev in (self.card_reader, self.idcard_reader, self.scanner):
+            if dev is not None:
+                dev.start(self.post)
 
     def stop(self) -> None:
         try:
-            self.card_reader.stop()
+            self._camera(False)
+            for dev in (self.card_reader, self.idcard_reader, self.scanner):
+                if dev is not None:
+                    dev.stop()
         finally:
             for pool in self._pools.values():
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -146,6 +159,16 @@ class Runtime:
                 "printer", eff.sid, lambda: self._print(eff),
                 lambda e: PrintResult(PrintOutcome.ERROR, detail=type(e).__name__),
             )
+        elif isinstance(eff, S.ResolveECard):
+            code = eff.code
+            self._submit("net", eff.sid, lambda: self._ecard(code), _bad_response)
+        elif isinstance(eff, S.VerifyReceipt):
+            url = eff.url
+            self._submit("net", eff.sid, lambda: self._verify(url), _bad_response)
+        elif isinstance(eff, S.ReportCardLoss):
+            self._submit("net", eff.sid, lambda: self._card_loss(eff), _bad_response)
+        elif isinstance(eff, S.Camera):
+            self._camera(eff.on)
         elif isinstance(eff, S.Speak):
             if self.voice is not None:
                 text = tr(self.state.locale, eff.msgid)
@@ -159,6 +182,47 @@ class Runtime:
             self.voice(text, locale)
         except Exception:
             log.warning("voice prompt failed", exc_info=True)
+
+    # -- camera: decoding runs only while the scan screen is up
+    def latest_frame(self):
+        """The newest camera frame for the preview (main thread reads, capture thread writes one reference)."""
+        return self._last_frame if self._decoder is not None else None
+
+    def _camera(self, on: bool) -> None:
+        from devices.camera import QrDecoder
+
+        if on and self._decoder is None and self.camera is not None:
+            self._decoder = QrDecoder(self.post, source=_Tee(self.camera, self))
+            self._decoder.start()
+        elif not on and self._decoder is not None:
+            self._decoder.stop()
+            self._decoder = None
+            self._last_frame = None
+
+    def _ecard(self, code: str) -> object:
+        r = self.backend.resolve_ecard(code)
+        reason = {"ecard_expired": "expired", "ecard_revoked": "revoked", "ecard_unknown": "unknown"}
+        if getattr(r, "code", None) in reason:
+            return S.ECardRejected(reason[r.code])
+        return _failure(r) or S.ECardResolved(r.name, r.ssn)
+
+    def _verify(self, url: str) -> object:
+        r = self.backend.verify_receipt(url)
+        if getattr(r, "code", None) == "foreign_url":
+            return S.ReceiptChecked(None)  # not issued by our backend: not one of ours
+        return _failure(r) or S.ReceiptChecked(r)
+
+    def _card_loss(self, eff: S.ReportCardLoss) -> object:
+        r = self.backend.report_card_loss(
+            idempotency_key=f"{self.site.terminal_id}:{eff.key}",
+            terminal_id=self.site.terminal_id,
+            site_id=self.site.site_id,
+            ssn=eff.ssn,
+            credential=eff.credential,
+            created_at=self.wall().isoformat(timespec="seconds"),
+            name=eff.name or None,
+        )
+        return _failure(r) or S.CardLossFiled(r.filing_id, r.status, r.verify_url)
 
     def _pension(self, ssn: str) -> object:
         r = self.backend.pension(ssn)
@@ -189,6 +253,25 @@ class Runtime:
             qr_url=eff.qr_url,
         )
         return self.printer.print_receipt(render_escpos(receipt, self.site.printer_profile))
+
+
+class _Tee:
+    """A frame source that also keeps the newest frame for the on-screen preview."""
+
+    def __init__(self, source, runtime: Runtime) -> None:
+        self.source, self.runtime = source, runtime
+
+    def read(self):
+        frame = self.source.read()
+        if frame is not None:
+            self.runtime._last_frame = frame
+        return frame
+
+    def status(self):
+        return self.source.status()
+
+    def close(self) -> None:
+        pass  # the runtime owns the camera; stopping the decoder must not close it
 
 
 def _failure(r: object) -> S.BackendFailed | None:

@@ -23,6 +23,8 @@ from devices.base import (
     PrintResult,
     SSCardData,
 )
+from devices.idcard import IdCardFailed, IdCardFault, IdCardPlaced, IdCardRemoved
+from devices.scanner import CodeScanned
 from kiosk import catalog
 from kiosk.catalog import Level
 from kiosk.privacy import mask_id, mask_name
@@ -42,6 +44,12 @@ class Screen(enum.StrEnum):
     SHOW_QR = "show_qr"  # the printer could not print: show the receipt's QR for a phone photo
     TAKE_CARD = "take_card"
     ERROR = "error"
+    SCAN = "scan"  # camera preview: show the phone's e-card code or an old receipt
+    CHECKING_CODE = "checking_code"
+    RECEIPT_CHECK = "receipt_check"  # what a scanned receipt covers and whether it is genuine
+    CONFIRM = "confirm"  # a filing is only sent after the person confirms it
+    SUBMITTING = "submitting"
+    FILED = "filed"
 
 
 class Fault(enum.StrEnum):
@@ -54,6 +62,13 @@ class Fault(enum.StrEnum):
     BACKEND_OFFLINE = "backend_offline"
     BACKEND_ERROR = "backend_error"
     PRINTER = "printer"  # kept for the printer screen's wording; SHOW_QR carries the receipt
+    IDCARD_UNREADABLE = "idcard_unreadable"
+    IDCARD_INVALID = "idcard_invalid"
+    IDCARD_EXPIRED = "idcard_expired"
+    ECARD_EXPIRED = "ecard_expired"
+    ECARD_UNKNOWN = "ecard_unknown"
+    ECARD_REVOKED = "ecard_revoked"
+    NO_CARD_ON_FILE = "no_card_on_file"
 
 
 # ------------------------------------------------------------------ events the UI sends
@@ -96,6 +111,16 @@ class Back:
 
 @dataclass(frozen=True)
 class Finish:
+    pass
+
+
+@dataclass(frozen=True)
+class StartScan:
+    """Idle: the person wants to show a code to the camera."""
+
+
+@dataclass(frozen=True)
+class Confirm:
     pass
 
 
@@ -150,6 +175,31 @@ class ReceiptIssued:
     verify_url: str
 
 
+@dataclass(frozen=True)
+class ECardResolved:
+    name: str = field(repr=False)
+    ssn: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ECardRejected:
+    reason: str  # expired | unknown | revoked
+
+
+@dataclass(frozen=True)
+class ReceiptChecked:
+    """verification is kiosk.backend_client.ReceiptVerification, or None: not one of ours."""
+
+    verification: object = None
+
+
+@dataclass(frozen=True)
+class CardLossFiled:
+    filing_id: str
+    status: str  # accepted | already_reported
+    verify_url: str
+
+
 # ------------------------------------------------------------------ effects the runtime carries out
 
 
@@ -193,6 +243,34 @@ class PrintReceipt:
 
 
 @dataclass(frozen=True)
+class ResolveECard:
+    sid: int
+    code: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class VerifyReceipt:
+    sid: int
+    url: str
+
+
+@dataclass(frozen=True)
+class ReportCardLoss:
+    sid: int
+    key: str
+    ssn: str = field(repr=False)
+    name: str = field(repr=False)
+    credential: str = ""
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Turn the camera's QR decoding on (scan screen) or off: it costs CPU and sees people."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
 class Speak:
     """Voice guidance: the message id of the screen's spoken prompt."""
 
@@ -211,6 +289,19 @@ class SessionEnded:
 
 
 @dataclass(frozen=True)
+class Person:
+    """Who the session serves, whatever the credential."""
+
+    name: str = field(repr=False)
+    id_number: str = field(repr=False)
+    credential: str  # sscard | id_card | ecard
+
+    @classmethod
+    def from_sscard(cls, c: SSCardData) -> Person:
+        return cls(c.name, c.ssn, "sscard")
+
+
+@dataclass(frozen=True)
 class Settings:
     inactivity: float = 60.0
     pin: float = 45.0
@@ -224,8 +315,9 @@ class State:
     sid: int = 0
     locale: str = "zh_CN"
     elder_mode: bool = True
-    card_present: bool = False
-    card: SSCardData | None = field(default=None, repr=False)
+    card_present: bool = False  # a social-security card is in the slot
+    idcard_present: bool = False  # an ID card lies on the reader
+    person: Person | None = field(default=None, repr=False)
     level: Level = Level.NONE
     pin: str = field(default="", repr=False)
     tries_left: int | None = None
@@ -236,17 +328,19 @@ class State:
     pension: object | None = field(default=None, repr=False)
     pension_loaded: bool = False
     receipt_url: str | None = None
+    checked: object | None = field(default=None, repr=False)  # a scanned receipt's verification
+    filing_id: str = ""
     deadline: float | None = None  # when inactivity ends the session; None = no timeout on this screen
     remind_at: float | None = None
     settings: Settings = Settings()
 
     @property
     def holder_name_masked(self) -> str:
-        return mask_name(self.card.name) if self.card else ""
+        return mask_name(self.person.name) if self.person else ""
 
     @property
     def holder_id_masked(self) -> str:
-        return mask_id(self.card.ssn) if self.card else ""
+        return mask_id(self.person.id_number) if self.person else ""
 
     def remaining(self, now: float) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - now)
@@ -264,6 +358,12 @@ def initial_state(settings: Settings | None = None, locale: str = "zh_CN", elder
 
 
 _SCREEN_TIMEOUT = {
+    Screen.SCAN: "inactivity",
+    Screen.CHECKING_CODE: "inactivity",
+    Screen.RECEIPT_CHECK: "inactivity",
+    Screen.CONFIRM: "inactivity",
+    Screen.SUBMITTING: "inactivity",
+    Screen.FILED: "inactivity",
     # waiting screens too: a stuck device or network can never hold a person's data on screen forever
     Screen.READING: "inactivity",
     Screen.CHECKING_PIN: "inactivity",
@@ -285,29 +385,47 @@ def _go(s: State, screen: Screen, now: float, **changes) -> State:
     return replace(s, deadline=deadline, remind_at=remind)
 
 
+def _go_fx(s: State, screen: Screen, now: float, **changes) -> tuple[State, list]:
+    """_go, plus switching the camera on entering or leaving the scan screen."""
+    was = s.screen is Screen.SCAN
+    s = _go(s, screen, now, **changes)
+    now_on = s.screen is Screen.SCAN
+    return s, ([Camera(now_on)] if was != now_on else [])
+
+
 def _wiped(s: State) -> State:
     """A state with no personal data: what is left when a session ends."""
     return replace(
-        s, card=None, level=Level.NONE, pin="", tries_left=None, fault=None, fault_detail="",
-        pending=None, service=None, pension=None, pension_loaded=False, receipt_url=None,
+        s, person=None, level=Level.NONE, checked=None, filing_id="", pin="", tries_left=None, fault=None,
+        fault_detail="", pending=None, service=None, pension=None, pension_loaded=False, receipt_url=None,
     )
 
 
 def _end(s: State, now: float, reason: str) -> tuple[State, list]:
-    """End the session: wipe, then idle (card gone) or the take-your-card reminder (card still in)."""
-    effects: list = [SessionEnded(s.sid, reason)]
+    """End the session: wipe, then idle, or the take-your-card reminder while a card is still there."""
+    effects: list = [SessionEnded(s.sid, reason)] if s.sid and s.screen is not Screen.IDLE else []
     s = _wiped(s)
-    if s.card_present:
-        s = _go(s, Screen.TAKE_CARD, now)
-        effects.append(Speak("take_card.title"))
+    if s.card_present or s.idcard_present:
+        s, fx = _go_fx(s, Screen.TAKE_CARD, now)
+        effects += fx + [Speak("take_card.title" if s.card_present else "take_idcard.title")]
     else:
-        s = _go(s, Screen.IDLE, now)
+        s, fx = _go_fx(s, Screen.IDLE, now)
+        effects += fx
     return s, effects
 
 
 def _error(s: State, fault: Fault, now: float, detail: str = ""):
-    s = _go(s, Screen.ERROR, now, fault=fault, fault_detail=detail)
-    return s, [Speak(f"error.{fault.value}.title")]
+    s, fx = _go_fx(s, Screen.ERROR, now, fault=fault, fault_detail=detail)
+    return s, fx + [Speak(f"error.{fault.value}.title")]
+
+
+def _signed_in(s: State, person: Person, level: Level, now: float) -> tuple[State, list]:
+    s, fx = _go_fx(s, Screen.MENU, now, person=person, level=level, tries_left=None)
+    return s, fx + [Speak("menu.title")]
+
+
+def _new_session(s: State) -> State:
+    return replace(_wiped(s), sid=s.sid + 1)
 
 
 _CARD_FAULTS = {
@@ -315,6 +433,16 @@ _CARD_FAULTS = {
     CardFault.NEEDS_SAM: Fault.NEEDS_SAM,
     CardFault.INVALID_DATA: Fault.CARD_INVALID,
 }
+_IDCARD_FAULTS = {
+    IdCardFault.EXPIRED: Fault.IDCARD_EXPIRED,
+    IdCardFault.INVALID_DATA: Fault.IDCARD_INVALID,
+}
+_ECARD_FAULTS = {"expired": Fault.ECARD_EXPIRED, "revoked": Fault.ECARD_REVOKED}
+
+
+def looks_like_receipt(code: str) -> bool:
+    """Receipt QR codes are our verify URLs; anything else scanned is taken as an e-card token."""
+    return code.startswith("https://") and "/v1/receipts/" in code and "/verify" in code
 
 
 def transition(s: State, event: object, now: float) -> tuple[State, list]:
@@ -333,23 +461,59 @@ def transition(s: State, event: object, now: float) -> tuple[State, list]:
 
     if isinstance(event, CardInserted):
         s = replace(s, card_present=True)
-        if s.screen is Screen.IDLE:
-            sid = s.sid + 1
-            s = _go(_wiped(s), Screen.READING, now, sid=sid)
-            return s, [ReadCard(sid), Speak("reading.title")]
+        if s.screen in (Screen.IDLE, Screen.SCAN):
+            s = _new_session(s)
+            s, fx = _go_fx(s, Screen.READING, now)
+            return s, fx + [ReadCard(s.sid), Speak("reading.title")]
         return s, []
 
     if isinstance(event, CardRemoved):
         s = replace(s, card_present=False)
+        if s.person is not None and s.person.credential != "sscard" and s.screen is not Screen.TAKE_CARD:
+            return s, []  # someone else's card: the session is not built on it
         if s.screen is Screen.IDLE:
             return s, []
         # Pulling the card ends the session at once, whatever was on screen.
+        if s.screen is Screen.TAKE_CARD and s.idcard_present:
+            return s, []
         effects = [] if s.screen is Screen.TAKE_CARD else [SessionEnded(s.sid, "card_removed")]
-        return _go(_wiped(s), Screen.IDLE, now), effects
+        s, fx = _go_fx(_wiped(s), Screen.IDLE, now)
+        return s, effects + fx
+
+    if isinstance(event, IdCardPlaced | IdCardFailed):
+        s = replace(s, idcard_present=True)
+        if s.screen not in (Screen.IDLE, Screen.SCAN):
+            return s, []
+        s = _new_session(s)
+        if isinstance(event, IdCardFailed):
+            return _error(s, _IDCARD_FAULTS.get(event.fault, Fault.IDCARD_UNREADABLE), now, event.fault.value)
+        d = event.data
+        return _signed_in(s, Person(d.name or d.english_name, d.id_number, "id_card"), Level.ID_CARD, now)
+
+    if isinstance(event, IdCardRemoved):
+        # Lifting the ID card is normal once it is read: the session goes on until finished or timed out.
+        s = replace(s, idcard_present=False)
+        if s.screen is Screen.TAKE_CARD and not s.card_present:
+            s, fx = _go_fx(s, Screen.IDLE, now)
+            return s, fx
+        return s, []
+
+    if isinstance(event, CodeScanned):
+        code = event.text.strip()
+        if s.screen not in (Screen.IDLE, Screen.SCAN) or not code:
+            return s, []
+        s = _new_session(s)
+        if looks_like_receipt(code):
+            eff = VerifyReceipt(s.sid, code)
+        else:
+            eff = ResolveECard(s.sid, code)
+        s, fx = _go_fx(s, Screen.CHECKING_CODE, now, pending=eff)
+        return s, fx + [eff]
 
     if isinstance(event, Tick):
         if s.remind_at is not None and now >= s.remind_at:
-            return replace(s, remind_at=now + s.settings.take_card_reminder), [Speak("take_card.title")]
+            msg = "take_card.title" if s.card_present else "take_idcard.title"
+            return replace(s, remind_at=now + s.settings.take_card_reminder), [Speak(msg)]
         return s, []
 
     if isinstance(event, ToggleElderMode):
@@ -359,8 +523,13 @@ def transition(s: State, event: object, now: float) -> tuple[State, list]:
             return replace(s, locale=event.locale), []
         return s, []
 
+    if not isinstance(event, _UI_EVENTS):
+        return s, []  # device status changes and the like: not a person at the screen
     s = _touched(s, now)
     return _on_ui(s, event, now)
+
+
+_UI_EVENTS = (Touch, KeyDigit, KeyBackspace, Choose, PrintRequested, Retry, Back, Finish, StartScan, Confirm)
 
 
 def _touched(s: State, now: float) -> State:
@@ -372,7 +541,17 @@ def _touched(s: State, now: float) -> State:
 def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
     if isinstance(e, Touch):
         return s, []
-    if s.screen is Screen.PIN:
+    sc = s.screen
+    if sc is Screen.IDLE:
+        if isinstance(e, StartScan):
+            s, fx = _go_fx(s, Screen.SCAN, now)
+            return s, fx + [Speak("scan.title")]
+        return s, []
+    if sc is Screen.SCAN:
+        if isinstance(e, Back | Finish):
+            return _end(s, now, "cancelled")
+        return s, []
+    if sc is Screen.PIN:
         if isinstance(e, KeyDigit) and len(e.digit) == 1 and e.digit in "0123456789":
             pin = s.pin + e.digit
             if len(pin) < PIN_LENGTH:
@@ -384,24 +563,36 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
         if isinstance(e, Back | Finish):
             return _end(s, now, "cancelled")
         return s, []
-    if s.screen is Screen.MENU:
+    if sc is Screen.MENU:
         if isinstance(e, Choose):
             svc = catalog.get(e.service)
-            if svc is None or not catalog.allowed(svc, s.level):
+            if svc is None or not catalog.allowed(svc, s.level) or s.person is None:
                 return s, []
             if svc.key == "pension_query":
-                eff = FetchPension(s.sid, s.card.ssn)
+                eff = FetchPension(s.sid, s.person.id_number)
                 return _go(s, Screen.LOADING, now, service=svc.key, pending=eff), [eff]
+            if svc.key == "card_loss":
+                return _go(s, Screen.CONFIRM, now, service=svc.key), [Speak("confirm.card_loss.title")]
             return s, []
         if isinstance(e, Finish | Back):
             return _end(s, now, "finished")
         return s, []
-    if s.screen is Screen.PENSION:
-        if isinstance(e, PrintRequested) and s.pension_loaded:
-            # The key is made once per receipt, so a retry after a lost answer never files it twice.
+    if sc is Screen.CONFIRM:
+        if isinstance(e, Confirm) and s.person is not None:
+            # The key is made once per filing, so a retry after a lost answer never files it twice.
+            eff = ReportCardLoss(s.sid, f"{s.sid}-card_loss-{int(now * 1000)}", s.person.id_number,
+                                 s.person.name, s.person.credential)
+            return _go(s, Screen.SUBMITTING, now, pending=eff), [eff, Speak("submitting.title")]
+        if isinstance(e, Back):
+            return _go(s, Screen.MENU, now, service=None), []
+        if isinstance(e, Finish):
+            return _end(s, now, "finished")
+        return s, []
+    if sc is Screen.PENSION:
+        if isinstance(e, PrintRequested) and s.pension_loaded and s.person is not None:
             eff = IssueReceipt(
-                s.sid, f"{s.sid}-{s.service}-{int(now * 1000)}", s.service or "", s.card.ssn,
-                _pension_lines(s.pension), s.card.name,
+                s.sid, f"{s.sid}-{s.service}-{int(now * 1000)}", s.service or "", s.person.id_number,
+                _pension_lines(s.pension), s.person.name,
             )
             return _go(s, Screen.PRINTING, now, pending=eff), [eff, Speak("printing.title")]
         if isinstance(e, Back):
@@ -409,42 +600,50 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
         if isinstance(e, Finish):
             return _end(s, now, "finished")
         return s, []
-    if s.screen is Screen.SHOW_QR:
+    if sc in (Screen.SHOW_QR, Screen.RECEIPT_CHECK, Screen.FILED):
         if isinstance(e, Finish | Back):
             return _end(s, now, "finished")
         return s, []
-    if s.screen is Screen.ERROR:
+    if sc is Screen.ERROR:
         if isinstance(e, Retry) and s.pending is not None:
             return _retry(s, now)
         if isinstance(e, Retry | Back) and s.fault is Fault.PIN_WRONG:
             return _go(s, Screen.PIN, now, fault=None, pin=""), [Speak("pin.title")]
-        if isinstance(e, Back) and s.card is not None and s.level is not Level.NONE:
+        if isinstance(e, Back) and s.person is not None and s.level is not Level.NONE:
             return _go(s, Screen.MENU, now, fault=None, pending=None), []
         if isinstance(e, Finish | Back):
             return _end(s, now, "finished")
         return s, []
-    if s.screen is Screen.TAKE_CARD and isinstance(e, Finish):
-        return s, [Speak("take_card.title")]
+    if sc is Screen.TAKE_CARD and isinstance(e, Finish):
+        return s, [Speak("take_card.title" if s.card_present else "take_idcard.title")]
     return s, []
+
+
+_WAITING_FOR = {
+    IssueReceipt: Screen.PRINTING,
+    ReportCardLoss: Screen.SUBMITTING,
+    FetchPension: Screen.LOADING,
+    ResolveECard: Screen.CHECKING_CODE,
+    VerifyReceipt: Screen.CHECKING_CODE,
+}
 
 
 def _retry(s: State, now: float) -> tuple[State, list]:
     eff = s.pending
-    screen = Screen.PRINTING if isinstance(eff, IssueReceipt) else Screen.LOADING
-    return _go(s, screen, now, fault=None), [eff]
+    return _go(s, _WAITING_FOR[type(eff)], now, fault=None), [eff]
 
 
 def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
-    if isinstance(v, CardReadOk) and s.screen is Screen.READING:
-        return _go(s, Screen.PIN, now, card=v.data, pin=""), [Speak("pin.title")]
-    if isinstance(v, CardReadFailed) and s.screen in (Screen.READING, Screen.CHECKING_PIN):
+    sc = s.screen
+    if isinstance(v, CardReadOk) and sc is Screen.READING:
+        return _go(s, Screen.PIN, now, person=Person.from_sscard(v.data), pin=""), [Speak("pin.title")]
+    if isinstance(v, CardReadFailed) and sc in (Screen.READING, Screen.CHECKING_PIN):
         if v.fault in (CardFault.REMOVED, CardFault.NO_CARD):
             return _go(_wiped(replace(s, card_present=False)), Screen.IDLE, now), [SessionEnded(s.sid, "card_removed")]
         return _error(_wiped(s), _CARD_FAULTS.get(v.fault, Fault.CARD_UNREADABLE), now, v.fault.value)
-    if isinstance(v, PinResult) and s.screen is Screen.CHECKING_PIN:
+    if isinstance(v, PinResult) and sc is Screen.CHECKING_PIN:
         if v.outcome is PinOutcome.OK:
-            s = _go(s, Screen.MENU, now, level=Level.CARD_PIN, tries_left=None)
-            return s, [Speak("menu.title")]
+            return _signed_in(s, s.person, Level.CARD_PIN, now)
         if v.outcome is PinOutcome.WRONG:
             if v.tries_left == 0:
                 return _error(replace(s, tries_left=0), Fault.PIN_BLOCKED, now)
@@ -452,26 +651,50 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
         if v.outcome is PinOutcome.BLOCKED:
             return _error(replace(s, tries_left=0), Fault.PIN_BLOCKED, now)
         return _on_result(s, CardReadFailed(v.fault or CardFault.UNREADABLE), now)
-    if isinstance(v, PensionLoaded) and s.screen is Screen.LOADING:
+    if isinstance(v, ECardResolved) and sc is Screen.CHECKING_CODE:
+        return _signed_in(replace(s, pending=None), Person(v.name, v.ssn, "ecard"), Level.STRONG, now)
+    if isinstance(v, ECardRejected) and sc is Screen.CHECKING_CODE:
+        return _error(replace(s, pending=None), _ECARD_FAULTS.get(v.reason, Fault.ECARD_UNKNOWN), now, v.reason)
+    if isinstance(v, ReceiptChecked) and sc is Screen.CHECKING_CODE:
+        s = _go(s, Screen.RECEIPT_CHECK, now, checked=v.verification, pending=None)
+        genuine = getattr(v.verification, "genuine", False)
+        return s, [Speak("receipt_check.genuine" if genuine else "receipt_check.not_genuine")]
+    if isinstance(v, PensionLoaded) and sc is Screen.LOADING:
         return _go(s, Screen.PENSION, now, pension=v.status, pension_loaded=True), [Speak("pension.title")]
-    if isinstance(v, BackendFailed) and s.screen in (Screen.LOADING, Screen.PRINTING):
-        if v.kind is BackendFailureKind.NOT_FOUND and s.screen is Screen.LOADING:
+    if isinstance(v, CardLossFiled) and sc is Screen.SUBMITTING:
+        # Filed: the receipt is printed at once, it is the resident's proof.
+        s = _go(s, Screen.PRINTING, now, filing_id=v.filing_id, receipt_url=v.verify_url, pending=None)
+        eff = PrintReceipt(
+            s.sid, "card_loss", s.holder_name_masked, s.holder_id_masked, _card_loss_lines(v), v.verify_url,
+        )
+        return s, [eff, Speak("printing.title")]
+    if isinstance(v, BackendFailed) and sc in _WAITING_FOR.values():
+        if v.kind is BackendFailureKind.NOT_FOUND and sc is Screen.LOADING:
             # No pension record is an answer, not a fault: the pension screen says so in plain words.
             return _go(s, Screen.PENSION, now, pension=None, pension_loaded=True), [Speak("pension.none")]
+        if v.kind is BackendFailureKind.NOT_FOUND and sc is Screen.SUBMITTING:
+            return _error(s, Fault.NO_CARD_ON_FILE, now)
         offline = v.kind in (BackendFailureKind.OFFLINE, BackendFailureKind.TIMEOUT)
         return _error(s, Fault.BACKEND_OFFLINE if offline else Fault.BACKEND_ERROR, now, v.kind.value)
-    if isinstance(v, ReceiptIssued) and s.screen is Screen.PRINTING:
+    if isinstance(v, ReceiptIssued) and sc is Screen.PRINTING:
         eff = PrintReceipt(
             s.sid, s.service or "", s.holder_name_masked, s.holder_id_masked,
             _pension_lines(s.pension), v.verify_url,
         )
         return replace(s, receipt_url=v.verify_url, pending=None), [eff]
-    if isinstance(v, PrintResult) and s.screen is Screen.PRINTING:
+    if isinstance(v, PrintResult) and sc is Screen.PRINTING:
         if v.outcome is PrintOutcome.PRINTED:
+            if s.filing_id:
+                return _go(s, Screen.FILED, now), [Speak("filed.title")]
             return _end(s, now, "printed")
         s = _go(s, Screen.SHOW_QR, now, fault=Fault.PRINTER, fault_detail=v.outcome.value)
         return s, [Speak("show_qr.title")]
     return s, []
+
+
+def _card_loss_lines(v: CardLossFiled) -> tuple[tuple[str, str], ...]:
+    state = "已临时挂失" if v.status == "accepted" else "此前已挂失"
+    return (("受理编号", v.filing_id), ("挂失状态", state), ("下一步", "5个工作日内到窗口办理正式挂失和补卡"))
 
 
 def _pension_lines(p: object) -> tuple[tuple[str, str], ...]:

@@ -44,6 +44,8 @@ _WAIT = {
     S.Screen.CHECKING_PIN: "checking_pin",
     S.Screen.LOADING: "loading",
     S.Screen.PRINTING: "printing",
+    S.Screen.CHECKING_CODE: "checking_code",
+    S.Screen.SUBMITTING: "submitting",
 }
 
 
@@ -64,10 +66,10 @@ def build(state: S.State, now: float) -> View:
     sc = state.screen
     if sc is S.Screen.IDLE:
         other = "en" if loc == "zh_CN" else "zh_CN"
-        return View(
-            "idle", t("idle.title"), t("idle.body"), buttons=(Button(t("app.other_locale"), S.SetLocale(other)),),
-            **common,
-        )
+        buttons = (Button(t("idle.scan"), S.StartScan()), Button(t("app.other_locale"), S.SetLocale(other)))
+        return View("idle", t("idle.title"), t("idle.body"), buttons=buttons, **common)
+    if sc is S.Screen.SCAN:
+        return View("scan", t("scan.title"), t("scan.body"), buttons=(Button(t("btn.back"), S.Back()),), **common)
     if sc in _WAIT:
         k = _WAIT[sc]
         return View("message", t(f"{k}.title"), t(f"{k}.body"), tone="wait", **common)
@@ -82,8 +84,9 @@ def build(state: S.State, now: float) -> View:
         services = tuple(
             Button(t(s.title), S.Choose(s.key), primary=True) for s in catalog.offered(state.level)
         )
+        hint = t("menu.idcard_hint") if state.level is catalog.Level.ID_CARD else t("menu.body")
         return View(
-            "menu", t("menu.title"), t("menu.body"),
+            "menu", t("menu.title"), f"{state.holder_name_masked}\n{hint}",
             buttons=services + (Button(t("btn.finish"), S.Finish()),), **common,
         )
     if sc is S.Screen.PENSION:
@@ -96,10 +99,45 @@ def build(state: S.State, now: float) -> View:
             **common,
         )
     if sc is S.Screen.TAKE_CARD:
-        return View("message", t("take_card.title"), t("take_card.body"), tone="warn", **common)
+        k = "take_card" if state.card_present else "take_idcard"
+        return View("message", t(f"{k}.title"), t(f"{k}.body"), tone="warn", **common)
+    if sc is S.Screen.CONFIRM:
+        return View(
+            "notice", t("confirm.card_loss.title"), t("confirm.card_loss.body"), tone="warn",
+            rows=((t("receipt.name"), state.holder_name_masked), (t("receipt.id"), state.holder_id_masked)),
+            buttons=(Button(t("confirm.card_loss.yes"), S.Confirm(), primary=True), Button(t("btn.back"), S.Back())),
+            **common,
+        )
+    if sc is S.Screen.FILED:
+        return View(
+            "notice", t("filed.title"), t("filed.body"), rows=((t("filed.number"), state.filing_id),),
+            buttons=(Button(t("btn.done"), S.Finish(), primary=True),), **common,
+        )
+    if sc is S.Screen.RECEIPT_CHECK:
+        return _receipt_check(state, t, common)
     if sc is S.Screen.ERROR:
         return _error(state, t, common)
     return View("message", sc.value, **common)
+
+
+def _receipt_check(state: S.State, t, common) -> View:
+    v = state.checked
+    done = (Button(t("btn.done"), S.Finish(), primary=True),)
+    if not getattr(v, "genuine", False):
+        return View(
+            "notice", t("receipt_check.not_genuine"), t("receipt_check.not_genuine.body"), tone="error",
+            buttons=done, **common,
+        )
+    when = v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else ""
+    rows = (
+        (t("receipt.service"), v.title or v.service or ""),
+        (t("receipt.name"), v.name_masked or ""),
+        (t("receipt.id"), v.id_masked or ""),
+        (t("receipt.time"), when),
+        (t("receipt.site"), v.site_id or ""),
+        (t("receipt.terminal"), v.terminal_id or ""),
+    )
+    return View("notice", t("receipt_check.genuine"), t("receipt_check.body"), rows=rows, buttons=done, **common)
 
 
 def _pension(state: S.State, t, common) -> View:

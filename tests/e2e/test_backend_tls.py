@@ -23,6 +23,8 @@ from kiosk.backend_client import (
     BackendFailure,
     ECardPerson,
     FailureKind,
+    FilingRecord,
+    FilingStatus,
     PensionStatus,
     ReceiptRecord,
     ReceiptVerification,
@@ -32,6 +34,9 @@ pytestmark = pytest.mark.timeout(60)
 
 ELDER = "370102195203140527"
 YOUNG = "110105200306150829"  # no pension record
+# The server lives for the whole module and a loss report suspends the card for good: one person per test.
+GEN3 = "440305196507221214"
+BLOCKED = "510122194901010022"
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +311,65 @@ def test_non_idempotent_post_is_not_retried(server, client):
     got = client.create_receipt(**receipt_args(str(uuid.uuid4())))
     assert isinstance(got, BackendFailure) and got.kind == FailureKind.SERVER_ERROR
     assert server.request_count("/v1/receipts", "POST") == 3  # receipts carry an Idempotency-Key
+
+
+# --- filing: 社保卡临时挂失 --------------------------------------------------------------------------------
+
+
+def loss_args(key: str, ssn: str) -> dict:
+    return dict(
+        idempotency_key=key,
+        terminal_id="demo-terminal-01",
+        site_id="370102-001",
+        ssn=ssn,
+        credential="id_card",
+        created_at=dt.datetime(2025, 3, 10, 17, 30, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+    )
+
+
+def test_card_loss_happy_path_over_tls(server, client):
+    f = client.report_card_loss(**loss_args(str(uuid.uuid4()), GEN3), name="赵德明")
+    assert isinstance(f, FilingRecord)
+    assert (f.status, f.card_status, f.replayed) == ("accepted", "temporarily_suspended", False)
+    assert f.verify_url.startswith(f"{server.url}/v1/receipts/{f.receipt_id}/verify?sig=")
+    assert ("挂失状态", "已临时挂失") in f.lines
+    assert Database(server.db_path).card_status(GEN3)[::2] == ("temporarily_suspended", f.filing_id)
+
+    v = client.verify_receipt(f.verify_url)
+    assert isinstance(v, ReceiptVerification) and v.genuine is True
+    assert (v.service, v.title, v.name_masked) == ("card_loss", "社保卡临时挂失", "赵*明")
+
+    s = client.filing_status(f.filing_id)
+    assert isinstance(s, FilingStatus) and (s.filing_id, s.type, s.status) == (f.filing_id, "card_loss", "accepted")
+    assert s.created_at == f.created_at
+
+    again = client.report_card_loss(**loss_args(str(uuid.uuid4()), GEN3))
+    assert isinstance(again, FilingRecord) and again.status == "already_reported"
+    assert again.filing_id == f.filing_id and again.receipt_id == f.receipt_id
+    assert Database(server.db_path).count_filings(GEN3) == 1
+
+
+def test_card_loss_lost_answer_is_retried_and_one_filing(server, client):
+    # The server commits the filing but its answer is lost: the retry with the same key gets that filing.
+    key = str(uuid.uuid4())
+    server.fail_next(1, after_processing=True)
+    f = client.report_card_loss(**loss_args(key, BLOCKED))
+    assert isinstance(f, FilingRecord)
+    assert (f.status, f.replayed) == ("accepted", True)
+    assert server.request_count("/v1/filings/card-loss", "POST") == 2
+    db = Database(server.db_path)
+    assert db.count_filings(BLOCKED) == 1
+    assert db.card_status(BLOCKED)[2] == f.filing_id
+    assert db.receipt(f.receipt_id) is not None and db.receipt(f.receipt_id).service == "card_loss"
+
+
+def test_card_loss_failures_over_tls(server, client):
+    got = client.report_card_loss(**loss_args(str(uuid.uuid4()), "522732198811230424"))  # ID card, no SSC
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.NOT_FOUND, "no_card")
+    got = client.filing_status("F20250310-0000000000")
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.NOT_FOUND, "unknown_filing")
+    server.set_mode("error")
+    got = client.report_card_loss(**loss_args(str(uuid.uuid4()), YOUNG))
+    assert isinstance(got, BackendFailure) and got.kind == FailureKind.SERVER_ERROR
+    assert server.request_count("/v1/filings/card-loss", "POST") == 1 + 3  # 1 + retries=2
+    assert Database(server.db_path).count_filings(YOUNG) == 0

@@ -347,3 +347,173 @@ def test_fail_after_processing_keeps_the_row(client, control, db_path):
 def test_set_mode_rejects_unknown_modes(control):
     with pytest.raises(ValueError):
         control.set_mode("sideways")
+
+
+# --- filing: 社保卡临时挂失 (temporary loss report) --------------------------------------------------------
+
+NOT_A_CARD_HOLDER = "522732198811230424"  # valid check digit; has an ID card (idcards.json) but no SSC
+
+
+def loss_body(**over):
+    body = {
+        "terminal_id": "T-0001",
+        "site_id": "370102-001",
+        "ssn": ELDER,
+        "name": "王秀兰",
+        "credential": "id_card",
+        "created_at": "2025-03-10T17:30:00+08:00",
+    }
+    body.update(over)
+    return body
+
+
+def _report(client, key, **over):
+    return client.post("/v1/filings/card-loss", json=loss_body(**over), headers={"Idempotency-Key": key})
+
+
+def _card_status(db_path, ssn):
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute("SELECT status, filing_id FROM card_status WHERE ssn = ?", (ssn,)).fetchone()
+    finally:
+        conn.close()
+
+
+def test_card_loss_happy_path_suspends_the_card(client, db_path):
+    assert _card_status(db_path, ELDER) is None
+    r = _report(client, "loss-key-0001")
+    assert r.status_code == 200
+    f = r.json()
+    assert f["status"] == "accepted" and f["card_status"] == "temporarily_suspended" and f["replayed"] is False
+    assert f["filing_id"].startswith("F20250310-") and f["receipt_id"].startswith("R20250310-")
+    assert dt.datetime.fromisoformat(f["created_at"]) == dt.datetime.fromisoformat("2025-03-10T17:30:00+08:00")
+    assert dt.datetime.fromisoformat(f["received_at"]) == dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
+    assert f["lines"] == [["挂失状态", "已临时挂失"], ["说明", "临时挂失有效期 5 个工作日，请尽快到窗口办理正式挂失和补卡"]]
+    assert _card_status(db_path, ELDER) == ("temporarily_suspended", f["filing_id"])
+    db = Database(db_path)
+    assert db.count_filings(ELDER) == 1 and db.count_receipts() == 1
+    assert ELDER not in r.text and "王秀兰" not in r.text
+
+    s = client.get(f"/v1/filings/{f['filing_id']}")
+    assert s.status_code == 200
+    assert s.json() == {"filing_id": f["filing_id"], "type": "card_loss", "status": "accepted",
+                        "created_at": f["created_at"]}
+
+
+def test_card_loss_receipt_verifies_as_card_loss(client, db_path):
+    f = _report(client, "loss-key-verify", credential="sscard_pin").json()
+    assert f["verify_url"].startswith(f"https://kiosk-api.example/v1/receipts/{f['receipt_id']}/verify?sig=")
+    v = client.get(_path(f["verify_url"])).json()
+    assert v["genuine"] is True and v["receipt_id"] == f["receipt_id"]
+    assert v["service"] == "card_loss" and v["title"] == "社保卡临时挂失"
+    assert v["name_masked"] == "王*兰" and v["id_masked"] == "3701**********0527"
+    assert v["site_id"] == "370102-001" and v["terminal_id"] == "T-0001"
+    row = Database(db_path).receipt(f["receipt_id"])
+    assert row is not None and row.summary == {
+        "title": "社保卡临时挂失",
+        "挂失状态": "已临时挂失",
+        "说明": "临时挂失有效期 5 个工作日，请尽快到窗口办理正式挂失和补卡",
+    }
+
+
+def test_card_loss_same_key_is_replayed_without_a_second_row(client, db_path):
+    first = _report(client, "loss-key-replay").json()
+    second = _report(client, "loss-key-replay").json()
+    assert second["replayed"] is True and second["status"] == "accepted"
+    for k in ("filing_id", "receipt_id", "verify_url", "created_at", "received_at"):
+        assert first[k] == second[k], k
+    db = Database(db_path)
+    assert db.count_filings() == 1 and db.count_receipts() == 1
+
+
+def test_card_loss_same_key_different_body_is_a_conflict(client, db_path):
+    assert _report(client, "loss-key-conflict").status_code == 200
+    r = _report(client, "loss-key-conflict", credential="ecard")
+    assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict"
+    r = _report(client, "loss-key-conflict", ssn=WORKER, name=None)  # another person's card, same key
+    assert r.status_code == 409
+    assert Database(db_path).count_filings() == 1 and _card_status(db_path, WORKER) is None
+
+
+def test_second_report_of_a_suspended_card_is_already_reported(client, db_path):
+    first = _report(client, "loss-key-first").json()
+    again = _report(client, "loss-key-again", credential="ecard", created_at="2025-03-11T08:00:00+08:00")
+    assert again.status_code == 200
+    a = again.json()
+    assert a["status"] == "already_reported" and a["card_status"] == "temporarily_suspended"
+    assert a["replayed"] is False
+    assert (a["filing_id"], a["receipt_id"], a["created_at"]) == (first["filing_id"], first["receipt_id"],
+                                                                 first["created_at"])
+    replay = _report(client, "loss-key-again", credential="ecard", created_at="2025-03-11T08:00:00+08:00").json()
+    assert replay["status"] == "already_reported" and replay["replayed"] is True
+    db = Database(db_path)
+    assert db.count_filings() == 1 and db.count_receipts() == 1
+    # Another person's card is still its own filing.
+    w = _report(client, "loss-key-worker", ssn=WORKER, name="李建国").json()
+    assert w["status"] == "accepted" and w["filing_id"] != first["filing_id"]
+    assert db.count_filings() == 2
+
+
+def test_card_loss_bad_id_number_is_422_without_echo(client, db_path):
+    bad = ELDER[:-1] + ("8" if ELDER[-1] != "8" else "9")  # wrong check digit
+    r = _report(client, "loss-key-badssn", ssn=bad)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    assert {"loc": ["body", "ssn"], "type": "invalid_ssn"} in r.json()["fields"]
+    assert bad not in r.text
+    assert _report(client, "loss-key-short", ssn=ELDER[:17]).status_code == 422
+    assert _report(client, "loss-key-cred", credential="password").status_code == 422
+    assert Database(db_path).count_filings() == 0
+
+
+def test_card_loss_lowercase_x_is_the_same_card(client):
+    r = _report(client, "loss-key-lower-x", ssn=WORKER.lower(), name="李建国")
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    again = _report(client, "loss-key-upper-x", ssn=WORKER, name="李建国")
+    assert again.json()["status"] == "already_reported"
+
+
+def test_card_loss_for_a_person_without_a_card_is_404(client, db_path):
+    r = _report(client, "loss-key-nocard", ssn=NOT_A_CARD_HOLDER, name="韦阿妹")
+    assert r.status_code == 404 and r.json()["code"] == "no_card"
+    assert Database(db_path).count_filings() == 0 and Database(db_path).count_receipts() == 0
+
+
+def test_card_loss_requires_idempotency_key(client, db_path):
+    assert client.post("/v1/filings/card-loss", json=loss_body()).json()["code"] == "idempotency_key_required"
+    r = client.post("/v1/filings/card-loss", json=loss_body(), headers={"Idempotency-Key": "short"})
+    assert r.status_code == 400
+    assert Database(db_path).count_filings() == 0
+
+
+def test_card_loss_key_space_is_separate_from_receipts(client, db_path):
+    key = "shared-key-0001"
+    assert client.post("/v1/receipts", json=receipt_body(), headers={"Idempotency-Key": key}).status_code == 200
+    r = _report(client, key)
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert Database(db_path).count_receipts() == 2
+
+
+def test_unknown_filing_is_404(client):
+    r = client.get("/v1/filings/F20250310-0000000000")
+    assert r.status_code == 404 and r.json()["code"] == "unknown_filing"
+    assert client.get("/v1/filings/bad%20id").status_code == 422
+
+
+def test_card_loss_survives_a_restart(db_path, clock):
+    app1 = create_app(db_path, "https://kiosk-api.example", clock=clock, today=TODAY)
+    with TestClient(app1, base_url="https://kiosk-api.example") as c1:
+        f = _report(c1, "loss-key-restart").json()
+    app2 = create_app(db_path, "https://kiosk-api.example", clock=clock, today=TODAY)
+    with TestClient(app2, base_url="https://kiosk-api.example") as c2:
+        assert c2.get(f"/v1/filings/{f['filing_id']}").json()["status"] == "accepted"
+        assert _report(c2, "loss-key-restart").json()["replayed"] is True
+        assert _report(c2, "loss-key-restart2").json()["status"] == "already_reported"
+
+
+def test_card_loss_lost_answer_leaves_one_filing(client, control, db_path):
+    control.fail_next(1, after_processing=True)
+    assert _report(client, "loss-key-lost").status_code == 500
+    assert Database(db_path).count_filings(ELDER) == 1
+    again = _report(client, "loss-key-lost").json()
+    assert again["status"] == "accepted" and again["replayed"] is True
+    assert Database(db_path).count_filings(ELDER) == 1

@@ -22,6 +22,8 @@ from kiosk.backend_client import (
     BackendFailure,
     ECardPerson,
     FailureKind,
+    FilingRecord,
+    FilingStatus,
     PensionStatus,
     ReceiptVerification,
 )
@@ -83,6 +85,7 @@ def client_with(pki, adapter: FakeAdapter) -> BackendClient:
     c = BackendClient(BASE, pki.ca_cert, pki.client_cert, pki.client_key, connect_timeout=2, read_timeout=5)
     c.session.mount(BASE + "/", adapter)
     c.session.mount(BASE + "/v1/receipts", adapter)
+    c.session.mount(BASE + "/v1/filings/card-loss", adapter)
     return c
 
 
@@ -133,6 +136,10 @@ def test_retry_policy_per_route(pki):
     assert "POST" not in get_retry.allowed_methods and "POST" not in ecard_retry.allowed_methods
     assert "POST" in receipt_retry.allowed_methods
     assert 503 in get_retry.status_forcelist
+    loss_retry = c.session.get_adapter(BASE + "/v1/filings/card-loss").max_retries
+    status_retry = c.session.get_adapter(BASE + "/v1/filings/F1").max_retries
+    assert "POST" in loss_retry.allowed_methods and loss_retry.total == 3  # it carries an Idempotency-Key
+    assert "POST" not in status_retry.allowed_methods and "GET" in status_retry.allowed_methods
 
 
 def test_every_call_has_connect_and_read_timeouts(pki):
@@ -244,6 +251,80 @@ def test_logs_hold_no_id_number_or_name(pki, caplog):
     assert ELDER not in repr(failure)
 
 
+FILING = {
+    "filing_id": "F20250310-0A1B2C3D4E",
+    "status": "accepted",
+    "card_status": "temporarily_suspended",
+    "receipt_id": "R20250310-0A1B2C3D4E",
+    "verify_url": BASE + "/v1/receipts/R20250310-0A1B2C3D4E/verify?sig=x",
+    "lines": [["挂失状态", "已临时挂失"], ["说明", "临时挂失有效期 5 个工作日"]],
+    "created_at": "2025-03-10T17:30:00+08:00",
+    "received_at": "2025-03-10T09:30:00Z",
+    "replayed": False,
+}
+
+
+def loss_args(**over):
+    args = dict(
+        idempotency_key="loss-key-0001", terminal_id="T-0001", site_id="370102-001", ssn=ELDER,
+        credential="id_card", created_at="2025-03-10T17:30:00+08:00",
+    )
+    args.update(over)
+    return args
+
+
+def test_card_loss_request_and_parsed_record(pki):
+    adapter = FakeAdapter(body=FILING)
+    c = client_with(pki, adapter)
+    got = c.report_card_loss(**loss_args())
+    assert isinstance(got, FilingRecord)
+    assert got.filing_id == "F20250310-0A1B2C3D4E" and got.status == "accepted" and got.replayed is False
+    assert got.lines == (("挂失状态", "已临时挂失"), ("说明", "临时挂失有效期 5 个工作日"))
+    assert got.received_at.utcoffset() is not None
+    req = adapter.requests[0][0]
+    assert req.method == "POST" and req.url == BASE + "/v1/filings/card-loss"
+    assert req.headers["Idempotency-Key"] == "loss-key-0001"
+    assert json.loads(req.body) == {
+        "terminal_id": "T-0001", "site_id": "370102-001", "ssn": ELDER, "credential": "id_card",
+        "created_at": "2025-03-10T17:30:00+08:00",
+    }
+    c.report_card_loss(**loss_args(name="王秀兰"))
+    assert json.loads(adapter.requests[1][0].body)["name"] == "王秀兰"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**FILING, "replayed": "no"},
+        {**FILING, "created_at": "2025-03-10T17:30:00"},  # naive
+        {**FILING, "lines": [["only one"]]},
+        {k: v for k, v in FILING.items() if k != "receipt_id"},
+    ],
+)
+def test_card_loss_off_shape_is_bad_response(pki, body):
+    got = client_with(pki, FakeAdapter(body=body)).report_card_loss(**loss_args())
+    assert isinstance(got, BackendFailure) and got.kind == FailureKind.BAD_RESPONSE
+
+
+def test_card_loss_failures_keep_the_server_code(pki):
+    got = client_with(pki, FakeAdapter(status=404, body={"code": "no_card"})).report_card_loss(**loss_args())
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.NOT_FOUND, "no_card")
+    got = client_with(pki, FakeAdapter(status=409, body={"code": "idempotency_conflict"})).report_card_loss(
+        **loss_args()
+    )
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.REJECTED, "idempotency_conflict")
+
+
+def test_filing_status_parsed_and_id_quoted(pki):
+    adapter = FakeAdapter(body={"filing_id": "F1", "type": "card_loss", "status": "accepted",
+                                "created_at": "2025-03-10T17:30:00+08:00"})
+    c = client_with(pki, adapter)
+    got = c.filing_status("F1")
+    assert isinstance(got, FilingStatus) and (got.type, got.status) == ("card_loss", "accepted")
+    c.filing_status("a/../b")
+    assert adapter.requests[1][0].url == BASE + "/v1/filings/a%2F..%2Fb"
+
+
 # --- property: no answer from outside can crash the client ---------------------------------------------------
 
 _json = st.recursive(
@@ -268,6 +349,8 @@ def test_any_answer_becomes_a_value(pki, status, body):
             idempotency_key="k" * 16, terminal_id="t", site_id="s", service="x", ssn=ELDER, summary={},
             created_at="2025-01-01T00:00:00+08:00",
         ),
+        c.report_card_loss(**loss_args()),
+        c.filing_status("F1"),
     ):
         assert not isinstance(got, Exception)
         if status >= 300:

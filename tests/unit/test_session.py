@@ -104,12 +104,12 @@ def test_happy_journey_ends_idle_with_nothing_left():
     assert pr.qr_url.endswith("sig=x")
     d.result(PrintResult(PrintOutcome.PRINTED))
     assert d.state.screen is S.Screen.TAKE_CARD
-    assert d.state.card is None and d.state.pension is None and d.state.level is Level.NONE
+    assert d.state.person is None and d.state.pension is None and d.state.level is Level.NONE
     assert any(isinstance(e, S.SessionEnded) for e in d.effects)
     d.send(CardRemoved("r0"))
     assert d.state.screen is S.Screen.IDLE
     assert d.state == S.initial_state().__class__(**{**d.state.__dict__})  # still a State
-    for name in ("card", "pin", "pension", "receipt_url", "pending", "tries_left", "service"):
+    for name in ("person", "pin", "pension", "receipt_url", "pending", "tries_left", "service"):
         assert not getattr(d.state, name), name
 
 
@@ -213,7 +213,7 @@ def test_pulling_the_card_ends_the_session_at_once(step):
         d.send(S.PrintRequested())
     d.send(CardRemoved("r0"))
     assert d.state.screen is S.Screen.IDLE
-    assert d.state.card is None and d.state.pension is None and d.state.pin == ""
+    assert d.state.person is None and d.state.pension is None and d.state.pin == ""
     assert d.effects_of(S.SessionEnded)
 
 
@@ -224,7 +224,7 @@ def test_late_result_from_an_earlier_session_is_dropped():
     d.send(CardRemoved("r0"))
     d.send(CardInserted("r0"))
     d.result(CardReadOk(CARD), sid=old_sid)
-    assert d.state.screen is S.Screen.READING and d.state.card is None
+    assert d.state.screen is S.Screen.READING and d.state.person is None
 
 
 def test_countdown_warns_then_a_touch_extends_then_timeout_ends():
@@ -239,7 +239,7 @@ def test_countdown_warns_then_a_touch_extends_then_timeout_ends():
     d.send(S.Tick(), advance=59)
     assert d.state.screen is S.Screen.MENU and d.state.countdown(d.clock.t) == 1
     d.send(S.Tick(), advance=1)
-    assert d.state.screen is S.Screen.TAKE_CARD and d.state.card is None
+    assert d.state.screen is S.Screen.TAKE_CARD and d.state.person is None
 
 
 def test_timeout_without_card_goes_idle():
