@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIENTATIONS = ("landscape", "portrait")
-JOURNEYS = ("pension", "faults")
+JOURNEYS = ("pension", "faults", "identity")
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +133,35 @@ def test_receipt_qr_decodes_to_a_url_the_backend_confirms(demo):
             assert not getattr(forged, "genuine", True)
         finally:
             server.stop()
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_each_credential_allows_what_its_level_allows(demo, orientation):
+    out, _ = demo
+    steps = {s["name"]: s for s in _report(out, orientation, "identity")["steps"]}
+    # ID card alone: may report a lost card, may not see the pension
+    idcard_menu = steps["30-idcard-menu"]["texts"]
+    assert "社保卡挂失" in idcard_menu and "养老金查询" not in idcard_menu
+    assert any("您用身份证登录" in t for t in idcard_menu)
+    assert steps["31-confirm-card-loss"]["title"] == "确认挂失您的社保卡吗？"
+    assert steps["32-card-loss-filed"]["title"] == "挂失已受理"
+    assert any(t.startswith("F") for t in steps["32-card-loss-filed"]["texts"])  # the filing's reference
+    assert steps["33-take-idcard"]["title"] == "请取走您的身份证"
+    assert steps["34-idcard-expired"]["title"] == "身份证已过期"
+    assert steps["35-foreign-card-menu"]["screen"] == "menu"
+    # the electronic card is as strong as card + PIN
+    assert steps["36-scan-camera"]["screen"] == "scan"
+    ecard_menu = steps["37-ecard-menu"]["texts"]
+    assert "养老金查询" in ecard_menu and "社保卡挂失" in ecard_menu
+    assert "238.50 元" in steps["38-ecard-pension"]["texts"]
+    assert steps["39-ecard-unknown"]["title"] == "认不出这个二维码"
+    assert steps["40-ecard-revoked"]["title"] == "这个二维码已作废"
+    genuine = steps["41-receipt-genuine"]["texts"]
+    assert steps["41-receipt-genuine"]["title"] == "这是本站出具的真实回执"
+    assert "社保卡临时挂失" in genuine and "王*兰" in genuine
+    assert steps["42-receipt-forged"]["title"] == "无法确认这张回执"
+
+
+def test_card_loss_receipts_are_printed(demo):
+    out, _ = demo
+    assert len(sorted((out / "receipts").glob("*-identity-receipt-*.png"))) == 2
