@@ -408,6 +408,11 @@ class Bench:
             # project's modules would be compiled on every start. Cache them outside the tree instead.
             self.env.pop("PYTHONDONTWRITEBYTECODE", None)
             self.env["PYTHONPYCACHEPREFIX"] = str(self.out / "pycache")
+        if args.escpos_cache:
+            # python-escpos parses its capabilities.json (YAML, ~0.35 s) on every import unless this names a
+            # lasting folder for its pickle; by default it uses a new mkdtemp() each time.
+            Path(args.escpos_cache).mkdir(parents=True, exist_ok=True)
+            self.env["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(Path(args.escpos_cache).resolve())
         self.cfg_path = None
         self.n = 0
 
@@ -628,6 +633,7 @@ def main() -> int:
     ap.add_argument("--only", default="coldstart,card,soak,backend")
     ap.add_argument("--out", default=None, help="folder for child logs and results (default: a temp dir)")
     ap.add_argument("--json", default=None, help="also write every raw figure here")
+    ap.add_argument("--escpos-cache", default=None, help="ESCPOS_CAPABILITIES_PICKLE_DIR for the app processes")
     ap.add_argument("--no-pyc", action="store_true", help="keep PYTHONDONTWRITEBYTECODE: compile on each start")
     # child-only
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -65,7 +65,7 @@ def _personal_data_guard():
     root.setLevel(old)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def log_files():
     """Register log files written by subprocesses; they are scanned at the end of the session."""
     return _files
