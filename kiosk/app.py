@@ -74,6 +74,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
     from kiosk import session as S
     from kiosk import view as V
     from kiosk.i18n import tr
+    from kiosk.sdnotify import notify
     from screens.error import ErrorScreen
     from screens.idle import IdleScreen
     from screens.menu import MenuScreen
@@ -135,6 +136,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
 
         def on_start(self):
             runtime.start()
+            Clock.schedule_once(lambda dt: notify("READY=1"), 0)  # after the first frame
             if on_ready is not None:
                 Clock.schedule_once(lambda dt: on_ready(self), 0)
 
@@ -148,6 +150,8 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             runtime.pump()  # returns None: a False would unschedule this interval
 
         def _tick(self, _dt):
+            # the UI loop is alive: tell systemd's watchdog (a hung loop stops these and gets restarted)
+            notify("WATCHDOG=1")
             runtime.post(S.Tick())
             n = runtime.state.countdown(runtime.clock())
             self.root_widget.ids.countdown.text = "" if n is None else tr(runtime.state.locale, "countdown", n=n)

@@ -250,13 +250,21 @@ def _demo_interactive(out: Path, orientation: str) -> int:
 
 def devices(args) -> int:
     from kiosk import config
-    from kiosk.factory import build_backend, build_devices
+    from kiosk.factory import build_backend, build_devices, build_optional_devices
 
     cfg = config.load(args.config)
     card, printer = build_devices(cfg)
     rows = [("sscard", cfg.devices.sscard_reader or "(first reader)", card.status().value)]
     ps = printer.status()
     rows.append(("printer", cfg.devices.printer_port, f"{ps.device.value}, paper {ps.paper.value}"))
+    opt = build_optional_devices(cfg)
+    d = cfg.devices
+    if opt["idcard_reader"] is not None:
+        rows.append(("idcard", d.idcard_port, f"SAM {opt['idcard_reader'].sam_status().value}"))
+    if opt["scanner"] is not None:
+        rows.append(("scanner", d.scanner_port, "online" if Path(d.scanner_port).exists() else "no_device"))
+    if opt["camera"] is not None:
+        rows.append(("camera", d.camera, opt["camera"].status().value))
     backend = build_backend(cfg)
     rows.append(("backend", cfg.backend.url, "online" if backend.health() else "offline"))
     if args.json:
@@ -264,7 +272,8 @@ def devices(args) -> int:
     else:
         for a, b, c in rows:
             print(f"{a:<10} {b:<40} {c}")
-    return 0
+    # non-zero when anything is not fully working, so a technician's script can tell
+    return 0 if all(c.startswith(("online", "SAM online")) and "paper out" not in c for _, _, c in rows) else 1
 
 
 if __name__ == "__main__":

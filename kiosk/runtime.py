@@ -71,7 +71,8 @@ class Runtime:
         self.voice = voice
         self.clock = clock
         self.wall = wall
-        self.state = S.initial_state(settings, locale=locale, elder_mode=elder_mode)
+        features = {name for name, dev in (("idcard", idcard_reader), ("scan", scanner), ("camera", camera)) if dev}
+        self.state = S.initial_state(settings, locale=locale, elder_mode=elder_mode, features=frozenset(features))
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._pools = {
             name: ThreadPoolExecutor(1, thread_name_prefix=name) for name in ("card", "printer", "voice")

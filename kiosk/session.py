@@ -333,6 +333,7 @@ class State:
     deadline: float | None = None  # when inactivity ends the session; None = no timeout on this screen
     remind_at: float | None = None
     settings: Settings = Settings()
+    features: frozenset[str] = frozenset({"idcard", "scan", "camera"})  # devices fitted beyond the card reader
 
     @property
     def holder_name_masked(self) -> str:
@@ -353,8 +354,11 @@ class State:
         return int(r + 0.999)
 
 
-def initial_state(settings: Settings | None = None, locale: str = "zh_CN", elder_mode: bool = True) -> State:
-    return State(settings=settings or Settings(), locale=locale, elder_mode=elder_mode)
+def initial_state(
+    settings: Settings | None = None, locale: str = "zh_CN", elder_mode: bool = True,
+    features: frozenset[str] = frozenset({"idcard", "scan", "camera"}),
+) -> State:
+    return State(settings=settings or Settings(), locale=locale, elder_mode=elder_mode, features=features)
 
 
 _SCREEN_TIMEOUT = {
@@ -543,7 +547,7 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
         return s, []
     sc = s.screen
     if sc is Screen.IDLE:
-        if isinstance(e, StartScan):
+        if isinstance(e, StartScan) and "camera" in s.features:
             s, fx = _go_fx(s, Screen.SCAN, now)
             return s, fx + [Speak("scan.title")]
         return s, []

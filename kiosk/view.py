@@ -66,8 +66,13 @@ def build(state: S.State, now: float) -> View:
     sc = state.screen
     if sc is S.Screen.IDLE:
         other = "en" if loc == "zh_CN" else "zh_CN"
-        buttons = (Button(t("idle.scan"), S.StartScan()), Button(t("app.other_locale"), S.SetLocale(other)))
-        return View("idle", t("idle.title"), t("idle.body"), buttons=buttons, **common)
+        buttons = (Button(t("app.other_locale"), S.SetLocale(other)),)
+        if "camera" in state.features:
+            buttons = (Button(t("idle.scan"), S.StartScan()),) + buttons
+        # say only what this terminal can do: which readers are fitted decides the words
+        f = state.features
+        body = "idle.body" + (".idcard" if "idcard" in f else "") + (".scan" if f & {"scan", "camera"} else "")
+        return View("idle", t("idle.title"), t(body), buttons=buttons, **common)
     if sc is S.Screen.SCAN:
         return View("scan", t("scan.title"), t("scan.body"), buttons=(Button(t("btn.back"), S.Back()),), **common)
     if sc in _WAIT:

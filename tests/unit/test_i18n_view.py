@@ -63,3 +63,13 @@ def test_countdown_text():
     st = replace(S.initial_state(), screen=S.Screen.MENU, deadline=100.0)
     assert view.build(st, 50).countdown == ""
     assert view.build(st, 90).countdown == "还有 10 秒返回首页，点屏幕继续"
+
+
+def test_idle_offers_only_what_the_terminal_has():
+    bare = S.initial_state(features=frozenset())
+    v = view.build(bare, 0)
+    assert v.body == "芯片朝上，插入下方读卡口" and [b.label for b in v.buttons] == ["English"]
+    assert S.transition(bare, S.StartScan(), 0)[0].screen is S.Screen.IDLE  # no camera: nothing to start
+    full = S.initial_state(features=frozenset({"idcard", "scan", "camera"}))
+    v = view.build(full, 0)
+    assert "身份证" in v.body and "电子社保卡" in v.body and v.buttons[0].event == S.StartScan()
