@@ -14,6 +14,16 @@ def vmrss_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
+def rss_parts_mb(pid: int | str = "self") -> dict[str, float]:
+    """VmRSS and its parts (RssAnon: heap and GL buffers; RssFile: mapped files such as fonts and .so)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key = line.split(":", 1)[0]
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            out[key] = int(line.split()[1]) / 1024
+    return out
+
+
 def pct(xs: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..1); enough for the 5-50 samples these benchmarks take."""
     s = sorted(xs)

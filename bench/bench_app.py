@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import summary, table, vmrss_mb  # noqa: E402
+from _common import rss_parts_mb, summary, table, vmrss_mb  # noqa: E402
 
 READERS = {35963: "Virtual PCD 00 00", 35964: "Virtual PCD 00 01"}
 SETTLE = 3.0  # seconds at idle before the "idle RSS" sample: lazy loading is over by then
@@ -248,6 +248,7 @@ class Child:
 
     def finish_coldstart(self, _dt) -> None:
         self.res["rss_idle_mb"] = vmrss_mb()
+        self.res["rss_idle_parts"] = rss_parts_mb()
         self.stop()
 
     def watchdog(self, _dt) -> None:
@@ -322,9 +323,11 @@ class Child:
 
     # -- 3. RSS over scripted sessions
     def start_soak(self, _dt) -> None:
-        from screens.director import Director
-
         self.res["rss_idle_mb"] = vmrss_mb()
+        self.res["rss_idle_parts"] = rss_parts_mb()
+        from screens.director import Director  # kivy.tests.common imports pytest: harness memory
+
+        self.res["rss_harness_mb"] = vmrss_mb() - self.res["rss_idle_mb"]
         self.res["rss_sessions_mb"] = []
         self.res["session_s"] = []
         self.director = Director(self.app, None, Path(self.args.out) / "director", f"soak-{self.mode}")
@@ -378,6 +381,7 @@ class Child:
         return lambda: time.monotonic() - t > secs
 
     def soak_done(self, director) -> None:
+        self.res["rss_end_parts"] = rss_parts_mb()
         self.res["errors"] += director.errors
         self.stop()
 
@@ -556,7 +560,9 @@ def report(results: dict) -> str:
             rows.append([labels[mode], f"{len(ok)}/{len(runs)}", *_ms(summary(total, 1000)), refs[mode]])
             rss = [r["rss_idle_mb"] for r in ok if "rss_idle_mb" in r]
             s = summary(rss)
-            rss_rows.append([labels[mode], f"{s.get('median', 0):.0f}", f"{s.get('max', 0):.0f}",
+            parts_ = [r["rss_idle_parts"] for r in ok if "rss_idle_parts" in r]
+            anon = f"{parts_[-1]['RssAnon']:.0f} / {parts_[-1]['RssFile']:.0f}" if parts_ else "-"
+            rss_rows.append([labels[mode], f"{s.get('median', 0):.0f}", f"{s.get('max', 0):.0f}", anon,
                              "~170 (NOTES.md)" if mode == "baseline" else "goal ≤ bare window + 60"])
 
             def med(a: str, b: str, rs=ok) -> str:
@@ -569,10 +575,10 @@ def report(results: dict) -> str:
         out.append(table("1. cold start: process start → first idle frame drawn (ms, warm page cache)",
                          ["", "runs", "median", "p90", "min", "max", "reference"], rows))
         out.append(table("   where the time goes (medians, ms)",
-                         ["", "python+font", "kivy+window", "kv+screens", "build()", "→1st flip", "→idle drawn", ""],
+                         ["", "python+font", "kivy+window", "app+kv(+runtime)", "build()", "→1st flip", "→idle drawn", ""],
                          parts))
-        out.append(table("3a. idle RSS 3 s after the first frame (MB)", ["", "median", "max", "reference"],
-                         rss_rows))
+        out.append(table("3a. idle RSS 3 s after the first frame (MB)",
+                         ["", "median", "max", "anon / file", "reference"], rss_rows))
     card = results.get("card")
     if card:
         runs = card.get("card_runs", [])
@@ -602,11 +608,17 @@ def report(results: dict) -> str:
         n = len(rss)
         pick = sorted({0, min(9, n - 1), n // 2, n - 1})
         rows = [["idle, before the first session", f"{s['rss_idle_mb']:.1f}", "goal ≤ 230 (bare ~170 + 60)"]]
+        if "rss_harness_mb" in s:
+            rows.append(["  + the driver's own import (pytest)", f"{s['rss_harness_mb']:+.1f}", "harness, constant"])
         rows += [[f"after session {i + 1}", f"{rss[i]:.1f}", ""] for i in pick]
         rows.append([f"growth, session 1 → {n}", f"{rss[-1] - rss[0]:+.1f}", "goal ≤ 5"])
         if n > 10:
             rows.append([f"growth, session 10 → {n}", f"{rss[-1] - rss[9]:+.1f}", "goal ≤ 5"])
         rows.append(["growth, idle → last session", f"{rss[-1] - s['rss_idle_mb']:+.1f}", ""])
+        for label, key in (("idle", "rss_idle_parts"), (f"after {n}", "rss_end_parts")):
+            p = s.get(key)
+            if p:
+                rows.append([f"{label}: RssAnon / RssFile", f"{p['RssAnon']:.0f} / {p['RssFile']:.0f}", ""])
         sec = summary(s["session_s"])
         rows.append(["seconds per session (median)", f"{sec['median']:.2f}", "Director taps, ≥2 frames a step"])
         out.append(table(f"3b. RSS over {n} scripted sessions, {title} (MB)", ["", "VmRSS", "reference"], rows))

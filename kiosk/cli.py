@@ -103,7 +103,9 @@ def run_app(cfg, *, size=None, on_ready=None, voice=True, camera=None) -> int:
     font = kapp.find_cjk_font()  # before any window: a clear error, not boxes on screen
     kapp.prepare_kivy(size=size, dev=cfg.terminal.dev)
     runtime = make_runtime(cfg, voice=voice, camera=camera)
-    application = kapp.build_app(runtime, font_path=font, dev=cfg.terminal.dev, on_ready=on_ready)
+    application = kapp.build_app(
+        runtime, font_path=font, dev=cfg.terminal.dev, shuffle_keypad=cfg.terminal.shuffle_keypad, on_ready=on_ready,
+    )
     application.run()
     return getattr(application, "exit_code", 0)
 

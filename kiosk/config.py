@@ -25,6 +25,7 @@ class Terminal(_Section):
     locale: Literal["zh_CN", "en"] = "zh_CN"
     dev: bool = False  # cursor visible, insecure backend allowed, dev panel
     elder_mode: bool = True  # start in elder mode: bigger type
+    shuffle_keypad: bool = False  # PIN keys in a new order each session, against smudges and onlookers
 
 
 class Backend(_Section):

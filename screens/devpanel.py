@@ -63,9 +63,11 @@ def attach(app, stack) -> None:
         grid.add_widget(Label(size_hint_y=None, height=dp(44)))
         grid.add_widget(Label(size_hint_y=None, height=dp(44)))
         for text, action in items:
-            b = Button(text=text, size_hint_y=None, height=dp(56), font_size=dp(18))
+            b = Button(text=text, size_hint_y=None, height=dp(56), font_size=dp(16))
             b.bind(on_release=lambda _b, a=action: (a(), panel.dismiss()))
             grid.add_widget(b)
+        for _ in range(-len(items) % 3):  # each section starts on a row of its own
+            grid.add_widget(Label(size_hint_y=None, height=dp(56)))
     scroll.add_widget(grid)
     panel.add_widget(scroll)
     toggle = Button(text="DEV", size_hint=(None, None), size=(dp(72), dp(44)), pos=(0, 0), opacity=0.6)
