@@ -1,7 +1,7 @@
 """The kiosk app's own figures, measured from outside the app (no hooks in kiosk/), printed as tables.
 
     PYTHONPATH=. .venv/bin/python bench/bench_app.py [--runs 5] [--card-runs 12] [--sessions 200]
-                                                     [--real-sessions 20] [--only coldstart,card,soak]
+                                                     [--real-sessions 20] [--only coldstart,card,soak,backend]
 
 Starts its own Xvfb and (if none answers) pcscd, plus the demo stack's TLS backend and printer twin.
 Kivy opens one window per process, so every measurement runs in a child process of this script
@@ -16,6 +16,7 @@ and Clock callbacks:
    the first flipped frame whose PIN screen shows the holder's masked name.
 3. RSS: VmRSS of the app process at idle, and after each of N scripted sessions (card, PIN by touch,
    menu, pension, print, take the card) — on fakes, and a smaller run on the real stack.
+4. backend: the kiosk's BackendClient against the demo backend over mutual TLS (in this process).
 Figures are printed with their reference; nothing is asserted on time (machines differ).
 """
 
@@ -328,6 +329,10 @@ class Child:
         from screens.director import Director  # kivy.tests.common imports pytest: harness memory
 
         self.res["rss_harness_mb"] = vmrss_mb() - self.res["rss_idle_mb"]
+        if self.args.tracemalloc:
+            import tracemalloc
+
+            tracemalloc.start(1)
         self.res["rss_sessions_mb"] = []
         self.res["session_s"] = []
         self.director = Director(self.app, None, Path(self.args.out) / "director", f"soak-{self.mode}")
@@ -381,7 +386,24 @@ class Child:
         return lambda: time.monotonic() - t > secs
 
     def soak_done(self, director) -> None:
+        import ctypes
+        import gc
+
         self.res["rss_end_parts"] = rss_parts_mb()
+        if self.args.tracemalloc:
+            import tracemalloc
+
+            snap = tracemalloc.take_snapshot()
+            self.res["traced_mb"] = tracemalloc.get_traced_memory()[0] / 2**20
+            self.res["traced_top"] = [
+                [str(st.traceback[0]), st.size / 2**20] for st in snap.statistics("lineno")[:8]
+            ]
+            tracemalloc.stop()
+        gc.collect()
+        self.res["rss_after_gc_mb"] = vmrss_mb()
+        # glibc keeps freed heap pages; trimming shows how much of the RSS is held rather than used
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        self.res["rss_after_trim_mb"] = vmrss_mb()
         self.res["errors"] += director.errors
         self.stop()
 
@@ -428,6 +450,8 @@ class Bench:
                "--port", str(self.args.port), "--child-timeout", str(timeout)]
         if self.cfg_path:
             cmd += ["--cfg", str(self.cfg_path)]
+        if self.args.tracemalloc:
+            cmd.append("--tracemalloc")
         for k, v in extra.items():
             cmd += [f"--{k.replace('_', '-')}", str(v)]
         t0 = time.monotonic()
@@ -539,8 +563,8 @@ class Bench:
 # ====================================================================== report
 
 
-def _ms(s: dict) -> list[str]:
-    return [f"{s[k]:.0f}" if s.get("n") else "-" for k in ("median", "p90", "min", "max")]
+def _ms(s: dict, fmt: str = ".0f") -> list[str]:
+    return [format(s[k], fmt) if s.get("n") else "-" for k in ("median", "p90", "min", "max")]
 
 
 def report(results: dict) -> str:
@@ -619,15 +643,20 @@ def report(results: dict) -> str:
             p = s.get(key)
             if p:
                 rows.append([f"{label}: RssAnon / RssFile", f"{p['RssAnon']:.0f} / {p['RssFile']:.0f}", ""])
+        if "traced_mb" in s:
+            rows.append(["Python objects allocated since idle", f"{s['traced_mb']:.1f}", "tracemalloc"])
+        if "rss_after_trim_mb" in s:
+            rows.append(["after gc.collect() / + malloc_trim(0)",
+                         f"{s['rss_after_gc_mb']:.1f} / {s['rss_after_trim_mb']:.1f}", "held vs used"])
         sec = summary(s["session_s"])
         rows.append(["seconds per session (median)", f"{sec['median']:.2f}", "Director taps, ≥2 frames a step"])
         out.append(table(f"3b. RSS over {n} scripted sessions, {title} (MB)", ["", "VmRSS", "reference"], rows))
     b = results.get("backend")
     if b:
         rows = [
-            ["pension GET (kept-alive session)", *_ms(summary(b["pension"], 1000)), "3.8 (p95 5.9) helper"],
-            ["health, new session (incl. TLS handshake)", *_ms(summary(b["health_new"], 1000)), "10.7 helper"],
-            ["receipt POST (kept-alive session)", *_ms(summary(b["receipt"], 1000)), "8.8 helper"],
+            ["pension GET (kept-alive session)", *_ms(summary(b["pension"], 1000), ".1f"), "3.8 (p95 5.9) helper"],
+            ["health, new session (incl. TLS handshake)", *_ms(summary(b["health_new"], 1000), ".1f"), "10.7 helper"],
+            ["receipt POST (kept-alive session)", *_ms(summary(b["receipt"], 1000), ".1f"), "8.8 helper"],
         ]
         out.append(table("backend client over mutual TLS on loopback (ms)",
                          ["", "median", "p90", "min", "max", "reference"], rows))
@@ -646,6 +675,7 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="folder for child logs and results (default: a temp dir)")
     ap.add_argument("--json", default=None, help="also write every raw figure here")
     ap.add_argument("--escpos-cache", default=None, help="ESCPOS_CAPABILITIES_PICKLE_DIR for the app processes")
+    ap.add_argument("--tracemalloc", action="store_true", help="soak: trace Python allocations (slower)")
     ap.add_argument("--no-pyc", action="store_true", help="keep PYTHONDONTWRITEBYTECODE: compile on each start")
     # child-only
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)

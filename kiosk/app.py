@@ -128,7 +128,10 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             Window.bind(on_request_close=lambda *a, **k: not dev)  # closing is refused outside dev
             Window.bind(on_touch_down=lambda *a: runtime.post(S.Touch()) and False)
             runtime.listeners.append(self._on_state)
-            Clock.schedule_interval(self._pump, 1 / 30)
+            # events pump at once through a trigger (Kivy's Clock is safe to trigger from other threads);
+            # the slow interval is only a safety net
+            runtime.wakeup = Clock.create_trigger(self._pump, 0)
+            Clock.schedule_interval(self._pump, 0.5)
             Clock.schedule_interval(self._tick, 1.0)
             self.root_widget = root
             self.render()

@@ -7,15 +7,26 @@ from the transport (devices/printer.py sends them).
 from __future__ import annotations
 
 import io
+import os
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
-import qrcode
-import qrcode.constants
-from escpos.constants import QR_ECLEVEL_H, QR_ECLEVEL_L, QR_ECLEVEL_M, QR_ECLEVEL_Q
-from escpos.image import EscposImage
-from escpos.printer import Dummy
+# python-escpos parses its capabilities YAML on every import (~0.4 s of each start) unless its pickle
+# cache lives somewhere lasting; by default it makes a new temp folder each time and leaves it behind.
+_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kiosk-escpos"
+try:
+    _cache.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(_cache))
+except OSError:
+    pass  # read-only home: escpos falls back to a temp folder
+
+import qrcode  # noqa: E402
+import qrcode.constants  # noqa: E402
+from escpos.constants import QR_ECLEVEL_H, QR_ECLEVEL_L, QR_ECLEVEL_M, QR_ECLEVEL_Q  # noqa: E402
+from escpos.image import EscposImage  # noqa: E402
+from escpos.printer import Dummy  # noqa: E402
 
 FS_CHINESE_ON = b"\x1c\x26"  # FS &: python-escpos never sends it
 FS_CHINESE_OFF = b"\x1c\x2e"  # FS .

@@ -79,10 +79,13 @@ class Runtime:
         }
         self._pools["net"] = ThreadPoolExecutor(2, thread_name_prefix="net")
         self.listeners: list[Callable[[S.State], None]] = []
+        self.wakeup: Callable[[], None] | None = None  # the app's thread-safe trigger to pump at once
 
     # -- any thread
     def post(self, event: object) -> None:
         self._events.put(event)
+        if self.wakeup is not None:
+            self.wakeup()
 
     # -- main thread
     def start(self) -> None:
@@ -177,6 +180,7 @@ class Runtime:
                 self._pools["voice"].submit(self._say, text, locale)
         elif isinstance(eff, S.SessionEnded):
             log.info("session %d ended: %s", eff.sid, eff.reason)
+            _trim_heap()
 
     def _say(self, text: str, locale: str) -> None:
         try:
@@ -273,6 +277,16 @@ class _Tee:
 
     def close(self) -> None:
         pass  # the runtime owns the camera; stopping the decoder must not close it
+
+
+def _trim_heap() -> None:
+    """Hand freed heap back to the OS between sessions (glibc keeps ~20 MB otherwise, measured in bench)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _failure(r: object) -> S.BackendFailed | None:

@@ -30,7 +30,8 @@ class PinScreen(KioskScreen):
         keys += [(view.extra["delete"], S.KeyBackspace(), False), (digits[9], S.KeyDigit(digits[9]), True)]
         keys += [(b.label, b.event, False) for b in view.buttons]
         for text, event, is_digit in keys:
-            b = BigButton(text=text, primary=is_digit, height=theme.key)
+            # a portrait terminal has height to spare: bigger keys for old fingers
+            b = BigButton(text=text, primary=is_digit, height=theme.key * (1.3 if self.height > self.width else 1))
             if is_digit:
                 b.font_size = theme.title
             b.event = event
