@@ -1,6 +1,7 @@
 import random
 
 from kivy.app import App
+from kivy.core.window import Window
 from kivy.properties import BooleanProperty, NumericProperty
 
 from kiosk import session as S
@@ -31,7 +32,7 @@ class PinScreen(KioskScreen):
         keys += [(b.label, b.event, False) for b in view.buttons]
         for text, event, is_digit in keys:
             # a portrait terminal has height to spare: bigger keys for old fingers
-            b = BigButton(text=text, primary=is_digit, height=theme.key * (1.3 if self.height > self.width else 1))
+            b = BigButton(text=text, primary=is_digit, height=theme.key * (1.3 if Window.height > Window.width else 1))
             if is_digit:
                 b.font_size = theme.title
             b.event = event
