@@ -605,10 +605,13 @@ def create_app(
             tags=["demo"],
             responses=_errors((404, "unknown_persona")),
         )
-        def demo_ecard_code(persona_key: str = PathParam(pattern=r"^[A-Za-z0-9_]{1,32}$")) -> DemoECardCode:
+        def demo_ecard_code(
+            persona_key: str = PathParam(pattern=r"^[A-Za-z0-9_]{1,32}$"),
+            expired: bool = Query(False, description="issue a code that has already expired (demo of the expired screen)"),
+        ) -> DemoECardCode:
             if db.person_by_key(persona_key) is None:
                 raise ApiError(404, "unknown_persona", "没有这个演示人员")
-            issued = int(clock())
+            issued = int(clock()) - (ecard_ttl + 60 if expired else 0)
             payload = {"v": 1, "p": persona_key, "iat": issued, "exp": issued + ecard_ttl, "n": secrets.token_hex(6)}
             body = _b64(json.dumps(payload, separators=(",", ":")).encode())
             code = f"{ECARD_PREFIX}.{body}.{_sign(ecard_secret, 'ecard', body)}"

@@ -126,12 +126,12 @@ class DemoStack:
         """Hold a QR code carrying `text` up to the camera (None: nothing in view)."""
         self.camera.show(text)
 
-    def ecard_code(self, key: str) -> str:
+    def ecard_code(self, key: str, expired: bool = False) -> str:
         """A fresh electronic social-security card code for a demo person (what their phone would show)."""
         import requests
 
         s = self.server
-        r = requests.get(f"{s.url}/v1/demo/ecard-code/{key}", verify=str(s.ca_path),
+        r = requests.get(f"{s.url}/v1/demo/ecard-code/{key}", params={"expired": expired}, verify=str(s.ca_path),
                          cert=(str(s.client_cert), str(s.client_key)), timeout=5)
         r.raise_for_status()
         return r.json()["code"]

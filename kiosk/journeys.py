@@ -191,6 +191,11 @@ def identity_journey(d):
     yield d.shot("39-ecard-unknown")
     yield d.tap(_t("btn.finish"))
     yield d.until_screen("idle")
+    st.scan(st.ecard_code("worker", expired=True))  # a screenshot of an old code, say
+    yield d.until_screen("error", _t("error.ecard_expired.title"), timeout=15)
+    yield d.shot("39b-ecard-expired")
+    yield d.tap(_t("btn.finish"))
+    yield d.until_screen("idle")
     code = st.ecard_code("worker")
     st.revoke_ecard(code)
     st.scan(code)

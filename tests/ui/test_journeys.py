@@ -155,6 +155,7 @@ def test_each_credential_allows_what_its_level_allows(demo, orientation):
     assert "养老金查询" in ecard_menu and "社保卡挂失" in ecard_menu
     assert "238.50 元" in steps["38-ecard-pension"]["texts"]
     assert steps["39-ecard-unknown"]["title"] == "认不出这个二维码"
+    assert steps["39b-ecard-expired"]["title"] == "二维码已过期"
     assert steps["40-ecard-revoked"]["title"] == "这个二维码已作废"
     genuine = steps["41-receipt-genuine"]["texts"]
     assert steps["41-receipt-genuine"]["title"] == "这是本站出具的真实回执"
