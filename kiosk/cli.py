@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("demo", help="run the demo: reference backend + device twins")
     d.add_argument("--out", default=None, help="folder for screenshots and receipts (default: out/demo-TIME)")
     d.add_argument("--scripted", action="store_true", help="run the scripted journeys (default with no display)")
-    d.add_argument("--journey", default=None, help="one journey only (pension, faults)")
+    d.add_argument("--journey", default=None, choices=["pension", "faults", "identity"],
+                   help="one journey only (needs --orientation; scripted demo only)")
     d.add_argument("--orientation", choices=["landscape", "portrait"], default=None)
     d.add_argument("--inactivity", type=float, default=None, help=argparse.SUPPRESS)
     v = sub.add_parser("devices", help="list devices and their status")

@@ -6,7 +6,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(Exception):
@@ -41,7 +43,16 @@ class Backend(_Section):
     def _https(cls, v: str) -> str:
         if not v.startswith(("https://", "http://")):
             raise ValueError("must start with https://")
+        u = urlsplit(v)
+        if not u.hostname or u.query or u.fragment:
+            raise ValueError("must be https://host[:port][/path] with a host and no ?query or #fragment")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _pair(self):
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together: set both (or neither, in dev mode)")
+        return self
 
 
 class Devices(_Section):
@@ -62,6 +73,12 @@ class Timeouts(_Section):
     pin: float = Field(45, ge=10, le=300)
     warn: float = Field(15, ge=3, le=60, description="the countdown shows for this many last seconds")
     card_read: float = Field(5, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _warn_is_shorter(self):
+        if self.warn >= min(self.inactivity, self.pin):
+            raise ValueError("warn must be shorter than inactivity and pin, or the countdown never goes away")
+        return self
 
 
 class Config(_Section):

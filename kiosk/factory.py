@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+
+from devices.base import DeviceStatus
 from kiosk.backend_client import BackendClient
-from kiosk.config import Config
+from kiosk.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def build_backend(cfg: Config) -> BackendClient:
+    b = cfg.backend
+    try:
+        return _client(cfg)
+    except ValueError as e:  # the client's own safety checks: report them like any config error
+        raise ConfigError(f"[backend]: {e} — check url, ca, client_cert and client_key") from None
+
+
+def _client(cfg: Config) -> BackendClient:
     b = cfg.backend
     return BackendClient(
         b.url,
@@ -41,7 +54,10 @@ def build_optional_devices(cfg: Config) -> dict:
     camera = None
     if d.camera:
         camera = V4l2Camera(d.camera)
-        camera.open()
+        if camera.open() is not DeviceStatus.ONLINE:
+            # never offer residents a scan screen that shows nothing
+            log.warning("camera %s not available (%s): QR scanning by camera is off", d.camera, camera.detail)
+            camera = None
     return {
         "idcard_reader": SerialIdCardReader(d.idcard_port, baudrate=d.idcard_baud) if d.idcard_port else None,
         "scanner": SerialScanner(d.scanner_port, baudrate=d.scanner_baud, terminator=term) if d.scanner_port else None,

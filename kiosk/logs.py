@@ -12,13 +12,15 @@ import re
 import sys
 from pathlib import Path
 
-_ID = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_ID = re.compile(r"(?<!\d)(\d{4})\d{10}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_FOREIGN_ID = re.compile(r"(?<![A-Za-z])([A-Z]{3})\d{12}(?!\d)")  # 2017 foreign permanent resident card
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f·]+")
-_PIN = re.compile(r"(?i)(pin\W{0,3})\d+")
+_PIN = re.compile(r"(?i)(pin\D{0,12}?)\d{4,12}")
 
 
 def redact(text: str) -> str:
     text = _ID.sub(r"\1**********\2", text)
+    text = _FOREIGN_ID.sub(r"\1************", text)
     text = _HAN.sub("<redacted>", text)
     return _PIN.sub(r"\1<redacted>", text)
 

@@ -444,6 +444,9 @@ _IDCARD_FAULTS = {
 _ECARD_FAULTS = {"expired": Fault.ECARD_EXPIRED, "revoked": Fault.ECARD_REVOKED}
 
 
+_ID_CARD_HELD = (Screen.MENU, Screen.CONFIRM, Screen.ERROR)
+
+
 def looks_like_receipt(code: str) -> bool:
     """Receipt QR codes are our verify URLs; anything else scanned is taken as an e-card token."""
     return code.startswith("https://") and "/v1/receipts/" in code and "/verify" in code
@@ -495,11 +498,15 @@ def transition(s: State, event: object, now: float) -> tuple[State, list]:
         return _signed_in(s, Person(d.name or d.english_name, d.id_number, "id_card"), Level.ID_CARD, now)
 
     if isinstance(event, IdCardRemoved):
-        # Lifting the ID card is normal once it is read: the session goes on until finished or timed out.
         s = replace(s, idcard_present=False)
         if s.screen is Screen.TAKE_CARD and not s.card_present:
             s, fx = _go_fx(s, Screen.IDLE, now)
             return s, fx
+        if s.person is not None and s.person.credential == "id_card" and s.screen in _ID_CARD_HELD:
+            # The ID card is the credential: lifting it ends the session, so the next person at the
+            # screen cannot act for this one. A filing already sent still finishes and prints.
+            s, fx = _go_fx(_wiped(s), Screen.IDLE, now)
+            return s, [SessionEnded(s.sid, "idcard_removed")] + fx
         return s, []
 
     if isinstance(event, CodeScanned):

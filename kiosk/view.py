@@ -83,7 +83,7 @@ def build(state: S.State, now: float) -> View:
         return View(
             "pin", t("pin.title"), f"{greeting}\n{t('pin.body')}",
             buttons=(Button(t("btn.cancel"), S.Back()),), pin_entered=len(state.pin),
-            extra={"delete": t("btn.delete")}, **common,
+            extra={"delete": t("btn.delete"), "sid": state.sid}, **common,
         )
     if sc is S.Screen.MENU:
         services = tuple(

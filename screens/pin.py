@@ -16,12 +16,14 @@ class PinScreen(KioskScreen):
 
     entered = NumericProperty(0)
     shuffle = BooleanProperty(False)
+    _built_for = None
 
     def render(self, view) -> None:
         self.entered = view.pin_entered
         grid = self.ids.keypad
-        if grid.children and view.pin_entered:
-            return  # keep the layout while a PIN is being typed
+        if grid.children and view.extra.get("sid") == self._built_for:
+            return  # one layout per session: a shuffled keypad must not move under the finger
+        self._built_for = view.extra.get("sid")
         theme = App.get_running_app().theme
         digits = list("1234567890")
         if self.shuffle:

@@ -16,6 +16,7 @@ class ScanScreen(KioskScreen):
         self._event = Clock.schedule_interval(self._refresh, 1 / 15)
 
     def on_leave(self, *args):
+        super().on_leave(*args)
         if self._event is not None:
             self._event.cancel()
             self._event = None

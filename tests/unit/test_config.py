@@ -328,3 +328,21 @@ def test_cli_exits_78_with_the_message_on_a_bad_config(tmp_path: Path, example_t
     assert r.returncode == 78
     assert "configuration error:" in r.stderr
     assert f"{p}: [devices] printer_profile:" in r.stderr
+
+
+@pytest.mark.parametrize("url", ["https://", "https://host/?x=1", "https://host#frag"])
+def test_backend_url_needs_a_host_and_no_query(data, url):
+    data["backend"]["url"] = url
+    msg = _error(data)
+    assert "[backend] url" in msg and "host" in msg
+
+
+def test_client_cert_and_key_go_together(data):
+    data["terminal"]["dev"] = True
+    del data["backend"]["client_key"]
+    assert "client_cert and client_key go together" in _error(data)
+
+
+def test_countdown_must_be_shorter_than_the_time_limits(data):
+    data.setdefault("timeouts", {}).update({"inactivity": 12, "pin": 30, "warn": 15})
+    assert "[timeouts]" in _error(data) and "warn must be shorter" in _error(data)

@@ -43,3 +43,8 @@ def test_the_log_guard_knows_the_demo_people():
     from tests.conftest import SECRETS
 
     assert any(len(s) == 18 for s in SECRETS) and "王秀兰" in SECRETS and "123456" in SECRETS
+
+
+def test_redaction_covers_foreign_numbers_glued_ids_and_worded_pins():
+    out = redact("foreign USA110075061001; path %2F370102195203140527; PIN is 123456")
+    assert "110075061001" not in out and "195203140527" not in out and "123456" not in out

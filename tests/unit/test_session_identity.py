@@ -72,11 +72,28 @@ def test_card_loss_for_someone_without_a_card():
     assert d.state.fault is S.Fault.NO_CARD_ON_FILE
 
 
-def test_lifting_the_id_card_does_not_end_the_session():
+@pytest.mark.parametrize("chosen", [None, "card_loss"])
+def test_lifting_the_id_card_ends_its_session(chosen):
     d = Driver()
     d.send(IdCardPlaced(ID))
+    if chosen:
+        d.send(S.Choose(chosen))
     d.send(IdCardRemoved())
-    assert d.state.screen is S.Screen.MENU and d.state.person is not None
+    assert d.state.screen is S.Screen.IDLE and d.state.person is None
+    d.send(S.Confirm())  # the next person cannot file for the one who left
+    assert not d.effects_of(S.ReportCardLoss)
+
+
+def test_a_filing_already_sent_finishes_when_the_id_card_is_lifted():
+    d = Driver()
+    d.send(IdCardPlaced(ID))
+    d.send(S.Choose("card_loss"))
+    d.send(S.Confirm())
+    d.send(IdCardRemoved())
+    assert d.state.screen is S.Screen.SUBMITTING
+    d.result(S.CardLossFiled("F1", "accepted", RECEIPT_URL))
+    d.result(PrintResult(PrintOutcome.PRINTED))
+    assert d.state.screen is S.Screen.FILED
     d.send(S.Finish())
     assert d.state.screen is S.Screen.IDLE
 
