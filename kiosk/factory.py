@@ -12,7 +12,6 @@ log = logging.getLogger(__name__)
 
 
 def build_backend(cfg: Config) -> BackendClient:
-    b = cfg.backend
     try:
         return _client(cfg)
     except ValueError as e:  # the client's own safety checks: report them like any config error
