@@ -145,7 +145,6 @@ def _demo_one(out: Path, journey: str, orientation: str, inactivity: float | Non
 
     timeouts = Timeouts(inactivity=inactivity or 60, pin=max(inactivity or 45, 10), warn=min(15, (inactivity or 60) / 2))
     stack = DemoStack(out / f"stack-{orientation}-{journey}", orientation=orientation, timeouts=timeouts)
-    stack.printer_out = out / "receipts"
     result = {"code": 1}
     try:
         cfg = stack.start()
