@@ -9,6 +9,7 @@ garbled answers are retried, and a reader that stops answering becomes NO_DEVICE
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import threading
 import time
@@ -121,11 +122,12 @@ class SerialIdCardReader:
         return MediaStatus.PRESENT if self._present else MediaStatus.ABSENT
 
     def sam_status(self) -> DeviceStatus:
-        """Ask the module (11 FF). ONLINE on 90, HARDWARE_ERROR on another SW3, else NO_DEVICE."""
+        """Ask the module (11 FF). ONLINE on 90, HARDWARE_ERROR on another SW3, BUSY when another
+        process holds the port, else NO_DEVICE."""
         try:
             with self._io:
                 if not self._open():
-                    return DeviceStatus.NO_DEVICE
+                    return self._open_error
                 r = self._transact(sf.SAM_STATUS, attempts_on_timeout=2)
             return DeviceStatus.ONLINE if r.sw3 == sf.SW_OK else DeviceStatus.HARDWARE_ERROR
         except (_NoAnswer, _Garbled):
@@ -316,12 +318,15 @@ class SerialIdCardReader:
     def _open(self) -> bool:
         if self._ser is not None:
             return True
+        self._open_error = DeviceStatus.NO_DEVICE
         try:
             self._ser = serial.Serial(
                 self.port, self.baudrate, timeout=0.05, write_timeout=self.timeout, exclusive=True
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             log.info("idcard: cannot open %s: %s", self.port, type(exc).__name__)
+            if getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK) and "lock" in str(exc):
+                self._open_error = DeviceStatus.BUSY  # another process (the running kiosk) holds the port
             self._ser = None
             return False
         self._parser.reset()

@@ -275,7 +275,7 @@ def devices(args) -> int:
         for a, b, c in rows:
             print(f"{a:<10} {b:<40} {c}")
     # non-zero when anything is not fully working, so a technician's script can tell
-    return 0 if all(c.startswith(("online", "SAM online")) and "paper out" not in c for _, _, c in rows) else 1
+    return 0 if all(c.startswith(("online", "SAM online", "SAM busy")) and "paper out" not in c for _, _, c in rows) else 1
 
 
 if __name__ == "__main__":

@@ -175,14 +175,16 @@ class Runtime:
             self._camera(eff.on)
         elif isinstance(eff, S.Speak):
             if self.voice is not None:
-                text = tr(self.state.locale, eff.msgid)
-                locale = self.state.locale
-                self._pools["voice"].submit(self._say, text, locale)
+                st = self.state
+                self._pools["voice"].submit(self._say, tr(st.locale, eff.msgid), st.locale, st.sid, st.screen)
         elif isinstance(eff, S.SessionEnded):
             log.info("session %d ended: %s", eff.sid, eff.reason)
             _trim_heap()
 
-    def _say(self, text: str, locale: str) -> None:
+    def _say(self, text: str, locale: str, sid: int, screen: S.Screen) -> None:
+        st = self.state  # one reference read: the state object itself is immutable
+        if st.sid != sid or st.screen is not screen:
+            return  # the person has moved on: a late prompt would only confuse
         try:
             self.voice(text, locale)
         except Exception:

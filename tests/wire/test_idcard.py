@@ -231,6 +231,17 @@ def test_sam_status_error_code_is_hardware_error(twin, reader_for):
     assert reader_for(twin.port).sam_status() is DeviceStatus.HARDWARE_ERROR
 
 
+def test_port_held_by_another_process_is_busy_not_missing(twin, reader_for):
+    import serial
+
+    holder = serial.Serial(twin.port, 115200, exclusive=True)  # the running kiosk holds it
+    try:
+        assert reader_for(twin.port).sam_status() is DeviceStatus.BUSY
+    finally:
+        holder.close()
+    assert reader_for(twin.port).sam_status() is DeviceStatus.ONLINE
+
+
 def test_read_once_no_card_and_card(twin, reader_for):
     r = reader_for(twin.port)
     t0 = time.monotonic()
