@@ -153,7 +153,8 @@ def _pension(state: S.State, t, common) -> View:
     )
     p = state.pension
     if p is None:
-        return View("pension", t("pension.none"), t("pension.none.body"), buttons=buttons, **common)
+        rows = ((t("pension.status"), t("pension.none")), (t("pension.note"), t("pension.none.body")))
+        return View("pension", t("pension.none"), state.holder_name_masked, buttons=buttons, rows=rows, **common)
     rows = [
         (t("pension.insurance_type"), p.insurance_type),
         (t("pension.status"), p.status),
