@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date
 
-from devices.base import PaperStatus, SSCardData
+from devices.base import PaperStatus
 from devices.fakes import FakeCardReader, FakePrinter
 from kiosk import session as S
 from kiosk.runtime import Runtime, Site
-
-CARD = SSCardData(
-    name="王秀兰", ssn="370102195203140527", card_number="M37010001", card_id="370100D156000005",
-    card_type="1", card_version="2.00", init_org="370100000001", issue_date=date(2018, 6, 1),
-    expiry_date=date(2028, 6, 1), gender="2", nation=1, birth_place="370102", birth_date=date(1952, 3, 14),
-)
+from tests.unit.test_session import CARD
 
 
 @dataclass(frozen=True)
@@ -49,6 +43,15 @@ def _until(rt: Runtime, screen: S.Screen, timeout: float = 5.0) -> None:
     raise AssertionError(f"still on {rt.state.screen}, wanted {screen}")
 
 
+def _to_pension(rt: Runtime, reader: FakeCardReader) -> None:
+    reader.insert(CARD)
+    _until(rt, S.Screen.PIN)
+    for d in "123456":
+        rt.post(S.KeyDigit(d))
+    _until(rt, S.Screen.MENU)
+    rt.post(S.Choose("pension_query"))
+
+
 def _runtime(backend, printer=None, voice=None):
     reader = FakeCardReader()
     rt = Runtime(card_reader=reader, printer=printer or FakePrinter(), backend=backend,
@@ -61,12 +64,7 @@ def test_journey_through_the_queue_prints_a_receipt():
     printer = FakePrinter()
     rt, reader = _runtime(Backend(), printer)
     try:
-        reader.insert(CARD)
-        _until(rt, S.Screen.PIN)
-        for d in "123456":
-            rt.post(S.KeyDigit(d))
-        _until(rt, S.Screen.MENU)
-        rt.post(S.Choose("pension_query"))
+        _to_pension(rt, reader)
         _until(rt, S.Screen.PENSION)  # no record: an answer, shown in plain words
         rt.post(S.PrintRequested())
         _until(rt, S.Screen.TAKE_CARD)
@@ -80,12 +78,7 @@ def test_journey_through_the_queue_prints_a_receipt():
 def test_a_crashing_worker_becomes_a_failure_screen():
     rt, reader = _runtime(Backend(crash=True))
     try:
-        reader.insert(CARD)
-        _until(rt, S.Screen.PIN)
-        for d in "123456":
-            rt.post(S.KeyDigit(d))
-        _until(rt, S.Screen.MENU)
-        rt.post(S.Choose("pension_query"))
+        _to_pension(rt, reader)
         _until(rt, S.Screen.ERROR)
         assert rt.state.fault is S.Fault.BACKEND_ERROR
     finally:
@@ -95,12 +88,7 @@ def test_a_crashing_worker_becomes_a_failure_screen():
 def test_paper_out_shows_the_qr_on_screen():
     rt, reader = _runtime(Backend(), FakePrinter(PaperStatus.OUT))
     try:
-        reader.insert(CARD)
-        _until(rt, S.Screen.PIN)
-        for d in "123456":
-            rt.post(S.KeyDigit(d))
-        _until(rt, S.Screen.MENU)
-        rt.post(S.Choose("pension_query"))
+        _to_pension(rt, reader)
         _until(rt, S.Screen.PENSION)
         rt.post(S.PrintRequested())
         _until(rt, S.Screen.SHOW_QR)
