@@ -130,10 +130,10 @@ def demo(args) -> int:
     out = Path(args.out or ROOT / "out" / f"demo-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     scripted = args.scripted or not os.environ.get("DISPLAY")
-    if scripted and args.journey and args.orientation:
+    if scripted and args.journey and args.orientation and os.environ.get("DISPLAY"):
         return _demo_one(out, args.journey, args.orientation, args.inactivity)
     if scripted:
-        return _demo_scripted(out, args.inactivity)
+        return _demo_scripted(out, args.inactivity, args.journey, args.orientation)
     return _demo_interactive(out, args.orientation or "landscape")
 
 
@@ -206,15 +206,15 @@ class Xvfb:
             self.proc.kill()
 
 
-def _demo_scripted(out: Path, inactivity: float | None) -> int:
-    """Every journey in both orientations, each in its own process under one Xvfb."""
+def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_orientation=None) -> int:
+    """Every journey (or the one asked for) in both orientations, each in its own process under one Xvfb."""
     from kiosk.journeys import JOURNEYS
 
     results = {}
     with Xvfb() as x:
         env = {**os.environ, "DISPLAY": x.display}
-        for orientation in ("landscape", "portrait"):
-            for journey in JOURNEYS:
+        for orientation in [only_orientation] if only_orientation else ["landscape", "portrait"]:
+            for journey in [only_journey] if only_journey else list(JOURNEYS):
                 cmd = [sys.executable, "-m", "kiosk", "--log-file", str(out / "demo.log"), "demo", "--scripted",
                        "--out", str(out), "--journey", journey, "--orientation", orientation]
                 if inactivity or journey == "faults":
