@@ -23,18 +23,40 @@ class FontMissing(RuntimeError):
 
 
 def find_cjk_font() -> str:
-    """The CJK font through fontconfig, never a hard-coded path."""
+    """The Simplified Chinese face through fontconfig, never a hard-coded path."""
     if shutil.which("fc-match") is None:
         raise FontMissing("fontconfig (fc-match) is not installed — apt-get install fontconfig fonts-noto-cjk")
     out = subprocess.run(
-        ["fc-match", "-f", "%{file}\n%{lang}", "sans:lang=zh-cn"], capture_output=True, text=True, timeout=10
-    ).stdout.split("\n", 1)
-    path, langs = out[0].strip(), (out[1] if len(out) > 1 else "")
+        ["fc-match", "-f", "%{file}\n%{index}\n%{lang}", "sans:lang=zh-cn"], capture_output=True, text=True, timeout=10
+    ).stdout.split("\n", 2)
+    path, index, langs = (out + ["", "", ""])[:3]
     if not path or not Path(path).is_file() or "zh-cn" not in langs.split("|"):
         raise FontMissing(
             f"no Chinese font found (fc-match sans:lang=zh-cn gave {path!r}) — apt-get install fonts-noto-cjk"
         )
-    return path
+    return _single_face(path, int(index or 0))
+
+
+def _single_face(path: str, index: int) -> str:
+    """SDL_ttf opens face 0 of a collection, which in Noto CJK is the Japanese one (other glyph shapes
+    for many hanzi); so the face fontconfig chose is saved once as a font file of its own."""
+    if index == 0 or not path.lower().endswith((".ttc", ".otc")):
+        return path
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kiosk-fonts"
+    target = cache / f"{Path(path).stem}-{index}.otf"
+    if target.is_file() and target.stat().st_mtime >= Path(path).stat().st_mtime:
+        return str(target)
+    try:
+        from fontTools.ttLib import TTCollection
+
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        TTCollection(path, lazy=True).fonts[index].save(str(tmp))
+        tmp.replace(target)  # atomic: a half-written font is never picked up
+        return str(target)
+    except Exception as e:  # a read-only disk or a broken collection: the right glyphs, other shapes
+        log.warning("could not extract face %d of %s (%s); using the collection", index, path, type(e).__name__)
+        return path
 
 
 def prepare_kivy(*, size: tuple[int, int] | None, dev: bool) -> None:
