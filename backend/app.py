@@ -31,9 +31,9 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.idnumber import is_valid as ssn_is_valid
+from api.privacy import mask_id, mask_name
 from backend.db import FILING_ALREADY_REPORTED, PERSONAS_PATH, Database, IdempotencyConflict
-from devices.idnumber import is_valid as ssn_is_valid
-from kiosk.privacy import mask_id, mask_name
 
 API_VERSION = "1"
 MODES = ("online", "offline", "error", "slow")

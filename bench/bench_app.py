@@ -172,8 +172,8 @@ class Child:
         from kiosk import session as S
 
         if self.mode in ("fake", "soak-fake"):
-            from devices.fakes import FakeCardReader, FakePrinter
             from kiosk.runtime import Runtime, Site
+            from sim.fakes import FakeCardReader, FakePrinter
 
             self.fake_reader, self.fake_printer = FakeCardReader(), FakePrinter()
             return Runtime(
@@ -267,7 +267,7 @@ class Child:
     def _name_shown(self) -> bool:
         from kivy.uix.label import Label
 
-        from kiosk.privacy import mask_name
+        from api.privacy import mask_name
 
         view = self.app.view
         if view is None or view.screen != "pin" or self.card is None:
@@ -283,8 +283,8 @@ class Child:
             self.card_state = "shown"
 
     def card_poll(self, _dt):
-        from devices.sim.personas import persona
-        from devices.sim.vcard import VirtualCard
+        from sim.personas import persona
+        from sim.vcard import VirtualCard
 
         now = time.monotonic()
         st = self.card_state
@@ -326,7 +326,7 @@ class Child:
     def start_soak(self, _dt) -> None:
         self.res["rss_idle_mb"] = vmrss_mb()
         self.res["rss_idle_parts"] = rss_parts_mb()
-        from screens.director import Director  # kivy.tests.common imports pytest: harness memory
+        from sim.director import Director  # kivy.tests.common imports pytest: harness memory
 
         self.res["rss_harness_mb"] = vmrss_mb() - self.res["rss_idle_mb"]
         if self.args.tracemalloc:
@@ -342,8 +342,8 @@ class Child:
         if self.mode == "soak-fake":
             self.fake_reader.insert(_fake_card(), pin="123456")
         else:
-            from devices.sim.personas import persona
-            from devices.sim.vcard import VirtualCard
+            from sim.personas import persona
+            from sim.vcard import VirtualCard
 
             self.card = VirtualCard(persona("elder"), port=self.args.port)
             self.card.insert()
@@ -505,7 +505,7 @@ class Bench:
         return results
 
     def start_stack(self):
-        from kiosk.demo import DemoStack
+        from sim.demo import DemoStack
 
         stack = DemoStack(self.out / "stack")
         cfg = stack.start()
@@ -575,7 +575,7 @@ def report(results: dict) -> str:
             "fake": "kiosk app, fake devices",
             "real": "kiosk app, real drivers + demo stack",
         }
-        refs = {"baseline": "~300 (NOTES.md)", "fake": "goal ≤ 1000; Chromium ~550",
+        refs = {"baseline": "~300 (measured on the reference machine)", "fake": "goal ≤ 1000; Chromium ~550",
                 "real": "goal ≤ 1000; Chromium ~550"}
         rows, rss_rows, parts = [], [], []
         for mode, runs in results["coldstart"].items():
@@ -587,7 +587,7 @@ def report(results: dict) -> str:
             parts_ = [r["rss_idle_parts"] for r in ok if "rss_idle_parts" in r]
             anon = f"{parts_[-1]['RssAnon']:.0f} / {parts_[-1]['RssFile']:.0f}" if parts_ else "-"
             rss_rows.append([labels[mode], f"{s.get('median', 0):.0f}", f"{s.get('max', 0):.0f}", anon,
-                             "~170 (NOTES.md)" if mode == "baseline" else "goal ≤ bare window + 60"])
+                             "~170 (measured on the reference machine)" if mode == "baseline" else "goal ≤ bare window + 60"])
 
             def med(a: str, b: str, rs=ok) -> str:
                 xs = [r["marks"][b] - (r["t0"] if a == "t0" else r["marks"][a]) for r in rs]

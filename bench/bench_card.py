@@ -20,10 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devices.base import CardInserted, CardReadOk, CardRemoved  # noqa: E402
-from devices.sim.pcscd import ensure_pcscd, stop_pcscd  # noqa: E402
-from devices.sim.personas import persona  # noqa: E402
-from devices.sim.vcard import SSSE_AID, VirtualCard  # noqa: E402
 from devices.sscard import PcscCardReader  # noqa: E402
+from sim.pcscd import ensure_pcscd, stop_pcscd  # noqa: E402
+from sim.personas import persona  # noqa: E402
+from sim.vcard import SSSE_AID, VirtualCard  # noqa: E402
 
 READERS = {35963: "Virtual PCD 00 00", 35964: "Virtual PCD 00 01"}
 
@@ -121,8 +121,8 @@ def main() -> int:
     ]
     for name, figs, ref in rows:
         print(f"{name:44} {figs}   {ref}")
-    print(f"{'per APDU, TCP_QUICKACK on':44} {apdu_on * 1000:8.2f} {'':8} {'':8}   0.4 (NOTES.md)")
-    print(f"{'per APDU, TCP_QUICKACK off':44} {apdu_off * 1000:8.2f} {'':8} {'':8}   49 (NOTES.md)")
+    print(f"{'per APDU, TCP_QUICKACK on':44} {apdu_on * 1000:8.2f} {'':8} {'':8}   0.4 (measured on the reference machine)")
+    print(f"{'per APDU, TCP_QUICKACK off':44} {apdu_off * 1000:8.2f} {'':8} {'':8}   49 (measured on the reference machine)")
     return 0
 
 

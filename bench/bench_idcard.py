@@ -16,7 +16,7 @@ import time
 
 from devices import sam_frames as sf
 from devices.idcard import IdCardPlaced, IdCardRemoved, SerialIdCardReader
-from devices.sim.idcard_twin import IdCardTwin
+from sim.idcard_twin import IdCardTwin
 
 
 def exchange_bytes() -> int:

@@ -1,6 +1,6 @@
 """Bench: camera QR pipeline (frame → grey → zxing-cpp decode → CodeScanned event) on 1280×720 frames.
 
-Reference (NOTES.md, measured here): zxing-cpp ~8 ms on a clean 1280×720 grey frame, ~110 ms on noise.
+Reference (measured on the reference machine): zxing-cpp ~8 ms on a clean 1280×720 grey frame, ~110 ms on noise.
 Goal: ≥ 30 frames/s through the pipeline.
 
     PYTHONPATH=. python bench/bench_qr_camera.py [--frames 40]
@@ -17,7 +17,7 @@ import numpy as np
 import zxingcpp
 
 from devices.camera import QrDecoder, decode_qr, to_grey
-from devices.sim.camera_twin import noise_frame, synth_frame
+from sim.camera_twin import noise_frame, synth_frame
 
 
 def per_frame_ms(frames: list[np.ndarray]) -> list[float]:
@@ -78,7 +78,7 @@ def main() -> None:
         lat_s = f"{lat:9.1f}" if lat == lat else f"{'-':>9}"
         print(f"{name:34} {k:3d} {med:13.1f} {mx:7.1f} {fps:12.1f} {lat_s} {ref:>9} {'≥30 fps':>7}")
     # Where the reference figures come from: zxing-cpp asked for every barcode format, not QR only.
-    print("\nzxing-cpp with all formats (what the NOTES.md reference measured), not used by the kiosk:")
+    print("\nzxing-cpp with all formats (what the reference figure measured), not used by the kiosk:")
     for name, frames in [("clean frame with a QR", clean[:10]), ("uniform random noise", noise[:10])]:
         ms = []
         for f in frames:

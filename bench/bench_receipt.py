@@ -4,8 +4,8 @@
 
 Wire time = bytes × 10 bits (8N1) / baud; "paced pty" = SerialPrinter.print_receipt (status, send,
 drain, status) against the twin reading no faster than the baud rate (median of 3); render = building
-the bytes (median of 20). References: goal ≤ 1 KB with native QR; NOTES.md measured
-python-escpos's Dummy at 177 B (bare native-QR receipt) / ~4.6 KB (raster QR); PROTOCOLS.md §3: a
+the bytes (median of 20). References: goal ≤ 1 KB with native QR; the reference machine measured
+python-escpos's Dummy at 177 B (bare native-QR receipt) / ~4.6 KB (raster QR); docs/protocols.md §3: a
 200×200-dot raster QR is ~5 KB, ~0.45 s at 115200 baud.
 """
 
@@ -52,7 +52,7 @@ def pty_ms(data: bytes, runs: int = 3) -> float:
     import tempfile
 
     from devices.printer import SerialPrinter
-    from devices.sim.printer_twin import PrinterTwin
+    from sim.printer_twin import PrinterTwin
 
     with tempfile.TemporaryDirectory() as out, PrinterTwin(out, baudrate=BAUD, pace=True) as twin:
         printer = SerialPrinter(twin.port, BAUD, settle=0)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
+from devices.sam_frames import IdCardData
+
 
 class DeviceStatus(enum.StrEnum):
     ONLINE = "online"
@@ -172,3 +174,44 @@ class ReceiptPrinter(Protocol):
 
     def print_receipt(self, data: bytes, timeout: float = 10.0) -> PrintResult:
         """Checks paper before and after; sends nothing but the status query when out of paper."""
+
+
+# ---------------------------------------------------------------- ID card and code events
+
+
+class IdCardFault(enum.StrEnum):
+    NO_DEVICE = "no_device"  # port missing, or the module does not answer
+    NO_CARD = "no_card"  # read_once only: nothing was placed before the timeout
+    UNREADABLE = "unreadable"  # read failed (SW3 ≠ 90, garbled frames), or a layout we do not know
+    INVALID_DATA = "invalid_data"  # read fine, content wrong (check digit, dates, codes)
+    EXPIRED = "expired"  # valid_to < today; the data rides along
+    UNSUPPORTED = "unsupported"  # the module does not know the command (SW3 21)
+
+
+@dataclass(frozen=True)
+class IdCardPlaced:
+    data: IdCardData = field(repr=False)
+
+
+@dataclass(frozen=True)
+class IdCardRemoved:
+    pass
+
+
+@dataclass(frozen=True)
+class IdCardFailed:
+    fault: IdCardFault
+    detail: str = ""  # technical, no personal data; for logs and technicians
+    data: IdCardData | None = field(default=None, repr=False)  # set for EXPIRED
+
+
+@dataclass(frozen=True)
+class CodeScanned:
+    text: str = field(repr=False)  # may be a live e-SS-card token: keep it out of logs
+    source: str = "scanner"  # "scanner" | "camera"
+
+
+@dataclass(frozen=True)
+class ScanRejected:
+    reason: str  # "too_long" | "undecodable"
+    source: str = "scanner"

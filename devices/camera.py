@@ -1,7 +1,7 @@
 """Camera frames and QR decoding off the main thread.
 
 `FrameSource` gives grey frames; `V4l2Camera` is the real one (OpenCV, if installed); the twin in
-devices/sim/camera_twin.py serves image files. `QrDecoder` keeps only the newest frame (a slow
+sim/camera_twin.py serves image files. `QrDecoder` keeps only the newest frame (a slow
 decode drops stale frames instead of queueing them), decodes with zxing-cpp on its own thread and
 emits CodeScanned(text, source="camera") once per code shown (debounced while it stays in view).
 """
@@ -17,8 +17,7 @@ from typing import Protocol
 import numpy as np
 import zxingcpp
 
-from devices.base import DeviceStatus, Emit
-from devices.scanner import CodeScanned
+from devices.base import CodeScanned, DeviceStatus, Emit
 
 log = logging.getLogger(__name__)
 

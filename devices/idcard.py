@@ -8,19 +8,26 @@ garbled answers are retried, and a reader that stops answering becomes NO_DEVICE
 
 from __future__ import annotations
 
-import enum
 import errno
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date
 
 import serial
 
 from devices import sam_frames as sf
-from devices.base import DeviceStatus, Emit, MediaStatus, ReaderStatusChanged
+from devices.base import (  # the events live in base so the session imports no serial code
+    DeviceStatus,
+    Emit,
+    IdCardFailed,
+    IdCardFault,
+    IdCardPlaced,
+    IdCardRemoved,
+    MediaStatus,
+    ReaderStatusChanged,
+)
 from devices.sam_frames import CardType, IdCardData, NoWltDecoder, WltDecoder
 
 __all__ = [
@@ -29,32 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class IdCardFault(enum.StrEnum):
-    NO_DEVICE = "no_device"  # port missing, or the module does not answer
-    NO_CARD = "no_card"  # read_once only: nothing was placed before the timeout
-    UNREADABLE = "unreadable"  # read failed (SW3 ≠ 90, garbled frames), or a layout we do not know
-    INVALID_DATA = "invalid_data"  # read fine, content wrong (check digit, dates, codes)
-    EXPIRED = "expired"  # valid_to < today; the data rides along
-    UNSUPPORTED = "unsupported"  # the module does not know the command (SW3 21)
-
-
-@dataclass(frozen=True)
-class IdCardPlaced:
-    data: IdCardData = field(repr=False)
-
-
-@dataclass(frozen=True)
-class IdCardRemoved:
-    pass
-
-
-@dataclass(frozen=True)
-class IdCardFailed:
-    fault: IdCardFault
-    detail: str = ""  # technical, no personal data; for logs and technicians
-    data: IdCardData | None = field(default=None, repr=False)  # set for EXPIRED
 
 
 class _NoAnswer(Exception):

@@ -1,4 +1,4 @@
-"""ESC/POS receipt printer on a serial port (PROTOCOLS.md section 3).
+"""ESC/POS receipt printer on a serial port (docs/protocols.md section 3).
 
 Implements devices.base.ReceiptPrinter. The bytes of a receipt are built elsewhere (kiosk/receipts.py);
 this driver only checks the paper, sends, drains and checks again. Nothing here raises for an

@@ -1,6 +1,6 @@
-"""Pure framing and parsing for the resident-ID-card SAM module (GA 467), see PROTOCOLS.md section 2.
+"""Pure framing and parsing for the resident-ID-card SAM module (GA 467), see docs/protocols.md section 2.
 
-No I/O here: the driver (devices/idcard.py) and its twin (devices/sim/idcard_twin.py) both build on it.
+No I/O here: the driver (devices/idcard.py) and its twin (sim/idcard_twin.py) both build on it.
 Every function that reads external bytes raises only `SamError` (or its subclasses) on bad input.
 """
 
@@ -14,7 +14,7 @@ from functools import reduce
 from operator import xor
 from typing import NamedTuple, Protocol
 
-from devices import idnumber
+from api import idnumber
 from devices.nations import NATIONS, card_face_name, nation_name
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
@@ -30,7 +30,7 @@ SELECT_CARD = (0x20, 0x02)
 READ_TEXT_PHOTO = (0x30, 0x01)
 READ_TEXT_PHOTO_FP = (0x30, 0x10)
 
-# SW3 codes (90 / 9F confirmed in public code; the others commonly cited, see PROTOCOLS.md)
+# SW3 codes (90 / 9F confirmed in public code; the others commonly cited, see docs/protocols.md)
 SW_OK = 0x90
 SW_FIND_OK = 0x9F
 SW_NO_CARD = 0x80

@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 
 import serial
 
-from devices.base import DeviceStatus, Emit, ReaderStatusChanged
+from devices.base import CodeScanned, DeviceStatus, Emit, ReaderStatusChanged, ScanRejected
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CodeScanned:
-    text: str = field(repr=False)  # may be a live e-SS-card token: keep it out of logs
-    source: str = "scanner"  # "scanner" | "camera"
-
-
-@dataclass(frozen=True)
-class ScanRejected:
-    reason: str  # "too_long" | "undecodable"
-    source: str = "scanner"
 
 
 def decode_code(raw: bytes) -> str | None:

@@ -1,6 +1,6 @@
 """Social-security card (社保卡) driver over PC/SC (pcscd + pyscard's low-level `scard` API).
 
-Wire format: PROTOCOLS.md section 1. Records are addressed by tag (record identifier) with the SFI in P2,
+Wire format: docs/protocols.md section 1. Records are addressed by tag (record identifier) with the SFI in P2,
 never by record number. The pure parts (APDU building, T=0 61xx/6Cxx handling, record parsing, field
 decoding) are module functions, unit-tested without a reader.
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
+from api.idnumber import is_valid
 from devices.base import (
     CardFault,
     CardInserted,
@@ -33,14 +34,13 @@ from devices.base import (
     ReaderStatusChanged,
     SSCardData,
 )
-from devices.idnumber import is_valid
 
 log = logging.getLogger(__name__)
 
 SSSE_AID = "sx1.sh.社会保障".encode("gbk")  # 7378312E73682EC9E7BBE1B1A3D5CF
 SELECT_SSSE = bytes([0x00, 0xA4, 0x04, 0x00, len(SSSE_AID)]) + SSSE_AID
 EF05_SFI, EF06_SFI = 5, 6
-# tag -> value length (PROTOCOLS.md tables); Le asked = length + 2 (tag and length bytes).
+# tag -> value length (docs/protocols.md tables); Le asked = length + 2 (tag and length bytes).
 EF05_FIELDS = {0x01: 16, 0x02: 1, 0x03: 4, 0x04: 12, 0x05: 4, 0x06: 4, 0x07: 9}
 EF06_FIELDS = {0x08: 18, 0x09: 30, 0x4E: 20, 0x0A: 1, 0x0B: 1, 0x0C: 3, 0x0D: 4}
 REQUIRED = {EF05_SFI: (0x01, 0x03, 0x07), EF06_SFI: (0x08, 0x09)}

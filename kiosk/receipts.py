@@ -1,6 +1,6 @@
 """Receipts: what a resident takes home, as ESC/POS bytes (pure) and as an on-screen QR PNG.
 
-Bytes are built with python-escpos's Dummy printer (PROTOCOLS.md section 3); building is separate
+Bytes are built with python-escpos's Dummy printer (docs/protocols.md section 3); building is separate
 from the transport (devices/printer.py sends them).
 """
 

@@ -11,23 +11,26 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
+from api.privacy import mask_id, mask_name
 from devices.base import (
     CardFault,
     CardInserted,
     CardReadFailed,
     CardReadOk,
     CardRemoved,
+    CodeScanned,
+    IdCardFailed,
+    IdCardFault,
+    IdCardPlaced,
+    IdCardRemoved,
     PinOutcome,
     PinResult,
     PrintOutcome,
     PrintResult,
     SSCardData,
 )
-from devices.idcard import IdCardFailed, IdCardFault, IdCardPlaced, IdCardRemoved
-from devices.scanner import CodeScanned
 from kiosk import catalog
 from kiosk.catalog import Level
-from kiosk.privacy import mask_id, mask_name
 
 PIN_LENGTH = 6
 

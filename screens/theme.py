@@ -1,6 +1,6 @@
 """All sizes and colours in one place, in dp/sp, so both orientations and elder mode scale together.
 
-Floors from MIIT 适老化通用设计规范 (2021) and DESIGN.md: elder mode title ≥ 30, body ≥ 18, touch
+Floors from MIIT 适老化通用设计规范 (2021) and the project design (docs/architecture.md): elder mode title ≥ 30, body ≥ 18, touch
 targets ≥ 60×60 dp (we aim for about twice that), contrast ≥ 4.5:1.
 """
 

@@ -33,7 +33,7 @@ scanner_port = "{d.scanner_port}"
 
 
 def test_devices_lists_each_device_with_its_status(tmp_path):
-    from kiosk.demo import DemoStack
+    from sim.demo import DemoStack
 
     stack = DemoStack(tmp_path / "stack")
     try:

@@ -13,7 +13,7 @@ from PIL import Image
 from devices.base import DeviceStatus
 from devices.camera import QrDecoder, V4l2Camera, decode_qr, to_grey
 from devices.scanner import CodeScanned
-from devices.sim.camera_twin import FileFrameSource, noise_frame, synth_frame
+from sim.camera_twin import FileFrameSource, noise_frame, synth_frame
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "https://si.example.cn/essc?t=7Hq2LmZ9xC"

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from devices.base import DeviceStatus, PaperStatus
 from devices.printer import interpret_paper_status
-from devices.sim.printer_twin import (
+from kiosk.receipts import PROFILES, Receipt, render_escpos
+from sim.printer_twin import (
     Cut,
     Feed,
     Init,
@@ -24,7 +25,6 @@ from devices.sim.printer_twin import (
     parse_escpos,
     render_png,
 )
-from kiosk.receipts import PROFILES, Receipt, render_escpos
 
 # Bytes biased towards command introducers and their arguments, so commands actually get parsed.
 _interesting = st.sampled_from(

@@ -1,4 +1,4 @@
-"""Receipt bytes: exact ESC/POS for a fixed receipt, spelled out command by command (PROTOCOLS.md §3)."""
+"""Receipt bytes: exact ESC/POS for a fixed receipt, spelled out command by command (docs/protocols.md §3)."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_every_line_fits_the_paper():
 
 def _text_lines(data: bytes) -> list[tuple[str, int]]:
     """(text, columns it takes) per printed line, as the twin's interpreter reads the bytes."""
-    from devices.sim.printer_twin import LineFeed, Text, parse_escpos
+    from sim.printer_twin import LineFeed, Text, parse_escpos
 
     lines, cur, cols = [], "", 0
     for el in parse_escpos(data).elements:

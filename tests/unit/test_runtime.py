@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 
 from devices.base import PaperStatus
-from devices.fakes import FakeCardReader, FakePrinter
 from kiosk import session as S
 from kiosk.runtime import Runtime, Site
+from sim.fakes import FakeCardReader, FakePrinter
 from tests.unit.test_session import CARD
 
 

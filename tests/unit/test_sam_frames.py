@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.idnumber import check_digit
 from devices import sam_frames as sf
-from devices.idnumber import check_digit
 from devices.nations import NATIONS, card_face_name, nation_name
-from devices.sim.idcard_twin import card_from_persona, load_personas
+from sim.idcard_twin import card_from_persona, load_personas
 
 PERSONAS = load_personas()
 

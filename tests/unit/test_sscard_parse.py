@@ -8,8 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.sim.personas import load_personas
-from devices.sim.vcard import SSCardChip, build_files
 from devices.sscard import (
     EF05_FIELDS,
     EF06_FIELDS,
@@ -24,6 +22,8 @@ from devices.sscard import (
     parse_record,
     t0_exchange,
 )
+from sim.personas import load_personas
+from sim.vcard import SSCardChip, build_files
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from devices.sim import pcscd as pcscd_helper
-from devices.sim.personas import persona
-from devices.sim.vcard import VirtualCard
+from sim import pcscd as pcscd_helper
+from sim.personas import persona
+from sim.vcard import VirtualCard
 
 CARD_PORT = 35964
 CARD_READER = "Virtual PCD 00 01"

@@ -1,4 +1,4 @@
-"""`python -m kiosk.commands.card read` as a technician runs it, against a virtual card in pcscd."""
+"""`python -m kiosk.cli.card read` as a technician runs it, against a virtual card in pcscd."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.sim.vcard import NOT_SSCARD
+from sim.vcard import NOT_SSCARD
 from tests.wire.conftest import CARD_READER, swap_gap
 
 pytestmark = [pytest.mark.wire, pytest.mark.timeout(60)]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "kiosk.commands.card", "read", "--reader", CARD_READER, *args],
+        [sys.executable, "-m", "kiosk.cli.card", "read", "--reader", CARD_READER, *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -80,7 +80,7 @@ def test_exit_codes(vcard, card, code, word):
 def test_unknown_reader_exits_2(pcscd):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run(
-        [sys.executable, "-m", "kiosk.commands.card", "read", "--reader", "No Such Reader 99"],
+        [sys.executable, "-m", "kiosk.cli.card", "read", "--reader", "No Such Reader 99"],
         capture_output=True, text=True, timeout=30, env=env, cwd=ROOT,
     )
     assert r.returncode == 2 and "读卡器" in r.stderr

@@ -24,7 +24,7 @@ from devices.idcard import (
     ReaderStatusChanged,
     SerialIdCardReader,
 )
-from devices.sim.idcard_twin import IdCardTwin, card_from_persona, load_personas
+from sim.idcard_twin import IdCardTwin, card_from_persona, load_personas
 
 pytestmark = [pytest.mark.wire, pytest.mark.timeout(60)]
 
@@ -266,7 +266,7 @@ def test_checksum_errors_are_retried(reader_for):
 def run_cli(*args, timeout=20):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "kiosk.commands.idcard", "read", *args],
+        [sys.executable, "-m", "kiosk.cli.idcard", "read", *args],
         capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
     )
 
@@ -326,7 +326,7 @@ def test_cli_silent_reader_exits_2_in_bounded_time():
 def test_twin_module_prints_its_port():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devices.sim.idcard_twin", "--persona", "hk", "--no-pace"],
+        [sys.executable, "-m", "sim.idcard_twin", "--persona", "hk", "--no-pace"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
     try:

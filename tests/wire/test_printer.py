@@ -19,8 +19,8 @@ from PIL import Image
 
 from devices.base import DeviceStatus, PaperStatus, PrintOutcome
 from devices.printer import SerialPrinter
-from devices.sim.printer_twin import PrinterTwin
 from kiosk.receipts import PROFILES, Receipt, render_escpos
+from sim.printer_twin import PrinterTwin
 
 pytestmark = [pytest.mark.wire, pytest.mark.timeout(60)]
 
@@ -181,7 +181,7 @@ def test_bit3_only_answer_is_read_as_near_end_and_garbage_as_error(raw_pty):
 def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "kiosk.commands.printer", *args],
+        [sys.executable, "-m", "kiosk.cli.printer", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -225,7 +225,7 @@ def test_cli_no_printer_answering_exits_2(twin, tmp_path):
 def test_twin_runs_as_a_process_until_ctrl_c(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devices.sim.printer_twin", "--out", str(tmp_path)],
+        [sys.executable, "-m", "sim.printer_twin", "--out", str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

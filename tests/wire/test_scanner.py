@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from devices.base import DeviceStatus, ReaderStatusChanged
 from devices.scanner import CodeScanned, LineSplitter, ScanRejected, SerialScanner, decode_code
-from devices.sim.scanner_twin import ScannerTwin
+from sim.scanner_twin import ScannerTwin
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "https://si.example.cn/essc?t=A1B2C3D4E5F6"
@@ -111,7 +111,7 @@ def test_scan_cli_prints_codes_and_stops_by_count():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with ScannerTwin(9600, b"\r") as twin:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.commands.scan", "--port", twin.port, "--count", "2", "--json",
+            [sys.executable, "-m", "kiosk.cli.scan", "--port", twin.port, "--count", "2", "--json",
              "--seconds", "15"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
         )
@@ -136,10 +136,10 @@ def test_scan_cli_seconds_bound_and_missing_port():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with ScannerTwin() as twin:
         t0 = time.monotonic()
-        p = subprocess.run([sys.executable, "-m", "kiosk.commands.scan", "--port", twin.port, "--seconds", "0.5"],
+        p = subprocess.run([sys.executable, "-m", "kiosk.cli.scan", "--port", twin.port, "--seconds", "0.5"],
                            capture_output=True, text=True, timeout=15, env=env, cwd=ROOT)
         assert p.returncode == 0 and p.stdout == "" and time.monotonic() - t0 < 10
-    p = subprocess.run([sys.executable, "-m", "kiosk.commands.scan", "--port", "/dev/does-not-exist-scanner"],
+    p = subprocess.run([sys.executable, "-m", "kiosk.cli.scan", "--port", "/dev/does-not-exist-scanner"],
                        capture_output=True, text=True, timeout=15, env=env, cwd=ROOT)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
 

@@ -19,9 +19,9 @@ from devices.base import (
     PinOutcome,
     ReaderStatusChanged,
 )
-from devices.sim.personas import load_personas, persona
-from devices.sim.vcard import NOT_SSCARD, SoftPsam
 from devices.sscard import PcscCardReader
+from sim.personas import load_personas, persona
+from sim.vcard import NOT_SSCARD, SoftPsam
 from tests.wire.conftest import CARD_READER, RESTART_ALLOWED, swap_gap, wait_for
 
 pytestmark = [pytest.mark.wire, pytest.mark.timeout(120)]

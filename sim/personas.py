@@ -7,7 +7,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "assets" / "demo" / "personas.json"
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "assets" / "demo" / "personas.json"
 
 
 @lru_cache(maxsize=4)

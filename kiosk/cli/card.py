@@ -4,7 +4,7 @@ Exit codes: 0 read · 2 no reader or no card (or pulled out) · 3 the card needs
 module (PSAM) · 4 unreadable, not a social-security card, invalid data or timeout. Personal fields are
 masked unless --reveal.
 
-    python -m kiosk.commands.card read [--reader NAME] [--json] [--reveal]
+    python -m kiosk.cli.card read [--reader NAME] [--json] [--reveal]
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import argparse
 import json
 import sys
 
+from api.privacy import mask_id, mask_name
 from devices.base import CardFault, CardReadFailed, SSCardData
 from devices.sscard import PcscCardReader
-from kiosk.privacy import mask_id, mask_name
 
 EXIT_OK, EXIT_NO_CARD, EXIT_NEEDS_SAM, EXIT_BAD_CARD = 0, 2, 3, 4
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kiosk.commands.card")
+    ap = argparse.ArgumentParser(prog="python -m kiosk.cli.card")
     sub = ap.add_subparsers(dest="cmd", required=True)
     _add_read_args(sub.add_parser("read", help="read one card and print it"))
     args = ap.parse_args(argv)

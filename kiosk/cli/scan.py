@@ -2,7 +2,7 @@
 
 Exit codes: 0 ended by --count or --seconds (or Ctrl-C) · 2 scanner port cannot be opened.
 
-    python -m kiosk.commands.scan --port /dev/pts/4 [--baud 9600] [--terminator cr] [--count 1] [--seconds 10]
+    python -m kiosk.cli.scan --port /dev/pts/4 [--baud 9600] [--terminator cr] [--count 1] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kiosk.commands.scan")
+    ap = argparse.ArgumentParser(prog="python -m kiosk.cli.scan")
     _add_args(ap)
     return run(ap.parse_args(argv))
 

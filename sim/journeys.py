@@ -1,6 +1,6 @@
 """Scripted journeys for the demo and the UI tests: what a resident does, step by step.
 
-Each is a generator over a Director (screens/director.py); `d.stack` is the demo stack whose twins
+Each is a generator over a Director (sim/director.py); `d.stack` is the demo stack whose twins
 play the devices (insert a persona's card, run the printer out of paper, take the backend offline).
 """
 

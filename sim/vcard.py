@@ -4,12 +4,12 @@ The card is a TCP client of vpcd (127.0.0.1:35963 = reader "Virtual PCD 00 00", 
 it is "inserted" while connected. vpcd messages are a 2-byte big-endian length and a payload; a 1-byte
 payload is a control code (0 power off, 1 power on, 2 reset, 4 get ATR), anything else an APDU.
 
-The chip logic (`SSCardChip`) follows PROTOCOLS.md section 1 and keeps its own PIN counter like a real
+The chip logic (`SSCardChip`) follows docs/protocols.md section 1 and keeps its own PIN counter like a real
 chip. Third-generation personas ("needs_sam") refuse EF06 with 6982 until EXTERNAL AUTHENTICATE succeeds
 with a cryptogram made from TEST_PSAM_KEY (see `SoftPsam`): a test key for this twin only; real cards are
 unlocked by a real PSAM and are never given this key.
 
-Run `python -m devices.sim.vcard --persona elder` to insert a card until Ctrl-C.
+Run `python -m sim.vcard --persona elder` to insert a card until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import threading
 import time
 from datetime import date
 
-from devices.sim.personas import load_personas, persona
+from sim.personas import load_personas, persona
 
 SSSE_AID = "sx1.sh.社会保障".encode("gbk")
 # T=0 only ATR: TS 3B, T0 68 (TB1, TC1 present, 8 historical bytes), TB1 00, TC1 00, historical bytes.

@@ -1,6 +1,6 @@
 """Twin of a serial QR scanner: a pty whose far end "scans" by writing terminated lines at the baud rate.
 
-    python -m devices.sim.scanner_twin            # prints the pty path; each stdin line is scanned
+    python -m sim.scanner_twin            # prints the pty path; each stdin line is scanned
 """
 
 from __future__ import annotations

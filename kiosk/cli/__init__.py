@@ -4,7 +4,7 @@
   kiosk demo [--out DIR]                      the demo on its embedded default (backend + twins);
                                               with no display: the scripted journeys under Xvfb
   kiosk devices [--config F]                  each device and its status
-  kiosk card read | printer test | idcard read | scan   (kiosk/commands/)
+  kiosk card read | printer test | idcard read | scan   (kiosk/cli/)
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from kiosk import logs
 from kiosk.config import ConfigError, Timeouts
 
 log = logging.getLogger("kiosk")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _command_modules():
-    from kiosk.commands import card, idcard, printer, scan
+    from kiosk.cli import card, idcard, printer, scan
 
     return {"card": card, "printer": printer, "idcard": idcard, "scan": scan}
 
@@ -140,8 +140,8 @@ def demo(args) -> int:
 def _demo_one(out: Path, journey: str, orientation: str, inactivity: float | None) -> int:
     """One journey in one orientation (one process: Kivy opens one window per process)."""
     from kiosk import app as kapp
-    from kiosk.demo import DemoStack
-    from kiosk.journeys import JOURNEYS
+    from sim.demo import DemoStack
+    from sim.journeys import JOURNEYS
 
     timeouts = Timeouts(inactivity=inactivity or 60, pin=max(inactivity or 45, 10), warn=min(15, (inactivity or 60) / 2))
     stack = DemoStack(out / f"stack-{orientation}-{journey}", orientation=orientation, timeouts=timeouts)
@@ -152,7 +152,7 @@ def _demo_one(out: Path, journey: str, orientation: str, inactivity: float | Non
         def on_ready(application):
             from kivy.app import App
 
-            from screens.director import Director
+            from sim.director import Director
 
             def done(director):
                 result["code"] = 1 if director.errors else 0
@@ -173,7 +173,7 @@ def _demo_one(out: Path, journey: str, orientation: str, inactivity: float | Non
 
 
 class Xvfb:
-    """A virtual screen big enough for both orientations (NOTES.md)."""
+    """A virtual screen big enough for both orientations (measured on the reference machine)."""
 
     def __init__(self) -> None:
         self.proc = None
@@ -208,7 +208,7 @@ class Xvfb:
 
 def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_orientation=None) -> int:
     """Every journey (or the one asked for) in both orientations, each in its own process under one Xvfb."""
-    from kiosk.journeys import JOURNEYS
+    from sim.journeys import JOURNEYS
 
     results = {}
     with Xvfb() as x:
@@ -230,7 +230,7 @@ def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_
 
 def _demo_interactive(out: Path, orientation: str) -> int:
     from kiosk import app as kapp
-    from kiosk.demo import DemoStack
+    from sim.demo import DemoStack
 
     stack = DemoStack(out, orientation=orientation)
     try:
@@ -238,7 +238,7 @@ def _demo_interactive(out: Path, orientation: str) -> int:
         cfg = cfg.model_copy(update={"terminal": cfg.terminal.model_copy(update={"dev": True})})
 
         def on_ready(application):
-            from screens.devpanel import attach
+            from sim.devpanel import attach
 
             attach(application, stack)
 

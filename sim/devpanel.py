@@ -18,9 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def _actions(stack) -> list[tuple[str, list[tuple[str, object]]]]:
-    from devices.sim.idcard_twin import load_personas as idcard_personas
-    from devices.sim.personas import load_personas
-    from devices.sim.vcard import NOT_SSCARD
+    from sim.idcard_twin import load_personas as idcard_personas
+    from sim.personas import load_personas
+    from sim.vcard import NOT_SSCARD
 
     cards = [(f"插卡 {p['label']}", lambda k=p["key"]: stack.insert_card(k)) for p in load_personas()]
     cards += [(f"插卡 {NOT_SSCARD['label']}", lambda: stack.insert_card(NOT_SSCARD["key"])),

@@ -28,7 +28,7 @@ class ShownPicture:
         self._next = 0.0
 
     def show(self, text: str | None) -> None:
-        from devices.sim.camera_twin import noise_frame, synth_frame
+        from sim.camera_twin import noise_frame, synth_frame
 
         self._text = text
         self._frame = synth_frame(text) if text else noise_frame(seed=1)
@@ -69,16 +69,16 @@ class DemoStack:
 
     def start(self) -> Config:
         from backend.server import start_server
-        from devices.sim.pcscd import ensure_pcscd, wait_ready
-        from devices.sim.printer_twin import PrinterTwin
+        from sim.pcscd import ensure_pcscd, wait_ready
+        from sim.printer_twin import PrinterTwin
 
         self.pcscd = ensure_pcscd()
         if not wait_ready(10.0, readers=(DEMO_READER,)):
             raise RuntimeError("pcscd did not show the vpcd reader — is vsmartcard-vpcd installed?")
         self.server = start_server(self.out / "backend", demo=True)
         self.printer = PrinterTwin(self.out / "receipts")
-        from devices.sim.idcard_twin import IdCardTwin
-        from devices.sim.scanner_twin import ScannerTwin
+        from sim.idcard_twin import IdCardTwin
+        from sim.scanner_twin import ScannerTwin
 
         self.idcard = IdCardTwin().start()
         self.scanner = ScannerTwin()
@@ -99,8 +99,8 @@ class DemoStack:
 
     # -- dev-panel controls
     def insert_card(self, key: str, **knobs) -> None:
-        from devices.sim.personas import persona
-        from devices.sim.vcard import NOT_SSCARD, VirtualCard
+        from sim.personas import persona
+        from sim.vcard import NOT_SSCARD, VirtualCard
 
         self.remove_card()
         p = NOT_SSCARD if key == NOT_SSCARD["key"] else persona(key)
@@ -150,7 +150,7 @@ class DemoStack:
         self.server.set_mode(mode)
 
     def stop(self) -> None:
-        from devices.sim.pcscd import stop_pcscd
+        from sim.pcscd import stop_pcscd
 
         self.remove_card()
         for closer in (

@@ -3,7 +3,7 @@
 Exit codes: 0 read · 2 no reader answering, or no card placed in time · 4 unreadable, invalid data,
 expired or unsupported. Personal fields are masked unless --reveal.
 
-    python -m kiosk.commands.idcard read --port /dev/pts/3 [--baud 115200] [--json] [--reveal]
+    python -m kiosk.cli.idcard read --port /dev/pts/3 [--baud 115200] [--json] [--reveal]
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import os
 import sys
 from datetime import date
 
+from api.privacy import mask_id, mask_name
 from devices.idcard import IdCardData, IdCardFailed, IdCardFault, SerialIdCardReader
 from devices.sam_frames import LONG_TERM
-from kiosk.privacy import mask_id, mask_name
 
 EXIT_OK, EXIT_NO_READER, EXIT_BAD_CARD = 0, 2, 4
 DEFAULT_PORT = "/dev/kiosk-idcard"  # the udev name; override with --port or KIOSK_IDCARD_PORT
@@ -118,7 +118,7 @@ def _print(args: argparse.Namespace, d: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kiosk.commands.idcard")
+    ap = argparse.ArgumentParser(prog="python -m kiosk.cli.idcard")
     sub = ap.add_subparsers(dest="cmd", required=True)
     _add_read_args(sub.add_parser("read", help="read one card and print it"))
     args = ap.parse_args(argv)

@@ -1,10 +1,10 @@
 """Receipt-printer twin: an ESC/POS printer on the far end of a pseudo-terminal.
 
 It answers real-time status (DLE EOT n) with its paper state, interprets the ESC/POS it receives
-(PROTOCOLS.md section 3) and renders each receipt to a PNG at every cut, so a person can look at it
+(docs/protocols.md section 3) and renders each receipt to a PNG at every cut, so a person can look at it
 and a test can decode its QR code. `parse_escpos` (bytes → elements) is pure and never raises.
 
-    python -m devices.sim.printer_twin --out DIR     # prints the pty path, runs until Ctrl-C
+    python -m sim.printer_twin --out DIR     # prints the pty path, runs until Ctrl-C
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Twin of a resident-ID-card SAM reader on a pseudo-terminal: speaks the bytes of PROTOCOLS.md §2.
+"""Twin of a resident-ID-card SAM reader on a pseudo-terminal: speaks the bytes of docs/protocols.md §2.
 
 The driver opens `twin.port` like a real /dev/ttyUSB*; the twin answers each command frame with the
 SW3 codes a reader gives, paced at the baud rate. Noise mode adds what a bad cable or a cheap
 USB-serial bridge does: garbage between frames, frames split with gaps, now and then a bad checksum.
 
-    python -m devices.sim.idcard_twin --persona elder     # prints the pty path; stdin: place KEY / remove
+    python -m sim.idcard_twin --persona elder     # prints the pty path; stdin: place KEY / remove
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from devices import sam_frames as sf
 
-PERSONAS_PATH = Path(__file__).resolve().parents[2] / "assets" / "demo" / "idcards.json"
+PERSONAS_PATH = Path(__file__).resolve().parents[1] / "assets" / "demo" / "idcards.json"
 
 
 def load_personas(path: Path | str | None = None) -> dict[str, dict]:

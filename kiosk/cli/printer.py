@@ -3,7 +3,7 @@
 Exit codes: 0 printed · 1 printer error or port held by another program · 2 no printer answering · 5 out of paper (only the status
 query was sent when the roll was empty before printing).
 
-    python -m kiosk.commands.printer test --port /dev/pts/3 [--profile raster-qr] [--json]
+    python -m kiosk.cli.printer test --port /dev/pts/3 [--profile raster-qr] [--json]
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _finish(args: argparse.Namespace, report: dict, code: int, message: str) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kiosk.commands.printer")
+    ap = argparse.ArgumentParser(prog="python -m kiosk.cli.printer")
     sub = ap.add_subparsers(dest="cmd", required=True)
     # Standalone: accept both `test ...` and `printer test ...`.
     add_parser(sub)
