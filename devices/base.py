@@ -132,11 +132,13 @@ class SSCardReader(Protocol):
 
     def status(self) -> DeviceStatus:
         """Never raises."""
+        ...
 
     def media(self) -> MediaStatus: ...
 
     def read(self, timeout: float = 5.0) -> CardReadOk | CardReadFailed:
         """Blocking; runs on a worker thread."""
+        ...
 
     def verify_pin(self, pin: str, timeout: float = 5.0) -> PinResult: ...
 
@@ -171,9 +173,11 @@ class PrintResult:
 class ReceiptPrinter(Protocol):
     def status(self) -> PrinterStatus:
         """Never raises."""
+        ...
 
     def print_receipt(self, data: bytes, timeout: float = 10.0) -> PrintResult:
         """Checks paper before and after; sends nothing but the status query when out of paper."""
+        ...
 
 
 # ---------------------------------------------------------------- ID card and code events

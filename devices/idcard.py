@@ -244,7 +244,7 @@ class SerialIdCardReader:
         except sf.DecodeError as exc:
             return IdCardFailed(IdCardFault(exc.fault), exc.detail)
         if data.is_expired(self.today()):
-            return IdCardFailed(IdCardFault.EXPIRED, f"valid_to {data.valid_to.isoformat()}", data)
+            return IdCardFailed(IdCardFault.EXPIRED, f"valid_to {data.valid_to}", data)
         return data
 
     def _transact(self, cmd: tuple[int, int], attempts_on_timeout: int = 2) -> sf.Response:
@@ -275,6 +275,8 @@ class SerialIdCardReader:
         """A response, "garbled" (bad checksum or shape), or None on timeout."""
         deadline = time.monotonic() + self.timeout
         ser = self._ser
+        if ser is None:
+            return None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

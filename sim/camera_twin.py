@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import qrcode
 from PIL import Image, ImageFilter
+from qrcode.constants import ERROR_CORRECT_M
 
 from devices.base import DeviceStatus
 
@@ -76,7 +77,7 @@ def synth_frame(
     tex = np.asarray(Image.fromarray(rng.integers(0, 255, (h // 16, w // 16), dtype=np.uint8)).resize((w, h)))
     bg = bg + (tex.astype(np.float32) - 128) * 0.25
     canvas = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
-    qr = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr = qrcode.QRCode(border=4, error_correction=ERROR_CORRECT_M)
     qr.add_data(text)
     qr.make(fit=True)
     code = qr.make_image(fill_color="black", back_color="white").get_image().convert("L").resize((qr_px, qr_px))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from kivy.core.window import Window
 from kivy.metrics import dp
@@ -17,7 +18,7 @@ from kivy.uix.scrollview import ScrollView
 log = logging.getLogger(__name__)
 
 
-def _actions(stack) -> list[tuple[str, list[tuple[str, object]]]]:
+def _actions(stack) -> list[tuple[str, list[tuple[str, Callable[[], object]]]]]:
     from sim.idcard_twin import load_personas as idcard_personas
     from sim.personas import load_personas
     from sim.vcard import NOT_SSCARD

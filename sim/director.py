@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ MIN_TARGET_DP = 60
 class Step:
     kind: str  # until | frames | shot
     label: str = ""
-    predicate: object = None
+    predicate: Callable[[], bool] | None = None
     timeout: float = 10.0
     frames: int = 2
     started: float = field(default=0.0)
@@ -60,7 +61,7 @@ class Director:
         self.prefix = prefix
         self.report: list[dict] = []
         self.errors: list[str] = []
-        self._gen = None
+        self._gen: Generator[Step, object, None] | None = None
         self._step: Step | None = None
         self._frames_left = 0
         self._done = None
@@ -142,10 +143,12 @@ class Director:
         Clock.schedule_interval(self._poll, 0)
 
     def _advance(self, value) -> None:
+        assert self._gen is not None
         try:
-            self._step = self._gen.send(value)
-            self._step.started = time.monotonic()
-            self._frames_left = self._step.frames
+            step = self._gen.send(value)
+            step.started = time.monotonic()
+            self._frames_left = step.frames
+            self._step = step
         except StopIteration:
             self._finish()
         except JourneyFailed as e:
@@ -157,7 +160,7 @@ class Director:
         if step is None:
             return False
         if step.kind == "until":
-            if step.predicate():
+            if step.predicate is not None and step.predicate():
                 # let the new screen lay itself out before anything taps it
                 self._step = Step("frames", step.label, frames=2)
             elif time.monotonic() - step.started > step.timeout:

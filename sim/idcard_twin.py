@@ -31,9 +31,10 @@ def load_personas(path: Path | str | None = None) -> dict[str, dict]:
         return {c["key"]: c for c in json.load(fh)["cards"]}
 
 
-def _d(value):
+def _d(value) -> date:
+    """A date, or the long-term marker where the card allows one (twins may lie: the type is loose)."""
     if value in (None, "", sf.LONG_TERM):
-        return value or sf.LONG_TERM
+        return value or sf.LONG_TERM  # type: ignore[return-value]
     return date.fromisoformat(value)
 
 

@@ -509,7 +509,7 @@ def _raster_image(el: Raster):
     # PIL's mode "1" reads a set bit as white; ESC/POS sets a bit to print a black dot.
     img = ImageOps.invert(Image.frombytes("1", (el.width_bytes * 8, el.height), raw).convert("L"))
     if el.scale_x != 1 or el.scale_y != 1:
-        img = img.resize((img.width * el.scale_x, img.height * el.scale_y), Image.NEAREST)
+        img = img.resize((img.width * el.scale_x, img.height * el.scale_y), Image.Resampling.NEAREST)
     return img
 
 

@@ -34,7 +34,7 @@ _TYPE_ZH = {"resident": "居民身份证", "foreign_permanent": "外国人永久
 
 
 def _iso(value: date | str) -> str:
-    return value if value == LONG_TERM else value.isoformat()
+    return value if isinstance(value, str) else value.isoformat()
 
 
 def _mask_text(text: str, keep: int) -> str:

@@ -1,0 +1,1 @@
+"""Data files the kiosk ships: translation catalogs, the example config, fictional demo people."""
