@@ -155,9 +155,9 @@ class Voice:
                 return
             clip = self.clip_for(msgid, locale) if msgid else None
             if clip is not None:
-                self._play(clip, msgid or "")
+                self._play(clip, msgid or "-")
             elif text.strip():
-                self._synthesise(text, locale, msgid or "")
+                self._synthesise(text, locale, msgid or "-")
         except Exception:
             self._warn_once("unexpected", "voice prompt %s failed", msgid, exc_info=True)
 
@@ -260,3 +260,27 @@ def _template(locale: str, msgid: str) -> str:
         return catalog(locale).get(msgid, "")
     except (OSError, ValueError):
         return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Diagnostics on a station: `python -m kiosk.voice [--locale en] [--say] TEXT` prints the voice and phonemes."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m kiosk.voice", description=main.__doc__)
+    ap.add_argument("text")
+    ap.add_argument("--locale", default="zh_CN")
+    ap.add_argument("--say", action="store_true", help="also speak it through the audio device")
+    args = ap.parse_args(argv)
+    try:
+        print(espeak_voice_for(args.locale), phonemes(args.text, args.locale))
+    except VoiceUnavailable as e:
+        print(e)
+        return 1
+    if args.say:
+        logging.basicConfig(level=logging.WARNING)
+        Voice().say(None, args.text, args.locale)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -354,3 +354,15 @@ def test_stop_cuts_the_prompt_short(fakes, tmp_path):
     voice.stop()
     t.join(timeout=30)
     assert not t.is_alive()
+
+
+@needs_espeak
+def test_diagnostics_command_prints_voice_and_phonemes(capsys):
+    assert V.main(["请插入社保卡"]) == 0
+    assert capsys.readouterr().out.startswith(V.espeak_voice_for("zh_CN") + " ")
+
+
+def test_diagnostics_command_without_espeak(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert V.main(["您好"]) == 1
+    assert "not found" in capsys.readouterr().out
