@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +17,19 @@ from api.patterns import ID_PATTERN
 # is a wrong file or a hostile one: refuse it before the parser or the validators spend time or stack on it.
 MAX_FILE_BYTES = 256 * 1024
 MAX_DEPTH = 8
+
+# host[:port] of an https origin: DNS labels (ASCII; IDN as xn--) or an IPv4 address, or [IPv6]
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ORIGIN_NETLOC = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[(?P<v6>[0-9A-Fa-f:.]+)\])(?::(?P<port>[0-9]{{1,5}}))?")
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
 
 # Paths arrive as TOML strings; every other value must already have the right TOML type (strict mode),
 # so "yes" is not true, "8" is not 8 and 1 is not true.
@@ -68,15 +83,19 @@ class Backend(_Section):
             return None
         if not v.startswith("https://"):
             raise ValueError("must start with https:// (receipt QR codes are opened on residents' phones)")
-        try:
-            u = urlsplit(v)
-            u.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise ValueError("must be https://host[:port] with a valid port") from None
-        if not u.hostname or u.username is not None or u.password is not None:
-            raise ValueError("must be https://host[:port] with a host and no user:password@")
-        if u.path not in ("", "/") or u.query or u.fragment or "?" in v or "#" in v:
+        rest = v[len("https://") :]
+        netloc, sep, tail = rest.partition("/")
+        if tail or any(c in rest for c in "?#"):
             raise ValueError("must be an origin only, https://host[:port], with no /path, ?query or #fragment")
+        if "@" in netloc:
+            raise ValueError("must be https://host[:port] with a host and no user:password@")
+        m = _ORIGIN_NETLOC.fullmatch(netloc)
+        if m is None or (m["v6"] and not _is_ipv6(m["v6"])):
+            raise ValueError(
+                "must be https://host[:port]: a DNS name (IDN in xn-- form) or an IP address, nothing else"
+            )
+        if m["port"] is not None and not 1 <= int(m["port"]) <= 65535:
+            raise ValueError("must be https://host[:port] with a valid port (1 to 65535)")
         return v.rstrip("/")
 
     @model_validator(mode="after")

@@ -426,7 +426,13 @@ def test_countdown_must_be_shorter_than_the_time_limits(data):
 
 @pytest.mark.parametrize(
     ("value", "stored"),
-    [("https://si.example.cn", "https://si.example.cn"), ("https://si.example.cn:8443/", "https://si.example.cn:8443")],
+    [
+        ("https://si.example.cn", "https://si.example.cn"),
+        ("https://si.example.cn:8443/", "https://si.example.cn:8443"),
+        ("https://xn--fsqu00a.xn--fiqs8s", "https://xn--fsqu00a.xn--fiqs8s"),
+        ("https://192.0.2.10:8443", "https://192.0.2.10:8443"),
+        ("https://[2001:db8::1]", "https://[2001:db8::1]"),
+    ],
 )
 def test_receipt_base_url_is_an_https_origin(data: dict, value: str, stored: str) -> None:
     data["backend"]["receipt_base_url"] = value
@@ -449,7 +455,14 @@ def test_receipt_base_url_is_optional(data: dict) -> None:
         ("https://si.example.cn/?x=1", "origin only"),
         ("https://si.example.cn?x=1", "origin only"),
         ("https://si.example.cn#top", "origin only"),
-        ("https://si.example.cn:port", "valid port"),
+        ("https://si.example.cn:port", "DNS name"),
+        ("https://si.example.cn:99999", "valid port (1 to 65535)"),
+        ("https://si.example.cn:0", "valid port"),
+        ("https://例子.cn", "xn--"),
+        ("https://si example.cn", "DNS name"),
+        ("https://si.example.cn\\evil.cn", "DNS name"),
+        ("https://[zz::1]", "IP address"),
+        ("https://si.example.cn//", "origin only"),
         (443, "valid string"),
     ],
 )
