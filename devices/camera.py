@@ -4,6 +4,8 @@
 sim/camera_twin.py serves image files. `QrDecoder` keeps only the newest frame (a slow
 decode drops stale frames instead of queueing them), decodes with zxing-cpp on its own thread and
 emits CodeScanned(text, source="camera") once per code shown (debounced while it stays in view).
+A decode that is not printable text becomes ScanRejected("not_printable", "camera"), by the same rule
+as the serial scanner (devices.scanner.code_event), and is debounced the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Protocol
 import numpy as np
 import zxingcpp
 
-from devices.base import CodeScanned, DeviceStatus, Emit
+from devices.base import DeviceStatus, Emit, ScanRejected
+from devices.scanner import code_event
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +220,9 @@ class QrDecoder:
             last = self._last_seen.get(text)
             self._last_seen[text] = now
             if last is None or now - last > self.debounce:
-                self._emit(CodeScanned(text, "camera"))
+                ev = code_event(text, "camera")
+                if isinstance(ev, ScanRejected):
+                    log.info("camera: dropped a code (%s, %d characters)", ev.reason, len(text))
+                self._emit(ev)
         for text in [t for t, seen in self._last_seen.items() if now - seen > self.debounce]:
             del self._last_seen[text]

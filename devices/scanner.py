@@ -1,7 +1,8 @@
 """QR/barcode scanner over serial (USB-CDC or UART): each code arrives as one terminated line.
 
 A scanner cannot be asked anything, so an open port counts as ONLINE. Lines too long to be a code,
-and bytes that are neither UTF-8 nor GB18030, are dropped and reported, never passed on half-read.
+bytes that are neither UTF-8 nor GB18030, and text that is not printable are dropped and reported
+(ScanRejected), never passed on half-read. `code_event` is the one gate for the scanner and the camera.
 """
 
 from __future__ import annotations
@@ -16,17 +17,43 @@ from devices.base import CodeScanned, DeviceStatus, Emit, ReaderStatusChanged, S
 log = logging.getLogger(__name__)
 
 
+def printable_code(text: str) -> bool:
+    """True when a decoded code is non-empty printable text.
+
+    str.isprintable() refuses exactly the Unicode categories a code must not carry: control characters
+    (Cc, incl. tab and DEL), format characters (Cf: zero-width space/joiners, bidi overrides and
+    isolates, BOM), lone surrogates (Cs), private-use (Co) and unassigned code points and noncharacters
+    (Cn), and separators other than the ASCII space (Zl, Zp, Zs). Such a "code" is a mangled read or
+    crafted to look like something else on screen or in a log; no e-card token or receipt URL has one.
+    """
+    return bool(text) and text.isprintable()
+
+
+def code_event(text: str, source: str) -> CodeScanned | ScanRejected:
+    """What a decoded code becomes, for every code source: CodeScanned only for printable text."""
+    if printable_code(text):
+        return CodeScanned(text, source)
+    return ScanRejected("not_printable", source)
+
+
 def decode_code(raw: bytes) -> str | None:
     """Bytes of one line → text, or None. UTF-8 first, then GB18030 (many Chinese scanners send GBK)."""
     for enc in ("utf-8", "gb18030"):
         try:
-            text = raw.decode(enc)
+            return raw.decode(enc)
         except UnicodeDecodeError:
             continue
-        if any(ord(c) < 0x20 and c != "\t" or c == "\x7f" for c in text):
-            return None  # control bytes inside a line: a mangled read, not a code
-        return text
     return None
+
+
+def line_event(line: bytes | None, source: str = "scanner") -> CodeScanned | ScanRejected:
+    """One line from the splitter (None: an overlong line that was dropped) → the event to emit."""
+    if line is None:
+        return ScanRejected("too_long", source)
+    text = decode_code(line)
+    if text is None:
+        return ScanRejected("undecodable", source)
+    return code_event(text, source)
 
 
 class LineSplitter:
@@ -142,13 +169,8 @@ class SerialScanner:
 
     def _deliver(self, lines: list[bytes | None]) -> None:
         for line in lines:
-            if line is None:
-                log.info("scanner: dropped an overlong line")
-                self._emit(ScanRejected("too_long"))
-                continue
-            text = decode_code(line)
-            if text is None:
-                log.info("scanner: dropped an undecodable line (%d bytes)", len(line))
-                self._emit(ScanRejected("undecodable"))
-            else:
-                self._emit(CodeScanned(text, "scanner"))
+            ev = line_event(line)
+            if isinstance(ev, ScanRejected):
+                # reason and length only: a rejected line may still hold part of a live token
+                log.info("scanner: dropped a line (%s%s)", ev.reason, f", {len(line)} bytes" if line else "")
+            self._emit(ev)

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+
+from api.patterns import ID_PATTERN
+
+# A kiosk config is a few kilobytes, two levels deep ([section] key = value). Anything far bigger or deeper
+# is a wrong file or a hostile one: refuse it before the parser or the validators spend time or stack on it.
+MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 8
+
+# host[:port] of an https origin: DNS labels (ASCII; IDN as xn--) or an IPv4 address, or [IPv6]
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ORIGIN_NETLOC = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[(?P<v6>[0-9A-Fa-f:.]+)\])(?::(?P<port>[0-9]{{1,5}}))?")
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# Paths arrive as TOML strings; every other value must already have the right TOML type (strict mode),
+# so "yes" is not true, "8" is not 8 and 1 is not true.
+_FilePath = Annotated[Path, Strict(False)]
 
 
 class ConfigError(Exception):
@@ -15,12 +41,12 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Terminal(_Section):
-    id: str = Field(min_length=1, description="terminal id issued at enrolment, e.g. T-370102-0001")
-    site_id: str = Field(min_length=1)
+    id: str = Field(pattern=ID_PATTERN, description="terminal id issued at enrolment, e.g. T-370102-0001")
+    site_id: str = Field(pattern=ID_PATTERN, description="site (service station) code, e.g. 370102001")
     site_name: str = Field(min_length=1, description="shown on receipts, e.g. 示范镇人社服务站")
     orientation: Literal["landscape", "portrait"] = "landscape"
     locale: Literal["zh_CN", "en"] = "zh_CN"
@@ -31,11 +57,14 @@ class Terminal(_Section):
 
 class Backend(_Section):
     url: str = Field(description="https://host:port of the kiosk API")
-    ca: Path = Field(description="CA certificate the backend's certificate must chain to (pinned)")
-    client_cert: Path | None = None
-    client_key: Path | None = None
+    ca: _FilePath = Field(description="CA certificate the backend's certificate must chain to (pinned)")
+    client_cert: _FilePath | None = None
+    client_key: _FilePath | None = None
     connect_timeout: float = Field(3.05, gt=0, le=30)
     read_timeout: float = Field(8.0, gt=0, le=120)
+    receipt_base_url: str | None = Field(
+        None, description="https origin receipt QR codes point to, when it is not the backend itself"
+    )
 
     @field_validator("url")
     @classmethod
@@ -45,6 +74,28 @@ class Backend(_Section):
         u = urlsplit(v)
         if not u.hostname or u.query or u.fragment:
             raise ValueError("must be https://host[:port][/path] with a host and no ?query or #fragment")
+        return v.rstrip("/")
+
+    @field_validator("receipt_base_url")
+    @classmethod
+    def _origin(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not v.startswith("https://"):
+            raise ValueError("must start with https:// (receipt QR codes are opened on residents' phones)")
+        rest = v[len("https://") :]
+        netloc, sep, tail = rest.partition("/")
+        if tail or any(c in rest for c in "?#"):
+            raise ValueError("must be an origin only, https://host[:port], with no /path, ?query or #fragment")
+        if "@" in netloc:
+            raise ValueError("must be https://host[:port] with a host and no user:password@")
+        m = _ORIGIN_NETLOC.fullmatch(netloc)
+        if m is None or (m["v6"] and not _is_ipv6(m["v6"])):
+            raise ValueError(
+                "must be https://host[:port]: a DNS name (IDN in xn-- form) or an IP address, nothing else"
+            )
+        if m["port"] is not None and not 1 <= int(m["port"]) <= 65535:
+            raise ValueError("must be https://host[:port] with a valid port (1 to 65535)")
         return v.rstrip("/")
 
     @model_validator(mode="after")
@@ -105,20 +156,66 @@ _FIXES = {
     "missing": "add it",
     "extra_forbidden": "remove it or check its spelling",
     "literal_error": "use one of the values listed",
+    "string_pattern_mismatch": "use 1 to 64 letters, digits and . _ : - only",
+    "bool_type": "write true or false, without quotes",
+    "int_type": "write a whole number, without quotes",
+    "float_type": "write a number, without quotes",
+    "string_type": 'put the value in "quotes"',
 }
 
 
+def _one_line(text: object) -> str:
+    """Control characters escaped, so that every problem stays on one line."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+
+
+def _key(part: object) -> str:
+    """A key as it can be shown in one line: escaped, and cut when long."""
+    s = _one_line(part)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _too_deep(data: object) -> list[str] | None:
+    """The key path to the first value nested deeper than MAX_DEPTH, found without recursion."""
+    stack: list[tuple[object, list[str]]] = [(data, [])]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, [*path, str(k)]) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, [*path, f"[{i}]"]) for i, v in enumerate(value))
+    return None
+
+
+def _where(path: list[str]) -> str:
+    parts = [_key(p) for p in path[:3]]
+    if not parts:
+        return "?"
+    where = f"[{parts[0]}] {'.'.join(parts[1:])}" if len(parts) > 1 else f"[{parts[0]}]"
+    return where + (" ..." if len(path) > 3 else "")
+
+
 def parse(data: dict, source: str = "config") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the file must hold [sections] of key = value — start from the example")
+    deep = _too_deep(data)
+    if deep is not None:
+        raise ConfigError(
+            f"{source}: {_where(deep)}: nested more than {MAX_DEPTH} levels deep — a kiosk config is only "
+            "[section] key = value; start from the example"
+        )
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
         lines = []
-        for err in e.errors():
-            loc = [str(p) for p in err["loc"]]
-            where = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else f"[{loc[0]}]" if loc else "?"
+        for err in e.errors(include_input=False, include_url=False):
             fix = _FIXES.get(err["type"], "fix the value")
-            lines.append(f"{source}: {where}: {err['msg']} — {fix}")
+            lines.append(f"{source}: {_where(list(err['loc']))}: {err['msg']} — {fix}")
         raise ConfigError("\n".join(lines)) from None
+    except RecursionError:  # the depth check above should make this unreachable; never a traceback
+        raise ConfigError(f"{source}: nested too deeply — a kiosk config is only [section] key = value") from None
     problems = cfg.check_security()
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
@@ -128,11 +225,20 @@ def parse(data: dict, source: str = "config") -> Config:
 def load(path: str | Path) -> Config:
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"{p}: cannot read the config file ({e.strerror}) — check the path") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{p}: file larger than {MAX_FILE_BYTES // 1024} KiB, too big for a kiosk config — check the path"
+        )
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{p}: not valid TOML ({e}) — fix the syntax at that line") from None
+        raise ConfigError(f"{p}: not valid TOML ({_one_line(e)}) — fix the syntax at that line") from None
+    except RecursionError:  # tomllib recurses once per nested [array] or {inline table}
+        raise ConfigError(
+            f"{p}: arrays or inline tables nested too deeply — a kiosk config is only [section] key = value"
+        ) from None
     return parse(data, str(p))

@@ -5,14 +5,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import unicodedata
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from devices.base import DeviceStatus
+from devices.base import DeviceStatus, ScanRejected
 from devices.camera import QrDecoder, V4l2Camera, decode_qr, to_grey
-from devices.scanner import CodeScanned
+from devices.scanner import CodeScanned, code_event, printable_code
 from sim.camera_twin import FileFrameSource, noise_frame, synth_frame
 
 pytestmark = pytest.mark.timeout(60)
@@ -152,3 +155,103 @@ def test_v4l2_camera_without_device_is_no_device_not_an_exception():
     assert cam.status() is DeviceStatus.NO_DEVICE and cam.detail
     assert cam.read() is None
     cam.close()
+
+
+# ------------------------------------------------------------------ the printable gate (shared with the scanner)
+
+BAD_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+GOOD_CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No",
+                   "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(), st.characters(categories=BAD_CATEGORIES), st.text())
+def test_one_unprintable_character_anywhere_rejects_the_code(before, bad, after):
+    text = before + bad + after
+    assert not printable_code(text)
+    assert code_event(text, "camera") == ScanRejected("not_printable", "camera")
+    assert code_event(text, "scanner") == ScanRejected("not_printable", "scanner")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.one_of(st.characters(categories=GOOD_CATEGORIES), st.just(" ")), min_size=1))
+def test_letters_marks_digits_punctuation_symbols_and_space_pass(text):
+    assert printable_code(text)
+    assert code_event(text, "camera") == CodeScanned(text, "camera")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_the_gate_passes_a_code_only_when_every_character_is_printable(text):
+    ev = code_event(text, "camera")
+    ok = text != "" and all(
+        c == " " or unicodedata.category(c) not in (*BAD_CATEGORIES, "Zs") for c in text
+    )
+    assert isinstance(ev, CodeScanned if ok else ScanRejected)
+    if ok:
+        assert ev.text == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "\u200b", "A\u202eB", "\ud800", "A\udfffB", "\ue000", "\U0010fffd", "A\x00", "\t", "\u3000"],
+)
+def test_edge_cases_are_rejected(text):
+    assert not printable_code(text)
+
+
+def test_camera_emits_rejection_for_unprintable_decodes_and_debounces_it():
+    events: queue.Queue = queue.Queue()
+    clock = FakeClock()
+    shown = {"texts": ["A\u200bB"]}
+    dec = QrDecoder(events.put, debounce=3.0, clock=clock, decode=lambda grey: shown["texts"])
+    dec.start()
+    try:
+        for dt in (0, 1, 1):  # stays in view: one rejection
+            clock.t += dt
+            dec.submit(np.zeros((4, 4), np.uint8))
+            assert dec.wait_idle()
+        shown["texts"] = ["\ue000", "GOOD-1"]
+        dec.submit(np.zeros((4, 4), np.uint8))
+        assert dec.wait_idle()
+        got = []
+        while not events.empty():
+            got.append(events.get())
+        assert got == [ScanRejected("not_printable", "camera"), ScanRejected("not_printable", "camera"),
+                       CodeScanned("GOOD-1", "camera")]
+    finally:
+        dec.stop()
+
+
+def test_a_real_qr_code_holding_a_bidi_override_is_rejected():
+    text = "https://si.example.cn/r/\u202eFDP.exe"
+    frame = synth_frame(text, seed=1)
+    assert decode_qr(frame) == [text]  # zxing-cpp reads it faithfully; the gate drops it
+    events: queue.Queue = queue.Queue()
+    dec = QrDecoder(events.put)
+    dec.start()
+    try:
+        dec.submit(frame)
+        assert dec.wait_idle()
+        assert events.get(timeout=1) == ScanRejected("not_printable", "camera")
+        assert events.empty()
+    finally:
+        dec.stop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=20), max_size=5))
+def test_camera_never_passes_on_unprintable_text(texts):
+    events: list = []
+    dec = QrDecoder(events.append, decode=lambda grey: texts)
+    dec.start()
+    try:
+        dec.submit(np.zeros((4, 4), np.uint8))
+        assert dec.wait_idle()
+    finally:
+        dec.stop()
+    for ev in events:
+        assert isinstance(ev, (CodeScanned, ScanRejected)) and ev.source == "camera"
+        if isinstance(ev, CodeScanned):
+            assert printable_code(ev.text)
+    assert len(events) == len(dict.fromkeys(texts))

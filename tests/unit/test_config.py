@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from kiosk.config import Config, ConfigError, load, parse
+from api.patterns import ID_PATTERN
+from kiosk.config import MAX_DEPTH, MAX_FILE_BYTES, Config, ConfigError, load, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "assets" / "config" / "kiosk.example.toml"
@@ -89,8 +91,30 @@ def test_example_loads_after_fixing_paths(tmp_path: Path, example_text: str, pki
     assert cfg.devices.scanner_terminator == "\r"
 
 
+def _commented_keys(text: str) -> dict[str, object]:
+    """Optional keys the example documents as a commented-out line '# key = value', by section."""
+    out, section = {}, None
+    for line in text.splitlines():
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            section = line.strip("[] \n")
+        elif section and (m := re.fullmatch(r"# ([a-z_]+) = (.+)", line)):
+            out[f"{section}.{m[1]}"] = tomllib.loads(f"v = {m[2]}")["v"]
+    return out
+
+
 def test_example_lists_every_key_of_the_schema(example_text: str) -> None:
-    assert _file_keys(tomllib.loads(example_text)) == _schema_keys(Config)
+    commented = _commented_keys(example_text)
+    assert _file_keys(tomllib.loads(example_text)) | set(commented) == _schema_keys(Config)
+
+
+def test_example_comments_out_only_optional_keys_with_a_valid_value(data: dict, example_text: str) -> None:
+    commented = _commented_keys(example_text)
+    assert set(commented) == {"backend.receipt_base_url"}
+    for dotted, value in commented.items():
+        section, key = dotted.split(".")
+        assert Config.model_fields[section].annotation.model_fields[key].default is None
+        data[section][key] = value
+    assert parse(data).backend.receipt_base_url == "https://si.example.cn"
 
 
 def test_example_values_are_the_schema_defaults(data: dict) -> None:
@@ -143,21 +167,70 @@ def test_unknown_section_is_named(data: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    ("section", "key", "value", "says"),
+    ("section", "key", "value", "says", "fix"),
     [
-        ("devices", "printer_baud", "fast", "valid integer"),
-        ("terminal", "elder_mode", "maybe", "valid boolean"),
-        ("terminal", "id", 370102, "valid string"),
-        ("timeouts", "pin", [45], "valid number"),
-        ("backend", "ca", 5, "path"),
+        ("devices", "printer_baud", "fast", "valid integer", "whole number"),
+        ("terminal", "elder_mode", "maybe", "valid boolean", "true or false"),
+        ("terminal", "id", 370102, "valid string", "quotes"),
+        ("timeouts", "pin", [45], "valid number", "write a number"),
+        ("backend", "ca", 5, "path", "fix the value"),
     ],
 )
-def test_wrong_type_is_named(data: dict, section: str, key: str, value: object, says: str) -> None:
+def test_wrong_type_is_named(data: dict, section: str, key: str, value: object, says: str, fix: str) -> None:
     data[section][key] = value
     msg = _error(data)
     assert f"[{section}] {key}:" in msg
     assert says in msg
-    assert "fix the value" in msg
+    assert fix in msg
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("terminal", "dev", "yes"),  # no "yes" -> true
+        ("terminal", "dev", "true"),
+        ("terminal", "elder_mode", 1),  # no 1 -> true
+        ("terminal", "shuffle_keypad", 0),
+        ("devices", "printer_baud", "9600"),  # no "8" -> 8
+        ("devices", "printer_baud", 9600.0),  # no float -> int
+        ("devices", "idcard_baud", True),  # no bool -> int
+        ("timeouts", "inactivity", "60"),
+        ("backend", "read_timeout", True),
+        ("terminal", "site_name", 5),  # no number -> string
+        ("devices", "scanner_port", False),
+    ],
+)
+def test_values_are_not_coerced_between_types(data: dict, section: str, key: str, value: object) -> None:
+    data[section][key] = value
+    lines = _error(data).splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kiosk.toml: [{section}] {key}: Input should be")
+
+
+def test_whole_seconds_are_fine_for_a_number_of_seconds(data: dict) -> None:
+    """TOML writes 60 as an integer; a float field takes it (an int is a number, not a coercion)."""
+    data["backend"]["connect_timeout"] = 3
+    assert parse(data).backend.connect_timeout == 3.0
+
+
+@pytest.mark.parametrize("key", ["id", "site_id"])
+@pytest.mark.parametrize(
+    "value",
+    ["T 0001", "", "终端一", "T/0001", "T-0001\n", "x" * 65, "T;rm", "T\u200b1", "ｔ1"],
+)
+def test_terminal_and_site_ids_follow_the_backend_pattern(data: dict, key: str, value: str) -> None:
+    assert re.fullmatch(ID_PATTERN, value) is None  # the backend would refuse it too
+    data["terminal"][key] = value
+    lines = _error(data).splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kiosk.toml: [terminal] {key}:")
+    assert "letters, digits and . _ : -" in lines[0]
+
+
+@pytest.mark.parametrize("value", ["T-370102-0001", "370102001", "a.b_c:d-e", "x" * 64, "0"])
+def test_ids_the_backend_accepts_are_accepted(data: dict, value: str) -> None:
+    assert re.fullmatch(ID_PATTERN, value)
+    data["terminal"]["id"] = data["terminal"]["site_id"] = value
+    cfg = parse(data)
+    assert cfg.terminal.id == cfg.terminal.site_id == value
 
 
 @pytest.mark.parametrize(
@@ -346,3 +419,148 @@ def test_client_cert_and_key_go_together(data):
 def test_countdown_must_be_shorter_than_the_time_limits(data):
     data.setdefault("timeouts", {}).update({"inactivity": 12, "pin": 30, "warn": 15})
     assert "[timeouts]" in _error(data) and "warn must be shorter" in _error(data)
+
+
+# ------------------------------------------------------------------ receipt QR origin
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("https://si.example.cn", "https://si.example.cn"),
+        ("https://si.example.cn:8443/", "https://si.example.cn:8443"),
+        ("https://xn--fsqu00a.xn--fiqs8s", "https://xn--fsqu00a.xn--fiqs8s"),
+        ("https://192.0.2.10:8443", "https://192.0.2.10:8443"),
+        ("https://[2001:db8::1]", "https://[2001:db8::1]"),
+    ],
+)
+def test_receipt_base_url_is_an_https_origin(data: dict, value: str, stored: str) -> None:
+    data["backend"]["receipt_base_url"] = value
+    assert parse(data).backend.receipt_base_url == stored
+
+
+def test_receipt_base_url_is_optional(data: dict) -> None:
+    assert "receipt_base_url" not in data["backend"]
+    assert parse(data).backend.receipt_base_url is None
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("http://si.example.cn", "https://"),
+        ("si.example.cn", "https://"),
+        ("https://", "host"),
+        ("https://user:pw@si.example.cn", "user:password@"),
+        ("https://si.example.cn/receipts", "origin only"),
+        ("https://si.example.cn/?x=1", "origin only"),
+        ("https://si.example.cn?x=1", "origin only"),
+        ("https://si.example.cn#top", "origin only"),
+        ("https://si.example.cn:port", "DNS name"),
+        ("https://si.example.cn:99999", "valid port (1 to 65535)"),
+        ("https://si.example.cn:0", "valid port"),
+        ("https://例子.cn", "xn--"),
+        ("https://si example.cn", "DNS name"),
+        ("https://si.example.cn\\evil.cn", "DNS name"),
+        ("https://[zz::1]", "IP address"),
+        ("https://si.example.cn//", "origin only"),
+        (443, "valid string"),
+    ],
+)
+def test_receipt_base_url_refuses_anything_but_an_origin(data: dict, value: object, says: str) -> None:
+    data["backend"]["receipt_base_url"] = value
+    lines = _error(data).splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kiosk.toml: [backend] receipt_base_url:")
+    assert says in lines[0]
+
+
+# ------------------------------------------------------------------ hostile files: deep, big, odd keys
+
+N = 10_000
+DEEP = {
+    "arrays": "[terminal]\nid = " + "[" * N + "]" * N + "\n",
+    "inline_tables": "[terminal]\nid = " + "{a = " * N + "1" + "}" * N + "\n",
+    "mixed_arrays_and_tables": "x = " + "[{a = " * (N // 2) + "1" + "}]" * (N // 2) + "\n",
+    "dotted_table_header": "[" + ".".join(["terminal"] + ["a"] * N) + "]\n",
+    "dotted_key": "terminal.id" + ".a" * N + " = 1\n",
+    "nested_arrays_of_tables": "".join("[[" + ".".join(["a"] * (i + 1)) + "]]\n" for i in range(200)),
+}
+
+
+@pytest.mark.parametrize("kind", list(DEEP))
+def test_deeply_nested_file_is_a_config_error_not_a_traceback(tmp_path: Path, kind: str) -> None:
+    text = DEEP[kind]
+    assert len(text.encode()) <= MAX_FILE_BYTES  # refused for its depth, not its size
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load(p)
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and msg.startswith(f"{p}: ")
+    assert "nested" in msg and "[section] key = value" in msg
+
+
+def test_deeply_nested_data_from_another_source_is_a_config_error(data: dict) -> None:
+    deep: dict = {}
+    inner = deep
+    for _ in range(N):
+        inner["a"] = {}
+        inner = inner["a"]
+    data["terminal"]["id"] = deep
+    msg = _error(data)
+    assert msg.startswith("kiosk.toml: [terminal] id.a ...: nested more than") and "\n" not in msg
+
+
+def test_nesting_within_the_limit_is_judged_by_the_schema(data: dict) -> None:
+    value: object = 1
+    for _ in range(MAX_DEPTH - 2):
+        value = [value]
+    data["timeouts"]["pin"] = value
+    assert "[timeouts] pin: Input should be a valid number" in _error(data)
+
+
+def test_oversized_file_is_refused_unread(tmp_path: Path, example_text: str) -> None:
+    p = _write(tmp_path, example_text + "#" * MAX_FILE_BYTES + "\n")
+    with pytest.raises(ConfigError) as e:
+        load(p)
+    assert str(e.value) == f"{p}: file larger than {MAX_FILE_BYTES // 1024} KiB, too big for a kiosk config — check the path"
+
+
+def test_key_with_control_characters_stays_on_one_line(tmp_path: Path, example_text: str) -> None:
+    p = _write(tmp_path, example_text.replace("[timeouts]\n", '[timeouts]\n"pin\\nextra\\u001b[2J" = 1\n', 1))
+    with pytest.raises(ConfigError) as e:
+        load(p)
+    lines = str(e.value).splitlines()
+    assert len(lines) == 1 and "\x1b" not in lines[0]
+    assert "[timeouts] pin\\nextra\\x1b[2J: Extra inputs are not permitted" in lines[0]
+
+
+def test_a_very_long_unknown_key_is_cut_in_the_message(data: dict) -> None:
+    data["devices"]["k" * 5000] = 1
+    line = _error(data)
+    assert len(line) < 200 and "[devices] kkk" in line and "..." in line
+
+
+def _kiosk_run(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(config)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda t: DEEP["arrays"], "nested too deeply"),
+        (lambda t: DEEP["dotted_key"], "nested more than"),
+        (lambda t: t.replace("dev = false", 'dev = "no"'), "[terminal] dev: Input should be a valid boolean"),
+        (lambda t: t.replace('id = "T-370102-0001"', 'id = "T 370102 0001"'), "[terminal] id: String should match"),
+    ],
+    ids=["deep_arrays", "deep_dotted_key", "string_for_bool", "id_with_spaces"],
+)
+def test_kiosk_run_exits_78_with_one_line_per_problem(tmp_path: Path, example_text: str, change, says: str) -> None:
+    p = _write(tmp_path, change(example_text))
+    r = _kiosk_run(p)
+    assert r.returncode == 78, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    header, *problems = r.stderr.strip().splitlines()
+    assert header == "configuration error:"
+    assert len(problems) == 1 and problems[0].startswith(f"{p}: ") and says in problems[0]

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devices.base import DeviceStatus, ReaderStatusChanged
-from devices.scanner import CodeScanned, LineSplitter, ScanRejected, SerialScanner, decode_code
+from devices.scanner import CodeScanned, LineSplitter, ScanRejected, SerialScanner, decode_code, line_event
 from sim.scanner_twin import ScannerTwin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,8 +87,46 @@ def test_overlong_and_undecodable_lines_are_dropped_then_reading_goes_on(scanner
         twin.scan("OK-1")
         got = collect(q, 4)
         assert [type(e).__name__ for e in got] == ["ScanRejected", "ScanRejected", "ScanRejected", "CodeScanned"]
-        assert [e.reason for e in got[:3]] == ["too_long", "undecodable", "undecodable"]
+        assert [e.reason for e in got[:3]] == ["too_long", "undecodable", "not_printable"]
         assert got[3].text == "OK-1"
+
+
+NOT_PRINTABLE = {
+    "nul": "AB\x00CD",
+    "bell": "AB\x07CD",
+    "tab": "A\tB",
+    "escape_sequence": "\x1b[2J\x1b[31mPAID",
+    "del": "AB\x7f",
+    "c1_control": "AB\x85CD",
+    "zero_width_space": "https://si.example.cn/essc?t=A1\u200bB2",
+    "zero_width_joiner": "A\u200dB",
+    "bom": "\ufeffESSC",
+    "bidi_override": "receipt \u202egnp.exe",
+    "bidi_isolate": "A\u2066B\u2069",
+    "private_use": "A\ue000B",
+    "private_use_plane_15": "A\U000f0000",
+    "unassigned": "A\u0378B",
+    "noncharacter": "A\ufffeB",
+    "line_separator": "A\u2028B",
+    "no_break_space": "A\u00a0B",
+}
+
+
+@pytest.mark.wire
+@pytest.mark.timeout(30)
+def test_text_that_is_not_printable_is_rejected_never_scanned(scanner_on):
+    with ScannerTwin(115200, b"\r", pace=False) as twin:
+        _, q = scanner_on(twin)
+        for text in NOT_PRINTABLE.values():
+            twin.scan(text)
+        twin.scan("张\x1b三", encoding="gb18030")  # not UTF-8: the GBK fallback is checked the same way
+        twin.scan("医保码-OK")
+        got = collect(q, len(NOT_PRINTABLE) + 2)
+        assert [(type(e).__name__, getattr(e, "reason", None)) for e in got] == (
+            [("ScanRejected", "not_printable")] * (len(NOT_PRINTABLE) + 1) + [("CodeScanned", None)]
+        )
+        assert all(e.source == "scanner" for e in got)
+        assert got[-1].text == "医保码-OK"
 
 
 @pytest.mark.wire
@@ -170,3 +208,29 @@ def test_splitter_recovers_every_line_at_any_chunking(texts, step):
     for i in range(0, len(stream), step):
         lines += sp.feed(stream[i : i + step])
     assert [decode_code(b) for b in lines] == texts
+
+
+# ------------------------------------------------------------------------------ the printable gate
+
+
+@pytest.mark.parametrize("name", list(NOT_PRINTABLE))
+def test_line_event_rejects_each_kind_of_unprintable_text(name):
+    assert line_event(NOT_PRINTABLE[name].encode()) == ScanRejected("not_printable", "scanner")
+
+
+def test_line_event_passes_codes_with_spaces_and_chinese():
+    for text in (TOKEN, "医保码 123", "A B", "（全角）", "Ä-é-ß"):
+        assert line_event(text.encode()) == CodeScanned(text, "scanner")
+    assert line_event("张三".encode("gb18030")) == CodeScanned("张三", "scanner")
+    assert line_event(None) == ScanRejected("too_long", "scanner")
+    assert line_event(b"\xff\xfe\x80\x81") == ScanRejected("undecodable", "scanner")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_line_becomes_printable_code_or_rejection(raw):
+    ev = line_event(raw)
+    if isinstance(ev, CodeScanned):
+        assert ev.text and ev.text.isprintable() and ev.text == decode_code(raw)
+    else:
+        assert isinstance(ev, ScanRejected) and ev.reason in ("undecodable", "not_printable")
