@@ -309,6 +309,31 @@ class Runtime:
             self._tokens.drop(sid, token)
         return r
 
+    def _say(self, text: str, locale: str, sid: int, screen: S.Screen) -> None:
+        st = self.state  # one reference read: the state object itself is immutable
+        if st.sid != sid or st.screen is not screen:
+            return  # the person has moved on: a late prompt would only confuse
+        try:
+            self.voice(text, locale)
+        except Exception:
+            log.warning("voice prompt failed", exc_info=True)
+
+    # -- camera: decoding runs only while the scan screen is up
+    def latest_frame(self):
+        """The newest camera frame for the preview (main thread reads, capture thread writes one reference)."""
+        return self._last_frame if self._decoder is not None else None
+
+    def _camera(self, on: bool) -> None:
+        from devices.camera import QrDecoder
+
+        if on and self._decoder is None and self.camera is not None:
+            self._decoder = QrDecoder(self.post, source=_Tee(self.camera, self))
+            self._decoder.start()
+        elif not on and self._decoder is not None:
+            self._decoder.stop()
+            self._decoder = None
+            self._last_frame = None
+
     def _ecard(self, sid: int, code: str) -> object:
         r = self._open(sid, lambda: self.backend.open_session(Credential.ECARD, code=code))
         reason = {"ecard_expired": "expired", "ecard_revoked": "revoked", "ecard_unknown": "unknown"}
