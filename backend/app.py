@@ -258,15 +258,18 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, *, only_not_found: bool = False) -> None:
+    """only_not_found: the public listener answers 404 for anything but its one route (no method hints)."""
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code, message = _GENERIC.get(exc.status_code, (ErrorCode.HTTP_ERROR, "请求无法处理"))
-        return _error(exc.status_code, code, message)
+        status = 404 if only_not_found and exc.status_code == 405 else exc.status_code
+        code, message = _GENERIC.get(status, (ErrorCode.HTTP_ERROR, "请求无法处理"))
+        return _error(status, code, message)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -788,7 +791,7 @@ def create_app(
     public = FastAPI(
         title="Receipt verification", version=API_VERSION, openapi_url=None, docs_url=None, redoc_url=None
     )
-    _install_error_handlers(public)
+    _install_error_handlers(public, only_not_found=True)
     add_verify_route(public)
     public.add_middleware(BodyGuard, max_body=MAX_BODY)
     public.add_middleware(_PerClientLimit, buckets=verify_limit)
