@@ -129,7 +129,7 @@ _COMMON: dict[int | str, dict[str, Any]] = {
 }
 _AUTH: tuple[tuple[int, str], ...] = (
     (401, "certificate_required / token_required / token_invalid / token_expired"),
-    (403, "wrong_terminal: the token was opened by another terminal; person_mismatch"),
+    (403, "wrong_terminal: the token was opened with another certificate; person_mismatch; certificate_revoked"),
 )
 
 
@@ -386,6 +386,8 @@ def create_app(
         t = terminal_of(request.scope)
         if t is None:
             raise ApiError(401, ErrorCode.CERTIFICATE_REQUIRED, "需要有效的终端证书")
+        if db.certificate_revoked(t.fingerprint):
+            raise ApiError(403, ErrorCode.CERTIFICATE_REVOKED, "本终端证书已被吊销，请联系县级技术人员")
         return t
 
     def opening_terminal(t: Annotated[Terminal, Depends(terminal)]) -> Terminal:
@@ -406,7 +408,7 @@ def create_app(
         s = db.session(_token_hash(auth.credentials))
         if s is None or s.closed:
             raise ApiError(401, ErrorCode.TOKEN_INVALID, "会话令牌无效，请重新开始办理", headers=_BEARER)
-        if (s.terminal_id, s.site_id) != (t.terminal_id, t.site_id):
+        if (s.terminal_id, s.site_id, s.cert_fingerprint) != (t.terminal_id, t.site_id, t.fingerprint):
             raise ApiError(403, ErrorCode.WRONG_TERMINAL, "这个会话不属于本终端")
         if s.expires_at <= clock():
             raise ApiError(401, ErrorCode.TOKEN_EXPIRED, "会话已过期，请重新开始办理", headers=_BEARER)
@@ -462,6 +464,7 @@ def create_app(
         tags=["sessions"],
         responses=_errors(
             (401, "certificate_required"),
+            (403, "certificate_revoked"),
             (404, "ecard_unknown"),
             (410, "ecard_expired / ecard_revoked"),
             (429, "rate_limited: header Retry-After (seconds); 5 at once, then one per 3 s per terminal"),
@@ -481,7 +484,8 @@ def create_app(
         opened = clock()
         expires = opened + SESSION_TTL_SECONDS
         db.open_session(
-            token_hash=_token_hash(token), terminal_id=t.terminal_id, site_id=t.site_id, credential=body.credential,
+            token_hash=_token_hash(token), terminal_id=t.terminal_id, site_id=t.site_id,
+            cert_fingerprint=t.fingerprint, credential=body.credential,
             ssn=ssn, name=name, opened_at=opened, expires_at=expires, at=now().isoformat(),
         )
         return SessionOpened(

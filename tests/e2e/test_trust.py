@@ -57,6 +57,7 @@ class Terminal:
 
     def __init__(self, server, cert: Path, key: Path) -> None:
         self.url = server.url
+        self.cert_path = cert
         self.http = requests.Session()
         self.http.trust_env = False  # REQUESTS_CA_BUNDLE would replace the pinned CA of a Session
         self.http.verify = str(server.ca_path)
@@ -253,6 +254,28 @@ def test_demo_endpoints_only_with_demo(tmp_path, t1):
         demo.stop()
 
 
+def test_a_revoked_certificate_opens_nothing(server, t1, t2):
+    token1, token2 = t1.open(), t2.open()
+    t = server.revoke(t2.cert_path)
+    assert (t.terminal_id, t.site_id) == ("T-0002", "site-02")
+    for r in (
+        t2.post("/v1/sessions", {"credential": "id_card", "ssn": ELDER}),
+        t2.post("/v1/pension", {}, token=token2),
+        t2.get("/v1/audit", token=token2),
+    ):
+        assert r.status_code == 403 and r.json()["code"] == "certificate_revoked"
+    assert t1.post("/v1/pension", {}, token=token1).status_code == 200  # other terminals carry on
+    # Re-enrolled (a new certificate for the same terminal id): it works again, the old sessions do not.
+    cert, key = issue_client_cert(server.pki.directory, "T-0002", site_id="site-02", force=True)
+    fresh = Terminal(server, cert, key)
+    try:
+        r = fresh.post("/v1/pension", {}, token=token2)
+        assert r.status_code == 401 and r.json()["code"] == "token_invalid"
+        assert fresh.post("/v1/pension", {}, token=fresh.open()).status_code == 200
+    finally:
+        fresh.close()
+
+
 def test_mtls_listener_refuses_a_client_without_a_certificate(server):
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(f"{server.url}/v1/health", verify=str(server.ca_path), timeout=5)
@@ -335,3 +358,8 @@ def test_command_line_prints_the_listening_lines(tmp_path):
             proc.stdout.close()
             proc.stderr.close()
     assert proc.returncode == 0
+    revoke = subprocess.run(
+        [sys.executable, "-m", "backend", "--data", str(tmp_path / "cli"), "--revoke-cert", cert],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert revoke.returncode == 0 and revoke.stdout.startswith("revoked the certificate of terminal demo-terminal-01")
