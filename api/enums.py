@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     INVALID_REQUEST = "invalid_request"
     BODY_TOO_LARGE = "body_too_large"
     CERTIFICATE_REQUIRED = "certificate_required"
+    CERTIFICATE_REVOKED = "certificate_revoked"
     TOKEN_REQUIRED = "token_required"
     TOKEN_INVALID = "token_invalid"
     TOKEN_EXPIRED = "token_expired"

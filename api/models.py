@@ -318,18 +318,17 @@ def encode(body: BaseModel) -> bytes:
     return body.model_dump_json(exclude_none=True).encode("utf-8")
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (
-    SessionOpen, PensionRequest, ReceiptRequest, CardLossRequest, ECardResolveIn,
-)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (SessionOpen, PensionRequest, ReceiptRequest, CardLossRequest)
 ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     ErrorBody, InvalidRequestBody, Health, SessionOpened, Pension, Receipt, Verification, CardLossFiling,
-    FilingStatus, AuditLog, ECardPerson, DemoECardCode, Revoked,
+    FilingStatus, AuditLog,
 )
+DEMO_MODELS: tuple[type[BaseModel], ...] = (ECardResolveIn, DemoECardCode, Revoked)  # only with --demo
 
 __all__ = [
     "API_VERSION", "Money", "Ssn", "TerminalId", "Line", "ErrorBody", "FieldProblem", "InvalidRequestBody", "Health",
     "SessionOpen", "Person", "SessionOpened", "PensionRequest", "Payment", "Pension", "ReceiptRequest", "Receipt",
     "Verification", "CardLossRequest", "CardLossFiling", "FilingStatus", "AuditEntry", "AuditLog",
     "ECardResolveIn", "ECardPerson", "DemoECardCode", "Revoked", "parse", "encode", "adapter",
-    "REQUEST_MODELS", "ANSWER_MODELS",
+    "REQUEST_MODELS", "ANSWER_MODELS", "DEMO_MODELS",
 ]

@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--terminal-id", default=DEFAULT_TERMINAL_ID, help="terminal to issue a client cert for")
     parser.add_argument("--site-id", default=DEFAULT_SITE_ID, help="site of that terminal (certificate OU)")
     parser.add_argument(
+        "--revoke-cert", type=Path, metavar="PEM",
+        help="revoke this terminal certificate in the backend under --data (takes effect at once) and exit",
+    )
+    parser.add_argument(
         "--write-openapi", nargs="?", const=OPENAPI_PATH, type=Path, metavar="PATH",
         help=f"write the OpenAPI document (default {OPENAPI_PATH.name} beside this module) and exit",
     )
@@ -42,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.data is None:
         parser.error("--data is required to run the server")
+    if args.revoke_cert is not None:
+        from backend.server import revoke_certificate
+
+        t = revoke_certificate(args.data, args.revoke_cert)
+        print(f"revoked the certificate of terminal {t.terminal_id} (site {t.site_id}), "
+              f"SHA-256 {t.fingerprint[:16]}…", flush=True)
+        return 0
 
     from backend.server import start_server
 

@@ -129,7 +129,7 @@ _COMMON: dict[int | str, dict[str, Any]] = {
 }
 _AUTH: tuple[tuple[int, str], ...] = (
     (401, "certificate_required / token_required / token_invalid / token_expired"),
-    (403, "wrong_terminal: the token was opened by another terminal; person_mismatch"),
+    (403, "wrong_terminal: the token was opened with another certificate; person_mismatch; certificate_revoked"),
 )
 
 
@@ -258,15 +258,18 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, *, only_not_found: bool = False) -> None:
+    """only_not_found: the public listener answers 404 for anything but its one route (no method hints)."""
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code, message = _GENERIC.get(exc.status_code, (ErrorCode.HTTP_ERROR, "请求无法处理"))
-        return _error(exc.status_code, code, message)
+        status = 404 if only_not_found and exc.status_code == 405 else exc.status_code
+        code, message = _GENERIC.get(status, (ErrorCode.HTTP_ERROR, "请求无法处理"))
+        return _error(status, code, message)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -383,6 +386,8 @@ def create_app(
         t = terminal_of(request.scope)
         if t is None:
             raise ApiError(401, ErrorCode.CERTIFICATE_REQUIRED, "需要有效的终端证书")
+        if db.certificate_revoked(t.fingerprint):
+            raise ApiError(403, ErrorCode.CERTIFICATE_REVOKED, "本终端证书已被吊销，请联系县级技术人员")
         return t
 
     def opening_terminal(t: Annotated[Terminal, Depends(terminal)]) -> Terminal:
@@ -403,7 +408,7 @@ def create_app(
         s = db.session(_token_hash(auth.credentials))
         if s is None or s.closed:
             raise ApiError(401, ErrorCode.TOKEN_INVALID, "会话令牌无效，请重新开始办理", headers=_BEARER)
-        if (s.terminal_id, s.site_id) != (t.terminal_id, t.site_id):
+        if (s.terminal_id, s.site_id, s.cert_fingerprint) != (t.terminal_id, t.site_id, t.fingerprint):
             raise ApiError(403, ErrorCode.WRONG_TERMINAL, "这个会话不属于本终端")
         if s.expires_at <= clock():
             raise ApiError(401, ErrorCode.TOKEN_EXPIRED, "会话已过期，请重新开始办理", headers=_BEARER)
@@ -459,6 +464,7 @@ def create_app(
         tags=["sessions"],
         responses=_errors(
             (401, "certificate_required"),
+            (403, "certificate_revoked"),
             (404, "ecard_unknown"),
             (410, "ecard_expired / ecard_revoked"),
             (429, "rate_limited: header Retry-After (seconds); 5 at once, then one per 3 s per terminal"),
@@ -478,7 +484,8 @@ def create_app(
         opened = clock()
         expires = opened + SESSION_TTL_SECONDS
         db.open_session(
-            token_hash=_token_hash(token), terminal_id=t.terminal_id, site_id=t.site_id, credential=body.credential,
+            token_hash=_token_hash(token), terminal_id=t.terminal_id, site_id=t.site_id,
+            cert_fingerprint=t.fingerprint, credential=body.credential,
             ssn=ssn, name=name, opened_at=opened, expires_at=expires, at=now().isoformat(),
         )
         return SessionOpened(
@@ -788,7 +795,7 @@ def create_app(
     public = FastAPI(
         title="Receipt verification", version=API_VERSION, openapi_url=None, docs_url=None, redoc_url=None
     )
-    _install_error_handlers(public)
+    _install_error_handlers(public, only_not_found=True)
     add_verify_route(public)
     public.add_middleware(BodyGuard, max_body=MAX_BODY)
     public.add_middleware(_PerClientLimit, buckets=verify_limit)

@@ -55,7 +55,11 @@ CREATE TABLE IF NOT EXISTS filing_keys (
 CREATE TABLE IF NOT EXISTS sessions (
     token_hash TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, site_id TEXT NOT NULL, credential TEXT NOT NULL,
     ssn TEXT NOT NULL, name TEXT NOT NULL, opened_at REAL NOT NULL, expires_at REAL NOT NULL,
-    closed INTEGER NOT NULL DEFAULT 0, pension_json TEXT
+    closed INTEGER NOT NULL DEFAULT 0, pension_json TEXT, cert_fingerprint TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at);
+CREATE TABLE IF NOT EXISTS revoked_certs (
+    fingerprint TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, site_id TEXT NOT NULL, revoked_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, ssn TEXT NOT NULL, terminal_id TEXT NOT NULL,
@@ -131,6 +135,7 @@ class SessionRow:
     token_hash: str
     terminal_id: str
     site_id: str
+    cert_fingerprint: str
     credential: str
     ssn: str
     name: str
@@ -244,17 +249,18 @@ class Database:
     # --- sessions and audit -----------------------------------------------------------------------------
 
     def open_session(
-        self, *, token_hash: str, terminal_id: str, site_id: str, credential: str, ssn: str, name: str,
-        opened_at: float, expires_at: float, at: str,
+        self, *, token_hash: str, terminal_id: str, site_id: str, cert_fingerprint: str, credential: str, ssn: str,
+        name: str, opened_at: float, expires_at: float, at: str,
     ) -> None:
-        """Record the session and its audit row in one transaction."""
+        """Record the session and its audit row in one transaction (and forget sessions long expired)."""
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("DELETE FROM sessions WHERE expires_at < ?", (opened_at - 86400,))
                 conn.execute(
-                    "INSERT INTO sessions (token_hash, terminal_id, site_id, credential, ssn, name, opened_at,"
-                    " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (token_hash, terminal_id, site_id, credential, ssn, name, opened_at, expires_at),
+                    "INSERT INTO sessions (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name,"
+                    " opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name, opened_at, expires_at),
                 )
                 _audit(conn, at, ssn, terminal_id, site_id, credential, "session_opened")
                 conn.execute("COMMIT")
@@ -269,7 +275,7 @@ class Database:
             return None
         return SessionRow(
             token_hash=row["token_hash"], terminal_id=row["terminal_id"], site_id=row["site_id"],
-            credential=row["credential"], ssn=row["ssn"], name=row["name"], opened_at=row["opened_at"],
+            cert_fingerprint=row["cert_fingerprint"], credential=row["credential"], ssn=row["ssn"], name=row["name"], opened_at=row["opened_at"],
             expires_at=row["expires_at"], closed=bool(row["closed"]),
             pension=None if row["pension_json"] is None else json.loads(row["pension_json"]),
         )
@@ -303,6 +309,27 @@ class Database:
     def audit(self, s: SessionRow, action: str, at: str) -> None:
         with self.connect() as conn:
             _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, action)
+
+    def revoke_certificate(self, fingerprint: str, terminal_id: str, site_id: str, at: str) -> None:
+        """From now on this certificate opens nothing, and the sessions it opened are dead."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT OR IGNORE INTO revoked_certs (fingerprint, terminal_id, site_id, revoked_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (fingerprint, terminal_id, site_id, at),
+                )
+                conn.execute("UPDATE sessions SET closed = 1 WHERE cert_fingerprint = ?", (fingerprint,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def certificate_revoked(self, fingerprint: str) -> bool:
+        with self.connect() as conn:
+            row = conn.execute("SELECT 1 FROM revoked_certs WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return row is not None
 
     def audit_of(self, ssn: str, limit: int = 500) -> list[AuditRow]:
         """Accesses to this person's data, newest first."""

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from api.patterns import ID_PATTERN
@@ -25,6 +26,7 @@ _ID = re.compile(ID_PATTERN)
 class Terminal:
     terminal_id: str
     site_id: str
+    fingerprint: str  # SHA-256 of the certificate (DER), hex: sessions are bound to it, revocation names it
 
 
 def tls_extension(der: bytes | None) -> dict[str, Any]:
@@ -52,7 +54,18 @@ def _parse(pem: str) -> Terminal | None:
         return None
     if not _ID.match(terminal_id) or not _ID.match(site_id):
         return None
-    return Terminal(terminal_id, site_id)
+    return Terminal(terminal_id, site_id, cert.fingerprint(hashes.SHA256()).hex())
+
+
+def terminal_from_pem(pem: str) -> Terminal | None:
+    """The terminal a PEM certificate names (None: not a terminal certificate)."""
+    return _parse(pem.strip() + "\n")
+
+
+def certificate_fingerprint(pem: str | bytes) -> str:
+    """SHA-256 fingerprint (hex) of a PEM certificate, as revocation lists it."""
+    data = pem.encode("ascii") if isinstance(pem, str) else pem
+    return x509.load_pem_x509_certificate(data).fingerprint(hashes.SHA256()).hex()
 
 
 @lru_cache(maxsize=1024)

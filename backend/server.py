@@ -20,7 +20,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from backend.app import MODES, ServerControl, create_app
-from backend.identity import WithClientCert, tls_extension
+from backend.db import Database
+from backend.identity import Terminal, WithClientCert, terminal_from_pem, tls_extension
 from backend.pki import DEFAULT_SITE_ID, DEFAULT_TERMINAL_ID, DemoPki, ensure_demo_pki
 
 _START_TIMEOUT = 10.0
@@ -135,6 +136,10 @@ class RunningServer:
         """The public receipt-verification listener (server certificate only, no client certificate)."""
         return _url(self.host, self.verify_port)
 
+    def revoke(self, cert_path: str | os.PathLike[str]) -> Terminal:
+        """Revoke a terminal certificate (see revoke_certificate)."""
+        return revoke_certificate(self.db_path.parent, cert_path)
+
     @property
     def terminal_id(self) -> str:
         return self.pki.terminal_id
@@ -226,6 +231,19 @@ class RunningServer:
             return
         self.control.cut()
         self._main.stop()
+
+
+def revoke_certificate(data_dir: str | os.PathLike[str], cert_path: str | os.PathLike[str]) -> Terminal:
+    """Revoke a terminal certificate in the backend under data_dir (running or not): from the next request on it
+    opens nothing, and the sessions it opened are dead. The terminal needs a new certificate to work again."""
+    terminal = terminal_from_pem(Path(cert_path).read_text(encoding="ascii"))
+    if terminal is None:
+        raise ValueError("not a terminal certificate (CN = terminal id, OU = site id)")
+    when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    Database(Path(data_dir) / "backend.sqlite3").revoke_certificate(
+        terminal.fingerprint, terminal.terminal_id, terminal.site_id, when
+    )
+    return terminal
 
 
 def _url(host: str, port: int) -> str:
