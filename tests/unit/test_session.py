@@ -9,7 +9,6 @@ import pytest
 
 from api.enums import Credential
 from api.models import Pension as ApiPension
-
 from devices.base import (
     CardFault,
     CardInserted,
