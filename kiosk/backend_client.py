@@ -245,7 +245,10 @@ class BackendClient:
         self.session.verify = verify
         self.session.cert = cert
         self.session.trust_env = False  # no proxies or CA bundles from the environment
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "village-kiosk/1"})
+        # identity: answers are small, and an uncompressed body is what the size cap counts
+        self.session.headers.update(
+            {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": "village-kiosk/1"}
+        )
         self.session.mount("https://", _Adapter())
         self.session.mount("http://", _Adapter())
         if verify is False:
@@ -273,9 +276,14 @@ class BackendClient:
         """Open a backend session: sscard_pin (after card + PIN) and id_card with the ID number read from the
         credential, ecard with the scanned code (the answer names the person). ecard_unknown is NOT_FOUND,
         ecard_expired / ecard_revoked REJECTED; a bad request body is REJECTED code invalid_request."""
-        try:
-            body = SessionOpen(credential=Credential(credential), ssn=ssn, name=name or None, code=code)
-        except (pydantic.ValidationError, ValueError):
+        body = None
+        for given in dict.fromkeys((name or None, None)):  # a name the contract cannot carry is left out
+            try:
+                body = SessionOpen(credential=Credential(credential), ssn=ssn, name=given, code=code)
+                break
+            except (pydantic.ValidationError, ValueError):
+                continue
+        if body is None:
             return BackendFailure(FailureKind.REJECTED, code="invalid_request", message="not sent: bad body")
         return self._call("POST", "/v1/sessions", SessionOpened, body=encode(body))
 

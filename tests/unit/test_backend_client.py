@@ -196,6 +196,9 @@ def test_bodies_that_would_be_refused_are_not_sent(pki):
     ):
         assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.REJECTED, "invalid_request")
     assert adapter.requests == []
+    # the name is optional: one the contract cannot carry is left out, the session still opens
+    assert not isinstance(c.open_session(Credential.ID_CARD, ssn=ELDER, name="名" * 65), BackendFailure)
+    assert json.loads(adapter.requests[-1][0].body) == {"credential": "id_card", "ssn": ELDER}
 
 
 # --- answers: parsed strictly into the api models ------------------------------------------------------
