@@ -418,8 +418,11 @@ class BackendClient:
                 except _TooLarge:
                     return BackendFailure(FailureKind.BAD_RESPONSE, code="too_large", status=status,
                                           message=f"answer over {self.max_answer} bytes"), status, None
-                except requests.exceptions.RequestException as exc:
-                    failure = _failure_from_exception(exc)
+                except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                    # a cut socket may surface as any of these, depending on where the read was
+                    failure = (_failure_from_exception(exc) if isinstance(exc, requests.exceptions.RequestException)
+                               else BackendFailure(FailureKind.OFFLINE, code="connection_error",
+                                                   message=type(exc).__name__))
                     if dog.fired:
                         failure = BackendFailure(FailureKind.TIMEOUT, code="deadline", message=failure.message)
                         return failure, status, None
