@@ -738,3 +738,18 @@ def test_audit_lists_every_access_newest_first(client, other, clock):
     assert times == sorted(times, reverse=True)
     later = client.get("/v1/audit", headers=auth).json()["entries"]
     assert later[0]["action"] == "audit_read"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=200), _json.map(lambda v: json.dumps(v).encode())))
+def test_no_body_makes_a_500(client, raw):
+    for path in ("/v1/sessions", "/v1/receipts", "/v1/filings/card-loss", "/v1/pension"):
+        r = client.post(path, content=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code < 500, (path, raw)
