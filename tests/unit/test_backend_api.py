@@ -187,6 +187,20 @@ def test_without_a_certificate_nothing_personal_opens(app):
         assert c.get("/v1/audit").json()["code"] == "certificate_required"
 
 
+def test_a_certificate_without_a_site_is_not_a_terminal(app, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    from backend.pki import _ensure_ca, _issue
+
+    ca_key, ca_cert, _ = _ensure_ca(tmp_path)
+    for kwargs in ({}, {"server_hosts": ("127.0.0.1",)}):  # no OU: a bare CN, or the server's own certificate
+        _, cert = _issue(ca_key, ca_cert, "T-0009", **kwargs)
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        with _client(app, pem) as c:
+            r = c.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER})
+            assert r.status_code == 401 and r.json()["code"] == "certificate_required"
+
+
 def test_a_header_cannot_stand_in_for_the_certificate(app):
     with TestClient(app, base_url=BASE) as c:
         r = c.post(
