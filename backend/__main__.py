@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default loopback only)")
     parser.add_argument("--port", type=int, default=8443, help="API port, mutual TLS (0 picks a free port)")
     parser.add_argument(
-        "--verify-port", type=int, default=0, help="public receipt-verification port (default 0: a free port)"
+        "--verify-port", type=int, default=8444,
+        # Fixed by default: printed receipts carry this origin in their QR code for years.
+        help="public receipt-verification port, no client certificate (default 8444; 0 picks a free port)",
     )
     parser.add_argument("--demo", action="store_true", help="also serve /v1/demo/* (e-card codes for demos)")
     parser.add_argument(

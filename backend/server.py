@@ -74,6 +74,9 @@ class _Listener:
             lifespan="off",
             timeout_graceful_shutdown=2,
             server_header=False,
+            # Clients connect directly: X-Forwarded-For from a loopback client must not pick the address the
+            # per-client rate limit counts (uvicorn trusts it from 127.0.0.1 by default).
+            proxy_headers=False,
             **self.ssl_options,
         )
         server = _CuttingServer(config)

@@ -122,6 +122,8 @@ def test_per_address_rate_limit(server, clock):
         r = phone.get(url, timeout=5)
         assert r.json()["code"] == "rate_limited" and r.headers["Retry-After"] == "1"
         assert phone.get(server.verify_url + "/v1/health", timeout=5).status_code == 429  # every path counts
+        spoofed = {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=203.0.113.7", "X-Real-IP": "203.0.113.7"}
+        assert phone.get(url, headers=spoofed, timeout=5).status_code == 429  # a header is not an address
         # Another client address (loopback has a whole /8) is not held back by this one.
         ctx = ssl.create_default_context(cafile=str(server.ca_path))
         transport = httpx.HTTPTransport(verify=ctx, local_address="127.0.0.2")

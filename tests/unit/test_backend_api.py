@@ -187,6 +187,20 @@ def test_without_a_certificate_nothing_personal_opens(app):
         assert c.get("/v1/audit").json()["code"] == "certificate_required"
 
 
+def test_a_certificate_without_a_site_is_not_a_terminal(app, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    from backend.pki import _ensure_ca, _issue
+
+    ca_key, ca_cert, _ = _ensure_ca(tmp_path)
+    for kwargs in ({}, {"server_hosts": ("127.0.0.1",)}):  # no OU: a bare CN, or the server's own certificate
+        _, cert = _issue(ca_key, ca_cert, "T-0009", **kwargs)
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        with _client(app, pem) as c:
+            r = c.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER})
+            assert r.status_code == 401 and r.json()["code"] == "certificate_required"
+
+
 def test_a_header_cannot_stand_in_for_the_certificate(app):
     with TestClient(app, base_url=BASE) as c:
         r = c.post(
@@ -738,3 +752,18 @@ def test_audit_lists_every_access_newest_first(client, other, clock):
     assert times == sorted(times, reverse=True)
     later = client.get("/v1/audit", headers=auth).json()["entries"]
     assert later[0]["action"] == "audit_read"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=200), _json.map(lambda v: json.dumps(v).encode())))
+def test_no_body_makes_a_500(client, raw):
+    for path in ("/v1/sessions", "/v1/receipts", "/v1/filings/card-loss", "/v1/pension"):
+        r = client.post(path, content=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code < 500, (path, raw)
