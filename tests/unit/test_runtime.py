@@ -289,3 +289,26 @@ def test_stale_voice_prompts_are_dropped(harness):
     h.rt._pools["voice"].submit(lambda: None).result(WAIT)  # every queued prompt has had its turn
     assert "请输入社保卡密码" not in said  # its turn came after the person had left
     assert len(said) == 1
+
+
+def test_an_ecard_session_is_never_reopened_without_a_new_scan(harness):
+    backend = Backend(pension=_pension())
+    backend.refuse = {"tok-1"}
+    h = harness(backend)
+    h.rt.post(CodeScanned("ESSC1.abc.def", "scanner"))
+    h.until(S.Screen.MENU)
+    h.rt.post(S.Choose("pension_query"))
+    h.until(S.Screen.ERROR)
+    assert h.rt.state.fault is S.Fault.BACKEND_ERROR and h.rt.state.fault_detail == "session_refused"
+    h.rt.post(S.Retry())  # the spent code is not presented again: still refused, never a crash
+    h.until(S.Screen.ERROR)
+    assert len(backend.of("open")) == 1 and [c[1] for c in backend.of("pension")] == ["tok-1"]
+
+
+def test_a_person_who_signs_in_and_leaves_costs_no_session_opening(harness):
+    backend = Backend()
+    h = harness(backend)
+    h.to_menu()
+    h.rt.post(S.Finish())
+    h.until(S.Screen.TAKE_CARD)
+    assert backend.of("open") == [] and backend.closed == []
