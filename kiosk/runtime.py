@@ -153,7 +153,7 @@ class Runtime:
         }
         self._pools["net"] = ThreadPoolExecutor(2, thread_name_prefix="net")
         self._tokens = _Tokens()
-        self._run_id = secrets.token_hex(4)  # idempotency keys stay unique across restarts (sids restart at 1)
+        self._run_id = secrets.token_hex(8)  # idempotency keys stay unique across restarts and terminals
         self._first_asked: dict[str, datetime] = {}  # idempotency key -> created_at of its first try
         self.listeners: list[Callable[[S.State], None]] = []
         self.wakeup: Callable[[], None] | None = None  # the app's thread-safe trigger to pump at once
