@@ -1,10 +1,15 @@
 """The reference backend: the kiosk API for development, demos, tests and pilot sites.
 
-Versioned under /v1, JSON everywhere, every error body is {"code": <stable code>, "message": <Chinese text>}.
-Money is a decimal string ("238.50") so no float ever touches it.
+Versioned under /v1, JSON everywhere, every error body is {"code": <ErrorCode>, "message": <Chinese text>}.
+The models are the shared contract in api/models.py; backend/openapi.json is generated from this app.
+
+Trust model (docs/security.md): the terminal is who its client certificate says (backend/identity.py); a
+resident's data is reachable only through a session token that terminal opened for that person, which lives at
+most 15 minutes and works from no other terminal. Receipts are written by the backend from what it recorded.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI resolves the dependency annotations declared inside
+# create_app at run time, and string annotations could not see those local names.
 
 import asyncio
 import base64
@@ -21,202 +26,128 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
-from pydantic_core import PydanticCustomError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.idnumber import is_valid as ssn_is_valid
+from api.enums import (
+    AuditAction,
+    CardStatus,
+    Credential,
+    ErrorCode,
+    FilingState,
+    FilingType,
+    VerifyReason,
+)
+from api.models import (
+    API_VERSION,
+    AuditEntry,
+    AuditLog,
+    CardLossFiling,
+    CardLossRequest,
+    DemoECardCode,
+    ECardResolveIn,
+    ErrorBody,
+    FilingStatus,
+    Health,
+    InvalidRequestBody,
+    Payment,
+    Pension,
+    PensionRequest,
+    Person,
+    Receipt,
+    ReceiptRequest,
+    Revoked,
+    SessionOpen,
+    SessionOpened,
+    Verification,
+)
+from api.patterns import FILING_ID_PATTERN, IDEMPOTENCY_KEY_PATTERN
 from api.privacy import mask_id, mask_name
-from backend.db import FILING_ALREADY_REPORTED, PERSONAS_PATH, Database, IdempotencyConflict
+from backend.db import (
+    FILING_ALREADY_REPORTED,
+    PERSONAS_PATH,
+    Database,
+    IdempotencyConflict,
+    SessionRow,
+    key_file,
+)
+from backend.guard import MAX_BODY, BodyGuard
+from backend.identity import Terminal, terminal_of
+from backend.ratelimit import TokenBuckets
 
-API_VERSION = "1"
 MODES = ("online", "offline", "error", "slow")
 Mode = Literal["online", "offline", "error", "slow"]
 ECARD_PREFIX = "ESSC1"
 ECARD_TTL_SECONDS = 120
+SESSION_TTL_SECONDS = 15 * 60
+SESSION_BURST, SESSION_INTERVAL = 5, 3.0  # per terminal: a real counter serves one resident every few minutes
+VERIFY_BURST, VERIFY_INTERVAL = 10, 1.0  # per client address on the public verify listener
+CREATED_AT_AHEAD = dt.timedelta(minutes=5)  # terminal clocks drift; more than this is not a clock
+CREATED_AT_BACK = dt.timedelta(days=30)  # an offline terminal may queue a filing for a while, not for ever
 _SIG_BYTES = 16  # 128-bit truncated HMAC: short enough for a small receipt QR, far beyond guessing
 
-_MONEY = r"^-?\d+\.\d{2}$"
-_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-_KEY_PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"
-_FILING_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
-
+PENSION_TITLE = "养老金查询"
 CARD_LOSS_TITLE = "社保卡临时挂失"
 CARD_LOSS_LINES = (
     ("挂失状态", "已临时挂失"),
     ("说明", "临时挂失有效期 5 个工作日，请尽快到窗口办理正式挂失和补卡"),
 )
-
-
-# --- models (they are the contract: backend/openapi.json is generated from them) ----------------------
-
-
-class ErrorBody(BaseModel):
-    code: str = Field(description="Stable machine-readable error code")
-    message: str = Field(description="Human-readable explanation (Simplified Chinese)")
-
-
-class FieldProblem(BaseModel):
-    loc: list[str]
-    type: str
-
-
-class InvalidRequestBody(ErrorBody):
-    fields: list[FieldProblem] = Field(description="Where and what; the input itself is never echoed")
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
-    api_version: str
-    time: AwareDatetime
-
-
-class Payment(BaseModel):
-    month: str = Field(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
-    amount: str = Field(pattern=_MONEY, description="Yuan, two decimals")
-    status: str
-
-
-class Pension(BaseModel):
-    insurance_type: str
-    status: str
-    contribution_tier: str
-    years_contributed: int
-    account_balance: str = Field(pattern=_MONEY)
-    receiving: bool
-    monthly_amount: str | None = Field(default=None, pattern=_MONEY)
-    payments: list[Payment] = Field(description="Last 12 monthly payments, newest first (empty if not receiving)")
-    certification_status: str = Field(description="待遇资格认证 status")
-    certification_due: dt.date | None
-
-
-class ReceiptIn(BaseModel):
-    terminal_id: str = Field(pattern=_ID_PATTERN)
-    site_id: str = Field(pattern=_ID_PATTERN)
-    service: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
-    ssn: str = Field(min_length=18, max_length=18)
-    name: str | None = Field(default=None, max_length=64, description="Defaults to the name on record")
-    summary: dict[str, Any] = Field(description="What was filed; 'title' is shown on the verification page")
-    created_at: AwareDatetime = Field(description="When the terminal accepted the filing")
-
-
-class Receipt(BaseModel):
-    receipt_id: str
-    verify_url: str = Field(description="Full https URL printed as the receipt's QR code")
-    service: str
-    terminal_id: str
-    site_id: str
-    created_at: AwareDatetime
-    received_at: AwareDatetime
-    replayed: bool = Field(description="True when this idempotency key had already created the receipt")
-
-
-class Verification(BaseModel):
-    genuine: bool
-    reason: Literal["ok", "bad_signature", "unknown_receipt"]
-    receipt_id: str | None = None
-    service: str | None = None
-    title: str | None = None
-    name_masked: str | None = None
-    id_masked: str | None = None
-    created_at: AwareDatetime | None = None
-    site_id: str | None = None
-    terminal_id: str | None = None
-
-
-class CardLossIn(BaseModel):
-    terminal_id: str = Field(pattern=_ID_PATTERN)
-    site_id: str = Field(pattern=_ID_PATTERN)
-    ssn: str = Field(min_length=18, max_length=18, description="Card holder's ID number (GB 11643 check digit)")
-    name: str | None = Field(
-        default=None, max_length=64, description="As read from the credential; the receipt shows the holder on record"
-    )
-    credential: Literal["id_card", "sscard_pin", "ecard"] = Field(description="How the resident proved who they are")
-    created_at: AwareDatetime = Field(description="When the terminal accepted the filing")
-
-    @field_validator("ssn")
-    @classmethod
-    def _check_digit(cls, v: str) -> str:
-        v = v.upper()
-        if not ssn_is_valid(v):
-            raise PydanticCustomError("invalid_ssn", "ID number check digit does not match")
-        return v
-
-
-class CardLossFiling(BaseModel):
-    filing_id: str
-    status: Literal["accepted", "already_reported"] = Field(
-        description="accepted: this request filed it; already_reported: the card was already suspended by "
-        "filing_id (an earlier report), nothing new was filed"
-    )
-    card_status: Literal["temporarily_suspended"]
-    receipt_id: str
-    verify_url: str = Field(description="Full https URL printed as the receipt's QR code")
-    lines: list[tuple[str, str]] = Field(description="Label / value lines recorded on the receipt, to print")
-    created_at: AwareDatetime = Field(description="When the terminal accepted the filing (of filing_id)")
-    received_at: AwareDatetime = Field(description="When the backend recorded the filing (of filing_id)")
-    replayed: bool = Field(description="True when this idempotency key had already been answered")
-
-
-class FilingStatus(BaseModel):
-    filing_id: str
-    type: Literal["card_loss"]
-    status: Literal["accepted"]
-    created_at: AwareDatetime
-
-
-class ECardResolveIn(BaseModel):
-    code: str = Field(min_length=1, max_length=512)
-
-
-class ECardPerson(BaseModel):
-    name: str
-    ssn: str
-
-
-class DemoECardCode(BaseModel):
-    code: str
-    expires_at: AwareDatetime
-    ttl_seconds: int
-
-
-class Revoked(BaseModel):
-    revoked: bool
+_NO_RECORD = {"no_record": True}
 
 
 # --- errors ------------------------------------------------------------------------------------------
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: ErrorCode, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(code)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
 _GENERIC = {
-    404: ("not_found", "没有这个地址"),
-    405: ("method_not_allowed", "不支持这种请求方式"),
+    404: (ErrorCode.NOT_FOUND, "没有这个地址"),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, "不支持这种请求方式"),
 }
+_BEARER = {"WWW-Authenticate": "Bearer"}
+
+_SERVER_ERROR: dict[int | str, dict[str, Any]] = {500: {"model": ErrorBody, "description": "server_error"}}
+_COMMON: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorBody, "description": "body_too_large: more than 64 KiB"},
+    **_SERVER_ERROR,
+}
+_AUTH: tuple[tuple[int, str], ...] = (
+    (401, "certificate_required / token_required / token_invalid / token_expired"),
+    (403, "wrong_terminal: the token was opened with another certificate; person_mismatch; certificate_revoked"),
+)
 
 
-def _errors(*pairs: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
-    out: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody, "description": desc} for status, desc in pairs}
+def _errors(*pairs: tuple[int, str], auth: bool = False) -> dict[int | str, dict[str, Any]]:
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, desc in (*(_AUTH if auth else ()), *pairs):
+        if status in out:
+            desc = f"{out[status]['description']}; {desc}"
+        out[status] = {"model": ErrorBody, "description": desc}
     out[422] = {"model": InvalidRequestBody, "description": "invalid_request: fields missing or malformed"}
-    out.update(_SERVER_ERROR)
+    out.update(_COMMON)
     return out
 
 
-_SERVER_ERROR: dict[int | str, dict[str, Any]] = {500: {"model": ErrorBody, "description": "server_error"}}
+def _field_error(loc: tuple[str, ...], kind: str) -> ApiError:
+    return ApiError(
+        422, ErrorCode.INVALID_REQUEST, "请求内容不完整或格式不对", fields=[{"loc": list(loc), "type": kind}]
+    )
 
 
 # --- fault injection for demos and tests ---------------------------------------------------------------
@@ -322,6 +253,78 @@ def _sign(secret: bytes, purpose: str, message: str) -> str:
     return _b64(hmac.new(secret, f"{purpose}:{message}".encode(), hashlib.sha256).digest()[:_SIG_BYTES])
 
 
+def _token_hash(token: str) -> str:
+    # Only the hash is stored: a copy of the database opens no session.
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def _install_error_handlers(app: FastAPI, *, only_not_found: bool = False) -> None:
+    """only_not_found: the public listener answers 404 for anything but its one route (no method hints)."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = 404 if only_not_found and exc.status_code == 405 else exc.status_code
+        code, message = _GENERIC.get(status, (ErrorCode.HTTP_ERROR, "请求无法处理"))
+        return _error(status, code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Only where and what, never the input: it may hold an ID number.
+        fields = [{"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type", "")} for e in exc.errors()]
+        return _error(422, ErrorCode.INVALID_REQUEST, "请求内容不完整或格式不对", fields=fields)
+
+
+class _PerClientLimit:
+    """Pure ASGI middleware of the public verify listener: every request spends a token of its client address."""
+
+    def __init__(self, app: Any, buckets: TokenBuckets) -> None:
+        self.app, self.buckets = app, buckets
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            client = scope.get("client")
+            wait = self.buckets.take(client[0] if client else "-")
+            if wait is not None:
+                response = _error(
+                    429, ErrorCode.RATE_LIMITED, "请求太频繁，请稍后再试", {"Retry-After": str(wait)}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+_bearer = HTTPBearer(auto_error=False, description="Session token from POST /v1/sessions (this terminal only)")
+
+
+def _money_text(value: Any) -> str:
+    return f"{value}元"
+
+
+def _pension_lines(p: dict[str, Any]) -> list[tuple[str, str]]:
+    """Receipt lines of a recorded pension answer (Chinese: the receipt is the official record)."""
+    if p.get("no_record"):
+        return [("查询结果", "暂无养老保险参保记录")]
+    lines = [("险种", p["insurance_type"]), ("参保状态", p["status"]), ("累计缴费年限", f"{p['years_contributed']}年")]
+    if p.get("receiving") and p.get("monthly_amount") is not None:
+        lines.append(("月领取金额", _money_text(p["monthly_amount"])))
+    lines.append(("个人账户余额", _money_text(p["account_balance"])))
+    if p.get("certification_status"):
+        due = f"（{p['certification_due']}前）" if p.get("certification_due") else ""
+        lines.append(("资格认证", f"{p['certification_status']}{due}"))
+    return lines
+
+
+def _stored_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    raw = summary.get("lines")
+    if isinstance(raw, list):
+        return [(str(a), str(b)) for a, b in raw]
+    return [(k, str(v)) for k, v in summary.items() if k != "title"]  # receipts of older versions
+
+
 # --- the app ---------------------------------------------------------------------------------------
 
 
@@ -330,75 +333,197 @@ def create_app(
     receipt_base_url: str,
     *,
     personas_path: str | os.PathLike[str] = PERSONAS_PATH,
-    demo: bool = True,
+    demo: bool = False,
     clock: Callable[[], float] = time.time,
     today: dt.date | None = None,
     ecard_ttl: int = ECARD_TTL_SECONDS,
     control: ServerControl | None = None,
     tz: dt.tzinfo = dt.timezone(dt.timedelta(hours=8)),
+    keys_dir: str | os.PathLike[str] | None = None,
+    session_burst: int = SESSION_BURST,
+    session_interval: float = SESSION_INTERVAL,
+    verify_burst: int = VERIFY_BURST,
+    verify_interval: float = VERIFY_INTERVAL,
 ) -> FastAPI:
     """Build the app on a SQLite file (created and seeded from personas on first use).
 
-    receipt_base_url: https origin printed in receipt QR codes (the server itself, or a public front).
+    receipt_base_url: https origin printed in receipt QR codes (normally the public verify listener).
     demo: also serve /v1/demo/* (signed e-card codes for the demo and tests).
+    keys_dir: where the signing keys live (default: `keys` beside the database file).
+    The public verify listener's app (only the verify route) is `app.state.verify_app`.
     """
     if not receipt_base_url.startswith("https://"):
         raise ValueError("receipt_base_url must be an https:// URL")
     base_url = receipt_base_url.rstrip("/")
     db = Database(db_path)
     db.seed_personas(personas_path, today or dt.datetime.fromtimestamp(clock(), tz).date())
-    receipt_secret = db.secret("receipt_hmac")
-    ecard_secret = db.secret("ecard_hmac")
+    keys = Path(keys_dir) if keys_dir is not None else Path(db_path).parent / "keys"
+    receipt_secret = key_file(keys, "receipt_hmac", legacy=db)
+    ecard_secret = key_file(keys, "ecard_hmac", legacy=db)
     control = control or ServerControl()
+    session_limit = TokenBuckets(session_burst, session_interval, clock)
+    verify_limit = TokenBuckets(verify_burst, verify_interval, clock)
 
     def now() -> dt.datetime:
         return dt.datetime.fromtimestamp(clock(), tz)
 
+    def verify_url(receipt_id: str) -> str:
+        return f"{base_url}/v1/receipts/{receipt_id}/verify?sig={_sign(receipt_secret, 'receipt', receipt_id)}"
+
+    def check_created_at(value: dt.datetime) -> None:
+        n = now()
+        if value > n + CREATED_AT_AHEAD or value < n - CREATED_AT_BACK:
+            raise _field_error(("body", "created_at"), "created_at_out_of_range")
+
+    def check_key(key: str | None) -> str:
+        if not key or not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+            raise ApiError(400, ErrorCode.IDEMPOTENCY_KEY_REQUIRED, "缺少有效的 Idempotency-Key 请求头")
+        return key
+
+    # --- who is calling -----------------------------------------------------------------------------
+
+    def terminal(request: Request) -> Terminal:
+        t = terminal_of(request.scope)
+        if t is None:
+            raise ApiError(401, ErrorCode.CERTIFICATE_REQUIRED, "需要有效的终端证书")
+        if db.certificate_revoked(t.fingerprint):
+            raise ApiError(403, ErrorCode.CERTIFICATE_REVOKED, "本终端证书已被吊销，请联系县级技术人员")
+        return t
+
+    def opening_terminal(t: Annotated[Terminal, Depends(terminal)]) -> Terminal:
+        # Spent before the body is looked at: malformed attempts count too.
+        wait = session_limit.take(t.terminal_id)
+        if wait is not None:
+            raise ApiError(
+                429, ErrorCode.RATE_LIMITED, "本终端开始服务过于频繁，请稍后再试", headers={"Retry-After": str(wait)}
+            )
+        return t
+
+    def session(
+        t: Annotated[Terminal, Depends(terminal)],
+        auth: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> SessionRow:
+        if auth is None:
+            raise ApiError(401, ErrorCode.TOKEN_REQUIRED, "请先开始办理（缺少会话令牌）", headers=_BEARER)
+        s = db.session(_token_hash(auth.credentials))
+        if s is None or s.closed:
+            raise ApiError(401, ErrorCode.TOKEN_INVALID, "会话令牌无效，请重新开始办理", headers=_BEARER)
+        if (s.terminal_id, s.site_id, s.cert_fingerprint) != (t.terminal_id, t.site_id, t.fingerprint):
+            raise ApiError(403, ErrorCode.WRONG_TERMINAL, "这个会话不属于本终端")
+        if s.expires_at <= clock():
+            raise ApiError(401, ErrorCode.TOKEN_EXPIRED, "会话已过期，请重新开始办理", headers=_BEARER)
+        return s
+
+    Session = Annotated[SessionRow, Depends(session)]
+    IdempotencyKey = Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Required (8-128 of A-Z a-z 0-9 . _ : -); missing or malformed: 400 idempotency_key_required",
+        ),
+    ]
+
     app = FastAPI(
         title="Village kiosk reference backend",
         version=API_VERSION,
-        description="Kiosk API: pension status, receipts with verifiable QR codes, electronic SSC resolution.",
+        description="Kiosk API over mutual TLS: sessions, pension status, backend-written receipts with verifiable "
+        "QR codes, card-loss filings, the resident's access log.",
         docs_url=None,  # Swagger UI loads from a CDN; terminals and tests have no internet
         redoc_url=None,
     )
     app.state.db = db
     app.state.control = control
+    app.state.session_limit = session_limit
+    app.add_middleware(BodyGuard, max_body=MAX_BODY)
     app.add_middleware(_ControlMiddleware, control=control)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code, message = _GENERIC.get(exc.status_code, ("http_error", "请求无法处理"))
-        return _error(exc.status_code, code, message)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # Only where and what, never the input: it may hold an ID number.
-        fields = [{"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type", "")} for e in exc.errors()]
-        return _error(422, "invalid_request", "请求内容不完整或格式不对", fields=fields)
+    _install_error_handlers(app)
 
     @app.get("/v1/health", response_model=Health, tags=["health"], responses=_SERVER_ERROR)
     def health() -> Health:
         return Health(status="ok", api_version=API_VERSION, time=now())
 
-    @app.get(
-        "/v1/pension/{ssn}",
+    # --- sessions -----------------------------------------------------------------------------------
+
+    def resolve_code(code: str) -> tuple[str, str]:
+        nonce, person_key, expires = _parse_ecard(ecard_secret, code)
+        if nonce is None or person_key is None:
+            raise ApiError(404, ErrorCode.ECARD_UNKNOWN, "无法识别这个电子社保卡二维码")
+        if db.ecard_revoked(nonce):
+            raise ApiError(410, ErrorCode.ECARD_REVOKED, "这个电子社保卡二维码已作废")
+        if expires < clock():
+            raise ApiError(410, ErrorCode.ECARD_EXPIRED, "二维码已过期，请在手机上刷新后再扫")
+        person = db.person_by_key(person_key)
+        if person is None:
+            raise ApiError(404, ErrorCode.ECARD_UNKNOWN, "无法识别这个电子社保卡二维码")
+        return person["ssn"], person["name"]
+
+    @app.post(
+        "/v1/sessions",
+        status_code=201,
+        response_model=SessionOpened,
+        tags=["sessions"],
+        responses=_errors(
+            (401, "certificate_required"),
+            (403, "certificate_revoked"),
+            (404, "ecard_unknown"),
+            (410, "ecard_expired / ecard_revoked"),
+            (429, "rate_limited: header Retry-After (seconds); 5 at once, then one per 3 s per terminal"),
+        ),
+    )
+    def open_session(body: SessionOpen, t: Annotated[Terminal, Depends(opening_terminal)]) -> SessionOpened:
+        """Start serving one resident: the token opens their data, from this terminal only, for 15 minutes."""
+        if body.credential is Credential.ECARD:
+            assert body.code is not None  # SessionOpen checks it
+            ssn, name = resolve_code(body.code)
+        else:
+            assert body.ssn is not None
+            ssn = body.ssn
+            on_file = db.person_by_ssn(ssn)
+            name = on_file["name"] if on_file is not None else (body.name or "")
+        token = secrets.token_urlsafe(32)
+        opened = clock()
+        expires = opened + SESSION_TTL_SECONDS
+        db.open_session(
+            token_hash=_token_hash(token), terminal_id=t.terminal_id, site_id=t.site_id,
+            cert_fingerprint=t.fingerprint, credential=body.credential,
+            ssn=ssn, name=name, opened_at=opened, expires_at=expires, at=now().isoformat(),
+        )
+        return SessionOpened(
+            token=token,
+            expires_at=dt.datetime.fromtimestamp(expires, tz),
+            credential=body.credential,
+            person=Person(name=name, ssn=ssn),
+        )
+
+    @app.delete(
+        "/v1/sessions/current",
+        status_code=204,
+        response_class=Response,
+        tags=["sessions"],
+        responses=_errors(auth=True),
+    )
+    def close_session(s: Session) -> Response:
+        db.close_session(s, now().isoformat())
+        return Response(status_code=204)
+
+    # --- pension ------------------------------------------------------------------------------------
+
+    @app.post(
+        "/v1/pension",
         response_model=Pension,
         tags=["pension"],
-        responses=_errors((404, "no_record: no pension record"), (400, "invalid_ssn")),
+        responses=_errors((404, "no_record: no pension record"), auth=True),
     )
-    def pension(ssn: str = PathParam(min_length=18, max_length=18)) -> Pension:
-        ssn = ssn.upper()
-        if not ssn_is_valid(ssn):
-            raise ApiError(400, "invalid_ssn", "身份证号码不正确")
-        found = db.pension(ssn)
+    def pension(s: Session, body: PensionRequest | None = None) -> Pension:
+        """The session's person's pension status. The answer is recorded: a receipt vouches for it."""
+        if body is not None and body.ssn is not None and body.ssn != s.ssn:
+            raise ApiError(403, ErrorCode.PERSON_MISMATCH, "只能查询本人的信息")
+        found = db.pension(s.ssn)
         if found is None:
-            raise ApiError(404, "no_record", "没有查到养老保险记录")
+            db.remember_pension(s, _NO_RECORD, now().isoformat())
+            raise ApiError(404, ErrorCode.NO_RECORD, "没有查到养老保险记录")
         row, payments = found
-        return Pension(
+        answer = Pension(
             insurance_type=row["insurance_type"],
             status=row["status"],
             contribution_tier=row["tier"],
@@ -410,58 +535,79 @@ def create_app(
             certification_status=row["certification_status"],
             certification_due=row["certification_due"],
         )
+        db.remember_pension(s, answer.model_dump(mode="json"), now().isoformat())
+        return answer
+
+    @app.get(
+        "/v1/pension/{ssn}",
+        tags=["retired"],
+        responses=_errors((410, "gone: use POST /v1/pension with a session token"), auth=True),
+        deprecated=True,
+    )
+    def pension_by_path(s: Session, ssn: str) -> None:
+        """Retired (it put an ID number in the URL): refuses, 401 without a token, 410 with one."""
+        raise ApiError(410, ErrorCode.GONE, "此接口已停用，请使用 POST /v1/pension")
+
+    # --- receipts -----------------------------------------------------------------------------------
 
     @app.post(
         "/v1/receipts",
         response_model=Receipt,
         tags=["receipts"],
         responses=_errors(
-            (400, "idempotency_key_required / invalid_ssn"),
-            (409, "idempotency_conflict: key reused with a different body"),
+            (400, "idempotency_key_required"),
+            (409, "nothing_to_vouch: nothing recorded in this session; idempotency_conflict: key reused"),
+            auth=True,
         ),
     )
-    def create_receipt(
-        body: ReceiptIn,
-        idempotency_key: str | None = Header(
-            default=None,
-            alias="Idempotency-Key",
-            description="Required (8-128 of A-Z a-z 0-9 . _ : -); missing or malformed: 400 idempotency_key_required",
-        ),
-    ) -> Receipt:
-        if not idempotency_key or not re.fullmatch(_KEY_PATTERN, idempotency_key):
-            raise ApiError(400, "idempotency_key_required", "缺少有效的 Idempotency-Key 请求头")
-        ssn = body.ssn.upper()
-        if not ssn_is_valid(ssn):
-            raise ApiError(400, "invalid_ssn", "身份证号码不正确")
-        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    def create_receipt(body: ReceiptRequest, s: Session, idempotency_key: IdempotencyKey = None) -> Receipt:
+        """A receipt for what the backend answered in this session; it writes the title and lines itself."""
+        key = check_key(idempotency_key)
+        check_created_at(body.created_at)
+        if s.pension is None:
+            raise ApiError(409, ErrorCode.NOTHING_TO_VOUCH, "本次办理还没有可出具回执的查询结果")
+        lines = _pension_lines(s.pension)
+        canonical = json.dumps(
+            {
+                "terminal": s.terminal_id, "site": s.site_id, "ssn": s.ssn, "service": str(body.service),
+                "created_at": body.created_at.isoformat(), "lines": lines,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
         received = now()
         try:
             row, replayed = db.create_receipt(
-                idempotency_key=idempotency_key,
+                idempotency_key=key,
                 request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
                 new_receipt_id=f"R{received:%Y%m%d}-{secrets.token_hex(5).upper()}",
-                terminal_id=body.terminal_id,
-                site_id=body.site_id,
-                service=body.service,
-                ssn=ssn,
-                name=body.name if body.name is not None else db.person_name(ssn),
-                summary=body.summary,
+                terminal_id=s.terminal_id,
+                site_id=s.site_id,
+                service=str(body.service),
+                ssn=s.ssn,
+                name=s.name or db.person_name(s.ssn),
+                summary={"title": PENSION_TITLE, "lines": lines},
                 created_at=body.created_at.isoformat(),
                 received_at=received.isoformat(),
+                audit_credential=s.credential,
             )
         except IdempotencyConflict:
-            raise ApiError(409, "idempotency_conflict", "该 Idempotency-Key 已用于另一份内容") from None
-        sig = _sign(receipt_secret, "receipt", row.receipt_id)
+            raise ApiError(409, ErrorCode.IDEMPOTENCY_CONFLICT, "该 Idempotency-Key 已用于另一份内容") from None
+        title = row.summary.get("title")
         return Receipt(
             receipt_id=row.receipt_id,
-            verify_url=f"{base_url}/v1/receipts/{row.receipt_id}/verify?sig={sig}",
+            verify_url=verify_url(row.receipt_id),
             service=row.service,
+            title=title if isinstance(title, str) else "",
             terminal_id=row.terminal_id,
             site_id=row.site_id,
             created_at=dt.datetime.fromisoformat(row.created_at),
             received_at=dt.datetime.fromisoformat(row.received_at),
             replayed=replayed,
+            lines=_stored_lines(row.summary),
         )
+
+    # --- filings ------------------------------------------------------------------------------------
 
     @app.post(
         "/v1/filings/card-loss",
@@ -471,51 +617,50 @@ def create_app(
             (400, "idempotency_key_required"),
             (404, "no_card: no social-security card is known for this person"),
             (409, "idempotency_conflict: key reused with a different body"),
+            auth=True,
         ),
     )
-    def file_card_loss(
-        body: CardLossIn,
-        idempotency_key: str | None = Header(
-            default=None,
-            alias="Idempotency-Key",
-            description="Required (8-128 of A-Z a-z 0-9 . _ : -); missing or malformed: 400 idempotency_key_required",
-        ),
-    ) -> CardLossFiling:
-        """社保卡临时挂失: suspend the card and issue a receipt. Reporting an already suspended card again is
-        not an error (the resident's goal is met): 200 with status already_reported and the earlier filing."""
-        if not idempotency_key or not re.fullmatch(_KEY_PATTERN, idempotency_key):
-            raise ApiError(400, "idempotency_key_required", "缺少有效的 Idempotency-Key 请求头")
-        person = db.person_by_ssn(body.ssn)
+    def file_card_loss(body: CardLossRequest, s: Session, idempotency_key: IdempotencyKey = None) -> CardLossFiling:
+        """社保卡临时挂失 of the session's person (whatever credential opened the session). Reporting an already
+        suspended card again is not an error: 200 with status already_reported and the earlier filing."""
+        key = check_key(idempotency_key)
+        check_created_at(body.created_at)
+        person = db.person_by_ssn(s.ssn)
         if person is None:
-            raise ApiError(404, "no_card", "没有查到这个人的社保卡")
-        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+            raise ApiError(404, ErrorCode.NO_CARD, "没有查到这个人的社保卡")
+        canonical = json.dumps(
+            {
+                "terminal": s.terminal_id, "site": s.site_id, "ssn": s.ssn, "credential": s.credential,
+                "created_at": body.created_at.isoformat(),
+            },
+            sort_keys=True,
+        )
         received = now()
         stamp = f"{received:%Y%m%d}-{secrets.token_hex(5).upper()}"
         try:
             got = db.file_card_loss(
-                idempotency_key=idempotency_key,
+                idempotency_key=key,
                 request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
                 new_filing_id=f"F{stamp}",
                 new_receipt_id=f"R{stamp}",
-                terminal_id=body.terminal_id,
-                site_id=body.site_id,
-                ssn=body.ssn,
+                terminal_id=s.terminal_id,
+                site_id=s.site_id,
+                ssn=s.ssn,
                 name=person["name"],  # the receipt names the card holder on record
-                credential=body.credential,
-                summary={"title": CARD_LOSS_TITLE, **dict(CARD_LOSS_LINES)},
+                credential=s.credential,
+                summary={"title": CARD_LOSS_TITLE, "lines": [list(x) for x in CARD_LOSS_LINES]},
                 created_at=body.created_at.isoformat(),
                 received_at=received.isoformat(),
             )
         except IdempotencyConflict:
-            raise ApiError(409, "idempotency_conflict", "该 Idempotency-Key 已用于另一份内容") from None
+            raise ApiError(409, ErrorCode.IDEMPOTENCY_CONFLICT, "该 Idempotency-Key 已用于另一份内容") from None
         f = got.filing
-        sig = _sign(receipt_secret, "receipt", f.receipt_id)
         return CardLossFiling(
             filing_id=f.filing_id,
-            status="already_reported" if got.outcome == FILING_ALREADY_REPORTED else "accepted",
-            card_status="temporarily_suspended",
+            status=FilingState.ALREADY_REPORTED if got.outcome == FILING_ALREADY_REPORTED else FilingState.ACCEPTED,
+            card_status=CardStatus.TEMPORARILY_SUSPENDED,
             receipt_id=f.receipt_id,
-            verify_url=f"{base_url}/v1/receipts/{f.receipt_id}/verify?sig={sig}",
+            verify_url=verify_url(f.receipt_id),
             lines=list(CARD_LOSS_LINES),
             created_at=dt.datetime.fromisoformat(f.created_at),
             received_at=dt.datetime.fromisoformat(f.received_at),
@@ -526,76 +671,94 @@ def create_app(
         "/v1/filings/{filing_id}",
         response_model=FilingStatus,
         tags=["filings"],
-        responses=_errors((404, "unknown_filing")),
+        responses=_errors((404, "unknown_filing (also for another person's filing)"), auth=True),
     )
-    def filing_status(filing_id: str = PathParam(pattern=_FILING_ID_PATTERN)) -> FilingStatus:
+    def filing_status(s: Session, filing_id: str = PathParam(pattern=FILING_ID_PATTERN)) -> FilingStatus:
         f = db.filing(filing_id)
-        if f is None:
-            raise ApiError(404, "unknown_filing", "没有查到这份申请")
+        if f is None or f.ssn != s.ssn:
+            raise ApiError(404, ErrorCode.UNKNOWN_FILING, "没有查到这份申请")
+        db.audit(s, AuditAction.FILING_READ, now().isoformat())
         return FilingStatus(
             filing_id=f.filing_id,
-            type=f.type,  # type: ignore[arg-type]  # validated against the Literal by pydantic
-            status=f.status,  # type: ignore[arg-type]
+            type=FilingType(f.type),
+            status=FilingState(f.status),
             created_at=dt.datetime.fromisoformat(f.created_at),
         )
 
-    @app.get(
-        "/v1/receipts/{receipt_id}/verify",
-        response_model=Verification,
-        tags=["receipts"],
-        responses={
-            200: {"content": {"text/html": {}}, "description": "JSON, or an HTML page for browsers"},
-            **_errors(),
-        },
-    )
-    def verify_receipt(
-        request: Request,
-        receipt_id: str = PathParam(max_length=64),
-        sig: str = Query(default="", max_length=128),
-    ) -> Any:
+    # --- audit --------------------------------------------------------------------------------------
+
+    @app.get("/v1/audit", response_model=AuditLog, tags=["audit"], responses=_errors(auth=True))
+    def audit_log(s: Session) -> AuditLog:
+        """Every access to the session's person's data, newest first: what the resident can see later."""
+        rows = db.audit_of(s.ssn)
+        db.audit(s, AuditAction.AUDIT_READ, now().isoformat())
+        return AuditLog(
+            entries=[
+                AuditEntry(
+                    time=dt.datetime.fromisoformat(r.at), terminal_id=r.terminal_id, site_id=r.site_id,
+                    credential=Credential(r.credential), action=AuditAction(r.action),
+                )
+                for r in rows
+            ]
+        )
+
+    # --- verification (no token: masked data only) ------------------------------------------------------
+
+    def verification(receipt_id: str, sig: str) -> Verification:
         expected = _sign(receipt_secret, "receipt", receipt_id)
         if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
-            result = Verification(genuine=False, reason="bad_signature")
-        else:
-            row = db.receipt(receipt_id)
-            if row is None:
-                result = Verification(genuine=False, reason="unknown_receipt")
-            else:
-                title = row.summary.get("title")
-                result = Verification(
-                    genuine=True,
-                    reason="ok",
-                    receipt_id=row.receipt_id,
-                    service=row.service,
-                    title=title if isinstance(title, str) else None,
-                    name_masked=mask_name(row.name) if row.name else None,
-                    id_masked=mask_id(row.ssn),
-                    created_at=dt.datetime.fromisoformat(row.created_at),
-                    site_id=row.site_id,
-                    terminal_id=row.terminal_id,
-                )
-        if "text/html" in request.headers.get("accept", ""):
-            return HTMLResponse(_verification_page(result))
-        return result
+            return Verification(genuine=False, reason=VerifyReason.BAD_SIGNATURE)
+        row = db.receipt(receipt_id)
+        if row is None:
+            return Verification(genuine=False, reason=VerifyReason.UNKNOWN_RECEIPT)
+        title = row.summary.get("title")
+        return Verification(
+            genuine=True,
+            reason=VerifyReason.OK,
+            receipt_id=row.receipt_id,
+            service=row.service,
+            title=title if isinstance(title, str) else None,
+            name_masked=mask_name(row.name) if row.name else None,
+            id_masked=mask_id(row.ssn),
+            created_at=dt.datetime.fromisoformat(row.created_at),
+            site_id=row.site_id,
+            terminal_id=row.terminal_id,
+        )
+
+    def add_verify_route(target: FastAPI) -> None:
+        @target.get(
+            "/v1/receipts/{receipt_id}/verify",
+            response_model=Verification,
+            tags=["receipts"],
+            responses={
+                200: {"content": {"text/html": {}}, "description": "JSON, or an HTML page for browsers"},
+                429: {"model": ErrorBody, "description": "rate_limited (public listener, per client address)"},
+                **_errors(),
+            },
+        )
+        def verify_receipt(
+            request: Request,
+            receipt_id: str = PathParam(max_length=64),
+            sig: str = Query(default="", max_length=128),
+        ) -> Any:
+            result = verification(receipt_id, sig)
+            if "text/html" in request.headers.get("accept", ""):
+                return HTMLResponse(_verification_page(result))
+            return result
+
+    add_verify_route(app)
+
+    # --- retired routes: kept only to refuse ---------------------------------------------------------------
 
     @app.post(
         "/v1/ecard/resolve",
-        response_model=ECardPerson,
-        tags=["ecard"],
-        responses=_errors((404, "ecard_unknown"), (410, "ecard_expired / ecard_revoked")),
+        tags=["retired"],
+        responses=_errors((410, "gone: e-card sign-in is POST /v1/sessions"), auth=True),
+        deprecated=True,
     )
-    def resolve_ecard(body: ECardResolveIn) -> ECardPerson:
-        nonce, person_key, expires = _parse_ecard(ecard_secret, body.code)
-        if nonce is None or person_key is None:
-            raise ApiError(404, "ecard_unknown", "无法识别这个电子社保卡二维码")
-        if db.ecard_revoked(nonce):
-            raise ApiError(410, "ecard_revoked", "这个电子社保卡二维码已作废")
-        if expires < clock():
-            raise ApiError(410, "ecard_expired", "二维码已过期，请在手机上刷新后再扫")
-        person = db.person_by_key(person_key)
-        if person is None:
-            raise ApiError(404, "ecard_unknown", "无法识别这个电子社保卡二维码")
-        return ECardPerson(name=person["name"], ssn=person["ssn"])
+    def resolve_ecard(s: Session) -> None:
+        """Retired: refuses, 401 without a token, 410 with one."""
+        raise ApiError(410, ErrorCode.GONE, "此接口已停用，请使用 POST /v1/sessions")
 
     if demo:
 
@@ -610,7 +773,7 @@ def create_app(
             expired: bool = Query(False, description="issue a code that has already expired (demo of the expired screen)"),
         ) -> DemoECardCode:
             if db.person_by_key(persona_key) is None:
-                raise ApiError(404, "unknown_persona", "没有这个演示人员")
+                raise ApiError(404, ErrorCode.UNKNOWN_PERSONA, "没有这个演示人员")
             issued = int(clock()) - (ecard_ttl + 60 if expired else 0)
             payload = {"v": 1, "p": persona_key, "iat": issued, "exp": issued + ecard_ttl, "n": secrets.token_hex(6)}
             body = _b64(json.dumps(payload, separators=(",", ":")).encode())
@@ -623,10 +786,21 @@ def create_app(
         def demo_ecard_revoke(body: ECardResolveIn) -> Revoked:
             nonce, _, _ = _parse_ecard(ecard_secret, body.code)
             if nonce is None:
-                raise ApiError(404, "ecard_unknown", "无法识别这个电子社保卡二维码")
+                raise ApiError(404, ErrorCode.ECARD_UNKNOWN, "无法识别这个电子社保卡二维码")
             db.revoke_ecard(nonce, now().isoformat())
             return Revoked(revoked=True)
 
+    # --- the public verify listener's app ------------------------------------------------------------------
+
+    public = FastAPI(
+        title="Receipt verification", version=API_VERSION, openapi_url=None, docs_url=None, redoc_url=None
+    )
+    _install_error_handlers(public, only_not_found=True)
+    add_verify_route(public)
+    public.add_middleware(BodyGuard, max_body=MAX_BODY)
+    public.add_middleware(_PerClientLimit, buckets=verify_limit)
+    public.state.db = db
+    app.state.verify_app = public
     return app
 
 
@@ -676,8 +850,9 @@ def _verification_page(v: Verification) -> str:
     )
 
 
+
 def write_openapi(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write the OpenAPI document of the app (built on a throwaway database) to path."""
+    """Write the OpenAPI document of the app (built on a throwaway database, without demo routes) to path."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -686,4 +861,4 @@ def write_openapi(path: str | os.PathLike[str]) -> dict[str, Any]:
     return spec
 
 
-__all__ = ["create_app", "ServerControl", "MODES", "write_openapi"]
+__all__ = ["create_app", "ServerControl", "MODES", "write_openapi", "ApiError"]

@@ -1,5 +1,6 @@
 """SQLite store of the reference backend: people, pension records, payments, receipts, revoked e-card codes,
-filings (社保卡临时挂失) and card status.
+filings (社保卡临时挂失), card status, sessions (hashed tokens) and the audit log.
+Signing keys are not in here: they are files beside it (`key_file`), so a copy of the database cannot forge.
 
 One short-lived connection per call (FastAPI runs sync endpoints on a thread pool); WAL so readers never
 block the writer; synchronous=FULL so an accepted receipt survives a power cut.
@@ -51,6 +52,20 @@ CREATE TABLE IF NOT EXISTS filing_keys (
     idempotency_key TEXT PRIMARY KEY, request_hash TEXT NOT NULL,
     filing_id TEXT NOT NULL REFERENCES filings(filing_id), outcome TEXT NOT NULL, received_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, site_id TEXT NOT NULL, credential TEXT NOT NULL,
+    ssn TEXT NOT NULL, name TEXT NOT NULL, opened_at REAL NOT NULL, expires_at REAL NOT NULL,
+    closed INTEGER NOT NULL DEFAULT 0, pension_json TEXT, cert_fingerprint TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at);
+CREATE TABLE IF NOT EXISTS revoked_certs (
+    fingerprint TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, site_id TEXT NOT NULL, revoked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, ssn TEXT NOT NULL, terminal_id TEXT NOT NULL,
+    site_id TEXT NOT NULL, credential TEXT NOT NULL, action TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_person ON audit (ssn, id);
 CREATE TABLE IF NOT EXISTS card_status (
     ssn TEXT PRIMARY KEY, status TEXT NOT NULL, since TEXT NOT NULL,
     filing_id TEXT NOT NULL REFERENCES filings(filing_id)
@@ -115,6 +130,54 @@ def last_months(today: dt.date, count: int = 12) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class SessionRow:
+    token_hash: str
+    terminal_id: str
+    site_id: str
+    cert_fingerprint: str
+    credential: str
+    ssn: str
+    name: str
+    opened_at: float
+    expires_at: float
+    closed: bool
+    pension: dict[str, Any] | None  # the last pension answer given in this session ({"no_record": true} too)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    at: str
+    terminal_id: str
+    site_id: str
+    credential: str
+    action: str
+
+
+def key_file(directory: str | os.PathLike[str], name: str, legacy: Database | None = None) -> bytes:
+    """A 32-byte signing key kept in DIRECTORY/NAME.key (mode 0600), created on first use.
+    A key an older version kept in the database's meta table is moved out (signatures stay valid)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    path = d / f"{name}.key"
+    try:
+        data = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        if len(data) == 32:
+            return data
+    except (OSError, ValueError):
+        pass
+    data = (legacy.take_legacy_secret(name) if legacy is not None else None) or secrets.token_bytes(32)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(data.hex() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic: a crash never leaves a half-written key
+    return data
+
+
 class Database:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -174,12 +237,109 @@ class Database:
 
     # --- secrets -------------------------------------------------------------------------------------
 
-    def secret(self, name: str) -> bytes:
-        """A server secret kept in the database so signatures stay valid across restarts."""
+    def take_legacy_secret(self, name: str) -> bytes | None:
+        """Remove and return a secret an older version stored in the meta table (None if there is none)."""
         with self.connect() as conn:
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (name, secrets.token_hex(32)))
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM meta WHERE key = ?", (name,))
         return bytes.fromhex(row["value"])
+
+    # --- sessions and audit -----------------------------------------------------------------------------
+
+    def open_session(
+        self, *, token_hash: str, terminal_id: str, site_id: str, cert_fingerprint: str, credential: str, ssn: str,
+        name: str, opened_at: float, expires_at: float, at: str,
+    ) -> None:
+        """Record the session and its audit row in one transaction (and forget sessions long expired)."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM sessions WHERE expires_at < ?", (opened_at - 86400,))
+                conn.execute(
+                    "INSERT INTO sessions (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name,"
+                    " opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name, opened_at, expires_at),
+                )
+                _audit(conn, at, ssn, terminal_id, site_id, credential, "session_opened")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def session(self, token_hash: str) -> SessionRow | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM sessions WHERE token_hash = ?", (token_hash,)).fetchone()
+        if row is None:
+            return None
+        return SessionRow(
+            token_hash=row["token_hash"], terminal_id=row["terminal_id"], site_id=row["site_id"],
+            cert_fingerprint=row["cert_fingerprint"], credential=row["credential"], ssn=row["ssn"], name=row["name"], opened_at=row["opened_at"],
+            expires_at=row["expires_at"], closed=bool(row["closed"]),
+            pension=None if row["pension_json"] is None else json.loads(row["pension_json"]),
+        )
+
+    def close_session(self, s: SessionRow, at: str) -> None:
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE sessions SET closed = 1 WHERE token_hash = ?", (s.token_hash,))
+                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "session_closed")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def remember_pension(self, s: SessionRow, answer: dict[str, Any], at: str) -> None:
+        """Keep the pension answer given in this session (what a receipt may vouch for) and audit the read."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "UPDATE sessions SET pension_json = ? WHERE token_hash = ?",
+                    (json.dumps(answer, ensure_ascii=False, sort_keys=True), s.token_hash),
+                )
+                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "pension_read")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def audit(self, s: SessionRow, action: str, at: str) -> None:
+        with self.connect() as conn:
+            _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, action)
+
+    def revoke_certificate(self, fingerprint: str, terminal_id: str, site_id: str, at: str) -> None:
+        """From now on this certificate opens nothing, and the sessions it opened are dead."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT OR IGNORE INTO revoked_certs (fingerprint, terminal_id, site_id, revoked_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (fingerprint, terminal_id, site_id, at),
+                )
+                conn.execute("UPDATE sessions SET closed = 1 WHERE cert_fingerprint = ?", (fingerprint,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def certificate_revoked(self, fingerprint: str) -> bool:
+        with self.connect() as conn:
+            row = conn.execute("SELECT 1 FROM revoked_certs WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return row is not None
+
+    def audit_of(self, ssn: str, limit: int = 500) -> list[AuditRow]:
+        """Accesses to this person's data, newest first."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT at, terminal_id, site_id, credential, action FROM audit WHERE ssn = ? ORDER BY id DESC"
+                " LIMIT ?",
+                (ssn, limit),
+            ).fetchall()
+        return [AuditRow(r["at"], r["terminal_id"], r["site_id"], r["credential"], r["action"]) for r in rows]
 
     # --- reads ---------------------------------------------------------------------------------------
 
@@ -222,8 +382,10 @@ class Database:
         summary: dict[str, Any],
         created_at: str,
         received_at: str,
+        audit_credential: str | None = None,
     ) -> tuple[ReceiptRow, bool]:
-        """Insert once per idempotency key; returns (row, replayed). Raises IdempotencyConflict."""
+        """Insert once per idempotency key; returns (row, replayed). Raises IdempotencyConflict.
+        audit_credential: also write the audit row (receipt_issued) in the same transaction."""
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")  # serialise check-then-insert across threads and processes
             try:
@@ -242,6 +404,8 @@ class Database:
                         json.dumps(summary, ensure_ascii=False, sort_keys=True), created_at, received_at,
                     ),
                 )
+                if audit_credential is not None:
+                    _audit(conn, received_at, ssn, terminal_id, site_id, audit_credential, "receipt_issued")
                 conn.execute("COMMIT")
             except IdempotencyConflict:
                 raise
@@ -328,6 +492,7 @@ class Database:
                     "INSERT INTO filing_keys VALUES (?, ?, ?, ?, ?)",
                     (idempotency_key, request_hash, filing_id, outcome, received_at),
                 )
+                _audit(conn, received_at, ssn, terminal_id, site_id, credential, "card_loss_filed")
                 conn.execute("COMMIT")
             except IdempotencyConflict:
                 raise
@@ -375,6 +540,15 @@ class Database:
     def ecard_revoked(self, nonce: str) -> bool:
         with self.connect() as conn:
             return conn.execute("SELECT 1 FROM ecard_revoked WHERE nonce = ?", (nonce,)).fetchone() is not None
+
+
+def _audit(
+    conn: sqlite3.Connection, at: str, ssn: str, terminal_id: str, site_id: str, credential: str, action: str
+) -> None:
+    conn.execute(
+        "INSERT INTO audit (at, ssn, terminal_id, site_id, credential, action) VALUES (?, ?, ?, ?, ?, ?)",
+        (at, ssn, terminal_id, site_id, credential, action),
+    )
 
 
 def _receipt(row: sqlite3.Row) -> ReceiptRow:

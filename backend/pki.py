@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DEFAULT_TERMINAL_ID = "demo-terminal-01"
+DEFAULT_SITE_ID = "demo-site-01"
 _TERMINAL_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CA_DAYS = 3650
 _LEAF_DAYS = 825
@@ -36,6 +37,7 @@ class DemoPki:
     client_cert: Path
     client_key: Path
     terminal_id: str
+    site_id: str = DEFAULT_SITE_ID
 
 
 def _now() -> dt.datetime:
@@ -82,14 +84,16 @@ def _still_valid(cert: x509.Certificate | None, issuer: x509.Certificate | None 
     return True
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Village Kiosk Demo"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+def _name(common_name: str, unit: str | None = None) -> x509.Name:
+    """Subject; a terminal's says who it is: CN = terminal id, OU = site id (the backend reads both)."""
+    attrs = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Village Kiosk Demo"),
+    ]
+    if unit is not None:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attrs)
 
 
 def generate_ca(common_name: str = "Village Kiosk Demo CA") -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -126,12 +130,13 @@ def _issue(
     common_name: str,
     *,
     server_hosts: tuple[str, ...] = (),
+    unit: str | None = None,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
+        .subject_name(_name(common_name, unit))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -185,6 +190,7 @@ def _ensure_leaf(
     *,
     force: bool,
     server_hosts: tuple[str, ...] = (),
+    unit: str | None = None,
 ) -> None:
     if not force:
         cert, key = _load_cert(cert_path), _load_key(key_path)
@@ -194,9 +200,10 @@ def _ensure_leaf(
             and _still_valid(cert, ca_cert)
             and cert.public_key() == key.public_key()
             and _sans(cert) == set(server_hosts)
+            and (server_hosts or cert.subject == _name(common_name, unit))  # e.g. a site move: reissue
         ):
             return
-    key, cert = _issue(ca_key, ca_cert, common_name, server_hosts=server_hosts)
+    key, cert = _issue(ca_key, ca_cert, common_name, server_hosts=server_hosts, unit=unit)
     _write_key(key_path, key)
     _write_cert(cert_path, cert)
 
@@ -209,19 +216,30 @@ def _sans(cert: x509.Certificate) -> set[str]:
     return {str(v) for v in ext.get_values_for_type(x509.IPAddress)} | set(ext.get_values_for_type(x509.DNSName))
 
 
-def issue_client_cert(
-    directory: str | os.PathLike[str], terminal_id: str, *, force: bool = False
-) -> tuple[Path, Path]:
-    """Client certificate (CN = terminal id) signed by the demo CA in directory; returns (cert, key) paths."""
+def _check_ids(terminal_id: str, site_id: str) -> None:
     if not _TERMINAL_ID.match(terminal_id):
         raise ValueError("terminal_id must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    if not _TERMINAL_ID.match(site_id):
+        raise ValueError("site_id must be 1-64 characters of A-Z a-z 0-9 . _ -")
+
+
+def issue_client_cert(
+    directory: str | os.PathLike[str],
+    terminal_id: str,
+    *,
+    site_id: str = DEFAULT_SITE_ID,
+    force: bool = False,
+) -> tuple[Path, Path]:
+    """Client certificate (CN = terminal id, OU = site id) signed by the demo CA in directory;
+    returns (cert, key) paths."""
+    _check_ids(terminal_id, site_id)
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert, _ = _ensure_ca(d)
     clients = d / "clients"
     clients.mkdir(exist_ok=True)
     cert_path, key_path = clients / f"{terminal_id}.pem", clients / f"{terminal_id}.key"
-    _ensure_leaf(ca_key, ca_cert, cert_path, key_path, terminal_id, force=force)
+    _ensure_leaf(ca_key, ca_cert, cert_path, key_path, terminal_id, force=force, unit=site_id)
     return cert_path, key_path
 
 
@@ -229,10 +247,10 @@ def ensure_demo_pki(
     directory: str | os.PathLike[str],
     terminal_id: str = DEFAULT_TERMINAL_ID,
     hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    site_id: str = DEFAULT_SITE_ID,
 ) -> DemoPki:
-    """CA + server certificate for hosts + client certificate for terminal_id, reusing valid files."""
-    if not _TERMINAL_ID.match(terminal_id):
-        raise ValueError("terminal_id must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    """CA + server certificate for hosts + client certificate for terminal_id at site_id, reusing valid files."""
+    _check_ids(terminal_id, site_id)
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert, fresh = _ensure_ca(d)
@@ -242,7 +260,7 @@ def ensure_demo_pki(
     clients = d / "clients"
     clients.mkdir(exist_ok=True)
     cert_path, key_path = clients / f"{terminal_id}.pem", clients / f"{terminal_id}.key"
-    _ensure_leaf(ca_key, ca_cert, cert_path, key_path, terminal_id, force=fresh)
+    _ensure_leaf(ca_key, ca_cert, cert_path, key_path, terminal_id, force=fresh, unit=site_id)
     return DemoPki(
         directory=d,
         ca_cert=d / "ca.pem",
@@ -252,4 +270,5 @@ def ensure_demo_pki(
         client_cert=cert_path,
         client_key=key_path,
         terminal_id=terminal_id,
+        site_id=site_id,
     )

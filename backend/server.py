@@ -1,4 +1,10 @@
-"""Run the reference backend over HTTPS with mutual TLS (uvicorn in a background thread)."""
+"""Run the reference backend: the API over HTTPS with mutual TLS, and the public receipt-verification listener
+(HTTPS, no client certificate asked), each a uvicorn server in a background thread.
+
+uvicorn does not hand the peer certificate to the app, so the mTLS listener uses a small h11 protocol subclass
+that puts it into the ASGI scope as the standard "tls" extension once the handshake is done (backend/identity.py
+reads the terminal from it).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from backend.app import MODES, ServerControl, create_app
-from backend.pki import DEFAULT_TERMINAL_ID, DemoPki, ensure_demo_pki
+from backend.db import Database
+from backend.identity import Terminal, WithClientCert, terminal_from_pem, tls_extension
+from backend.pki import DEFAULT_SITE_ID, DEFAULT_TERMINAL_ID, DemoPki, ensure_demo_pki
 
 _START_TIMEOUT = 10.0
 
@@ -32,6 +41,66 @@ class _CuttingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class _PeerCertH11(H11Protocol):
+    """h11 protocol that shows the app the client certificate of this connection (ASGI "tls" extension).
+
+    asyncio calls connection_made only after the TLS handshake, so the verified certificate is known here;
+    the extension is built once per connection, and no header can stand in for it."""
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        self.app = WithClientCert(self.config.loaded_app, tls_extension(der))
+
+
+class _Listener:
+    """One uvicorn server on one socket, in its own thread."""
+
+    def __init__(self, app: Any, name: str, **ssl_options: Any) -> None:
+        self.app, self.name, self.ssl_options = app, name, ssl_options
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self, sock: socket.socket) -> None:
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,  # never write request lines (paths, queries) to a log
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            server_header=False,
+            # Clients connect directly: X-Forwarded-For from a loopback client must not pick the address the
+            # per-client rate limit counts (uvicorn trusts it from 127.0.0.1 by default).
+            proxy_headers=False,
+            **self.ssl_options,
+        )
+        server = _CuttingServer(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                thread.join(timeout=5)
+                sock.close()
+                raise RuntimeError(f"{self.name} did not start")
+            time.sleep(0.01)
+        self._server, self._thread = server, thread
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 class RunningServer:
     """A started backend. set_mode("offline") really stops listening (connections are refused) and
     set_mode to any other mode listens again on the same port."""
@@ -44,24 +113,43 @@ class RunningServer:
         host: str,
         port: int,
         db_path: Path,
+        verify_port: int = 0,
     ) -> None:
         self.app = app
         self.control = control
         self.pki = pki
         self.host = host
         self.port = port
+        self.verify_port = verify_port
         self.db_path = db_path
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._main: _Listener | None = None
+        self._verify: _Listener | None = None
         self._stopped = False
 
     # --- public -----------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.port}"
+        """The API (mutual TLS)."""
+        return _url(self.host, self.port)
+
+    @property
+    def verify_url(self) -> str:
+        """The public receipt-verification listener (server certificate only, no client certificate)."""
+        return _url(self.host, self.verify_port)
+
+    def revoke(self, cert_path: str | os.PathLike[str]) -> Terminal:
+        """Revoke a terminal certificate (see revoke_certificate)."""
+        return revoke_certificate(self.db_path.parent, cert_path)
+
+    @property
+    def terminal_id(self) -> str:
+        return self.pki.terminal_id
+
+    @property
+    def site_id(self) -> str:
+        return self.pki.site_id
 
     @property
     def ca_path(self) -> Path:
@@ -89,7 +177,7 @@ class RunningServer:
             self.control.set_mode(mode, slow_seconds=slow_seconds)
             if mode == "offline":
                 self._stop_uvicorn()
-            elif self._server is None:
+            elif self._main is None or not self._main.running:
                 self._start_uvicorn(_listen(self.host, self.port))
 
     def fail_next(self, count: int = 1, *, after_processing: bool = False) -> None:
@@ -108,6 +196,8 @@ class RunningServer:
         with self._lock:
             self._stopped = True
             self._stop_uvicorn()
+            if self._verify is not None:
+                self._verify.stop()
 
     def __enter__(self) -> RunningServer:
         return self
@@ -118,39 +208,49 @@ class RunningServer:
     # --- internals ------------------------------------------------------------------------------
 
     def _start_uvicorn(self, sock: socket.socket) -> None:
-        config = uvicorn.Config(
+        self._main = _Listener(
             self.app,
+            "backend-uvicorn",
+            http=_PeerCertH11,
             ssl_certfile=str(self.pki.server_cert),
             ssl_keyfile=str(self.pki.server_key),
             ssl_ca_certs=str(self.pki.ca_cert),
             ssl_cert_reqs=ssl.CERT_REQUIRED,  # mutual TLS: only enrolled terminals get in
-            log_level="warning",
-            access_log=False,  # paths carry ID numbers (/v1/pension/{ssn}): never write them to a log
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-            server_header=False,
         )
-        server = _CuttingServer(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="backend-uvicorn", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(timeout=5)
-                sock.close()
-                raise RuntimeError("backend server did not start")
-            time.sleep(0.01)
-        self._server, self._thread = server, thread
+        self._main.start(sock)
+
+    def _start_verify(self, sock: socket.socket) -> None:
+        self._verify = _Listener(
+            self.app.state.verify_app,
+            "backend-verify",
+            ssl_certfile=str(self.pki.server_cert),
+            ssl_keyfile=str(self.pki.server_key),
+            ssl_cert_reqs=ssl.CERT_NONE,  # public: a resident's phone has no certificate
+        )
+        self._verify.start(sock)
 
     def _stop_uvicorn(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None or thread is None:
+        if self._main is None or not self._main.running:
             return
         self.control.cut()
-        server.should_exit = True
-        thread.join(timeout=10)
+        self._main.stop()
+
+
+def revoke_certificate(data_dir: str | os.PathLike[str], cert_path: str | os.PathLike[str]) -> Terminal:
+    """Revoke a terminal certificate in the backend under data_dir (running or not): from the next request on it
+    opens nothing, and the sessions it opened are dead. The terminal needs a new certificate to work again."""
+    terminal = terminal_from_pem(Path(cert_path).read_text(encoding="ascii"))
+    if terminal is None:
+        raise ValueError("not a terminal certificate (CN = terminal id, OU = site id)")
+    when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    Database(Path(data_dir) / "backend.sqlite3").revoke_certificate(
+        terminal.fingerprint, terminal.terminal_id, terminal.site_id, when
+    )
+    return terminal
+
+
+def _url(host: str, port: int) -> str:
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -170,30 +270,45 @@ def start_server(
     port: int = 0,
     *,
     terminal_id: str = DEFAULT_TERMINAL_ID,
+    site_id: str = DEFAULT_SITE_ID,
     receipt_base_url: str | None = None,
     slow_seconds: float = 10.0,
+    demo: bool = False,
+    verify_port: int | None = None,
     **app_kwargs: Any,
 ) -> RunningServer:
-    """Create the PKI and database under data_dir (reused if present) and serve over mutual TLS.
+    """Create the PKI and database under data_dir (reused if present) and serve: the API over mutual TLS
+    (.url) and the public verify listener (.verify_url).
 
-    port=0 picks a free port (see .url). receipt_base_url defaults to the server's own URL.
-    Extra keyword arguments go to create_app (e.g. clock, demo).
+    port / verify_port 0 (or None) pick a free port. receipt_base_url (printed in receipt QR codes) defaults
+    to the verify listener's URL. demo: also serve /v1/demo/*. Extra keyword arguments go to create_app
+    (e.g. clock).
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     hosts = (host, "localhost") if host != "localhost" else ("localhost", "127.0.0.1")
-    pki = ensure_demo_pki(data / "pki", terminal_id=terminal_id, hosts=hosts)
+    pki = ensure_demo_pki(data / "pki", terminal_id=terminal_id, hosts=hosts, site_id=site_id)
     sock = _listen(host, port)
     try:
-        actual_port = sock.getsockname()[1]
-        control = ServerControl(slow_seconds=slow_seconds)
-        running = RunningServer(None, control, pki, host, actual_port, data / "backend.sqlite3")
-        app = create_app(
-            running.db_path, receipt_base_url or running.url, control=control, **app_kwargs
-        )
-        running.app = app
-        running._start_uvicorn(sock)
+        vsock = _listen(host, verify_port or 0)
     except BaseException:
         sock.close()
+        raise
+    running: RunningServer | None = None
+    try:
+        control = ServerControl(slow_seconds=slow_seconds)
+        running = RunningServer(
+            None, control, pki, host, sock.getsockname()[1], data / "backend.sqlite3", vsock.getsockname()[1]
+        )
+        running.app = create_app(
+            running.db_path, receipt_base_url or running.verify_url, control=control, demo=demo, **app_kwargs
+        )
+        running._start_verify(vsock)
+        running._start_uvicorn(sock)
+    except BaseException:
+        if running is not None:
+            running.stop()
+        sock.close()
+        vsock.close()
         raise
     return running

@@ -1,10 +1,17 @@
-"""Client of the kiosk backend API (see backend/openapi.json).
+"""Client of the kiosk backend API (see backend/openapi.json; bodies are the models of api/models.py).
 
-Every call returns a value: a typed result or a BackendFailure whose kind is a closed set the session can
-turn into a screen. Mutual TLS with a pinned CA; (connect, read) timeouts on every call; urllib3 retries
-with backoff only where a repeat is harmless (GETs, and the POSTs that carry an Idempotency-Key: /v1/receipts and
-/v1/filings/card-loss).
-Nothing here logs an ID number or a name: log lines name the route template, never the real path.
+Every call returns a value: an api model parsed strictly, or a BackendFailure whose kind is a closed set the
+session can turn into a screen. Mutual TLS with a pinned CA. Personal calls carry the bearer token of a backend
+session (POST /v1/sessions); no ID number ever goes into a URL.
+
+Transport rules, each bounded whatever the server does:
+- a total deadline per call, retries and waits included: a watchdog shuts the socket down when it passes, so a
+  server dripping one byte every few seconds is cut at the deadline, not kept alive by the per-read timeout;
+- an answer larger than max_answer bytes (after decompression) is read no further;
+- retries (with backoff) only where a repeat is harmless: GETs, DELETE, and POSTs that carry an
+  Idempotency-Key; any method after a connection that never opened; any method after 429 (nothing was done);
+- Retry-After is honoured up to retry_after_cap seconds, and never past the deadline.
+Nothing here logs an ID number, a name or a token: log lines name the route, never a body.
 """
 
 from __future__ import annotations
@@ -13,147 +20,156 @@ import datetime as dt
 import enum
 import logging
 import re
+import socket
+import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
+import pydantic
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
+
+from api.enums import Credential, ErrorCode, ReceiptService
+from api.models import (
+    CardLossFiling,
+    CardLossRequest,
+    ErrorBody,
+    FilingStatus,
+    Health,
+    Pension,
+    PensionRequest,
+    Receipt,
+    ReceiptRequest,
+    SessionOpen,
+    SessionOpened,
+    Verification,
+    encode,
+    parse,
+)
 
 log = logging.getLogger("kiosk.backend")
 
+M = TypeVar("M", bound=pydantic.BaseModel)
 
-class _RedactPensionPath(logging.Filter):
-    """urllib3 logs request lines at DEBUG; /v1/pension/{ssn} would put an ID number in the log."""
+MAX_ANSWER = 1 << 20  # 1 MiB: the largest real answer (a pension with 12 payments) is ~2 KiB
+RETRY_AFTER_CAP = 5.0
+DEADLINE = 15.0
 
-    _PATH = re.compile(r"/v1/pension/[^\s\"?#]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        if "/v1/pension/" in msg:
-            record.msg, record.args = self._PATH.sub("/v1/pension/{ssn}", msg), None
-        return True
-
-
-_urllib3_log = logging.getLogger("urllib3.connectionpool")
-if not any(isinstance(f, _RedactPensionPath) for f in _urllib3_log.filters):
-    _urllib3_log.addFilter(_RedactPensionPath())
-
-_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# A receipt id and signature as the backend makes them; anything longer or odder is not ours.
+_RECEIPT_ID = r"[A-Za-z0-9-]{1,64}"
+_SIG = r"[A-Za-z0-9_-]{8,128}"
 
 
 class FailureKind(enum.StrEnum):
     OFFLINE = "offline"  # no connection (refused, unreachable, DNS, TLS handshake refused)
-    TIMEOUT = "timeout"  # connected, but no answer within the read timeout
+    TIMEOUT = "timeout"  # connected, but no full answer within the read timeout or the call's deadline
     SERVER_ERROR = "server_error"  # 5xx
-    NOT_FOUND = "not_found"  # 404 (e.g. code "no_record", "ecard_unknown")
-    REJECTED = "rejected"  # any other 4xx (e.g. "ecard_expired", "idempotency_conflict")
-    BAD_RESPONSE = "bad_response"  # 2xx that does not parse as the documented shape
+    NOT_FOUND = "not_found"  # 404 (e.g. code "no_record", "no_card"), and ecard_unknown
+    REJECTED = "rejected"  # any other 4xx (e.g. "ecard_expired", "idempotency_conflict", "nothing_to_vouch")
+    SESSION_REFUSED = "session_refused"  # 401/403: no, unknown, expired or foreign token; person mismatch
+    RATE_LIMITED = "rate_limited"  # 429, still after waiting as long as the server asked (up to the cap)
+    BAD_RESPONSE = "bad_response"  # 2xx that is not the documented shape, or too large
 
 
 @dataclass(frozen=True)
 class BackendFailure:
     kind: FailureKind
-    code: str | None = None  # the server's stable error code, or a client-side one ("tls_error", "foreign_url")
+    code: str | None = None  # the server's ErrorCode, or a client-side one ("tls_error", "foreign_url", ...)
     status: int | None = None  # HTTP status when there was a response
     message: str = ""  # for logs and technicians; never holds personal data
 
 
-@dataclass(frozen=True)
-class Payment:
-    month: str  # YYYY-MM
-    amount: Decimal
-    status: str
+# --- transport: a watchdog per call that can cut the socket ----------------------------------------------
+
+_local = threading.local()
 
 
-@dataclass(frozen=True)
-class PensionStatus:
-    insurance_type: str
-    status: str
-    contribution_tier: str
-    years_contributed: int
-    account_balance: Decimal
-    receiving: bool
-    monthly_amount: Decimal | None
-    payments: tuple[Payment, ...]  # newest first
-    certification_status: str
-    certification_due: dt.date | None
+class _Watchdog:
+    """Shuts down every connection a call touches when the call's deadline passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._conns: list[Any] = []
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+
+    def watch(self, conn: Any) -> None:
+        with self._lock:
+            self._conns.append(conn)
+            fired = self.fired
+        if fired:
+            _cut(conn)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            conns = list(self._conns)
+        for conn in conns:
+            _cut(conn)
+
+    def __enter__(self) -> _Watchdog:
+        _local.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _local.watchdog = None
 
 
-@dataclass(frozen=True)
-class ReceiptRecord:
-    receipt_id: str
-    verify_url: str
-    service: str
-    terminal_id: str
-    site_id: str
-    created_at: dt.datetime
-    received_at: dt.datetime
-    replayed: bool  # the backend had already created this receipt for the same idempotency key
+def _cut(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    try:
+        # The plain socket's shutdown: a blocked read in the calling thread returns at once (TLS included).
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
-@dataclass(frozen=True)
-class ReceiptVerification:
-    genuine: bool
-    reason: str  # ok | bad_signature | unknown_receipt
-    receipt_id: str | None
-    service: str | None
-    title: str | None
-    name_masked: str | None
-    id_masked: str | None
-    created_at: dt.datetime | None
-    site_id: str | None
-    terminal_id: str | None
+class _WatchedPool:
+    def _get_conn(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        watchdog = getattr(_local, "watchdog", None)
+        if watchdog is not None:
+            watchdog.watch(conn)
+        return conn
 
 
-@dataclass(frozen=True)
-class FilingRecord:
-    filing_id: str
-    status: str  # accepted (this call filed it) | already_reported (an earlier filing had; its ids are given)
-    card_status: str  # temporarily_suspended
-    receipt_id: str
-    verify_url: str
-    created_at: dt.datetime
-    received_at: dt.datetime
-    replayed: bool  # the backend had already answered this idempotency key
-    lines: tuple[tuple[str, str], ...] = ()  # label / value lines the backend recorded on the receipt
+class _WatchedHTTPPool(_WatchedPool, HTTPConnectionPool):
+    pass
 
 
-@dataclass(frozen=True)
-class FilingStatus:
-    filing_id: str
-    type: str  # card_loss
-    status: str  # accepted
-    created_at: dt.datetime
+class _WatchedHTTPSPool(_WatchedPool, HTTPSConnectionPool):
+    pass
 
 
-@dataclass(frozen=True)
-class ECardPerson:
-    name: str = field(repr=False)
-    ssn: str = field(repr=False)
+class _Adapter(HTTPAdapter):
+    """No retries of its own (the client's loop decides, deadline-aware); pools whose connections a watchdog
+    can cut."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=Retry(0, read=False, redirect=0))
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
-def _retry(methods: frozenset[str], retries: int, backoff_factor: float) -> Retry:
-    return Retry(
-        total=retries,
-        connect=retries,
-        read=retries,  # urllib3 only retries read errors for allowed_methods
-        status=retries,
-        other=0,  # TLS and protocol surprises: fail at once, a repeat will not help
-        redirect=0,
-        allowed_methods=methods,
-        status_forcelist=_RETRY_STATUSES,
-        backoff_factor=backoff_factor,
-        backoff_max=2.0,
-        raise_on_status=False,  # hand back the last 5xx so it becomes server_error
-        respect_retry_after_header=True,
-    )
+class _TooLarge(Exception):
+    pass
+
+
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class BackendClient:
@@ -169,11 +185,17 @@ class BackendClient:
         *,
         retries: int = 2,
         backoff_factor: float = 0.3,
+        deadline: float = DEADLINE,
+        max_answer: int = MAX_ANSWER,
+        retry_after_cap: float = RETRY_AFTER_CAP,
+        receipt_base_url: str | None = None,
     ) -> None:
         """Raises ValueError when the configuration is unsafe or incomplete (checked once, at startup).
 
         allow_insecure (dev mode only) permits http:// and ca_path=None (no server verification).
         client_cert/client_key may be None before enrolment; the backend then refuses the TLS handshake.
+        receipt_base_url: the origin printed in receipt QR codes (default: base_url); a scanned receipt is ours
+        only when it is exactly {receipt_base_url}/v1/receipts/{id}/verify?sig={sig}.
         """
         parts = urlsplit(base_url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -198,22 +220,37 @@ class BackendClient:
                 if not Path(p).is_file():
                     raise ValueError(f"client certificate file not found: {p}")
             cert = (str(client_cert), str(client_key))
-        if connect_timeout <= 0 or read_timeout <= 0:
+        if connect_timeout <= 0 or read_timeout <= 0 or deadline <= 0:
             raise ValueError("timeouts must be positive")
+        if max_answer <= 0 or retries < 0 or retry_after_cap < 0:
+            raise ValueError("max_answer must be positive, retries and retry_after_cap not negative")
 
         self.base_url = base_url.rstrip("/")
+        rb = (receipt_base_url or self.base_url).rstrip("/")
+        rparts = urlsplit(rb)
+        if rparts.scheme not in ("https", "http") or not rparts.hostname or rparts.query or rparts.fragment:
+            raise ValueError(f"receipt_base_url must be https://host[:port][/path]: {receipt_base_url!r}")
+        self.receipt_base_url = rb
+        self._receipt_url = re.compile(re.escape(rb) + rf"/v1/receipts/({_RECEIPT_ID})/verify\?sig=({_SIG})")
         self.timeout = (float(connect_timeout), float(read_timeout))
+        self.deadline = float(deadline)
+        self.max_answer = int(max_answer)
+        self.retries = int(retries)
+        self.backoff_factor = float(backoff_factor)
+        self.retry_after_cap = float(retry_after_cap)
+        # The library parses Retry-After (seconds or an HTTP date) and caps it.
+        self._retry_after = Retry(0, retry_after_max=max(0, int(retry_after_cap + 0.999)))
+        self._sleep: Callable[[float], None] = time.sleep  # tests record the waits instead
         self.session = requests.Session()
         self.session.verify = verify
         self.session.cert = cert
         self.session.trust_env = False  # no proxies or CA bundles from the environment
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "village-kiosk/1"})
-        safe = HTTPAdapter(max_retries=_retry(frozenset({"GET", "HEAD"}), retries, backoff_factor))
-        receipts = HTTPAdapter(max_retries=_retry(frozenset({"GET", "HEAD", "POST"}), retries, backoff_factor))
-        self.session.mount(self.base_url + "/", safe)
-        # Longest prefix wins in requests: these POSTs may retry, their Idempotency-Key makes it safe.
-        self.session.mount(self.base_url + "/v1/receipts", receipts)
-        self.session.mount(self.base_url + "/v1/filings/card-loss", receipts)
+        # identity: answers are small, and an uncompressed body is what the size cap counts
+        self.session.headers.update(
+            {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": "village-kiosk/1"}
+        )
+        self.session.mount("https://", _Adapter())
+        self.session.mount("http://", _Adapter())
         if verify is False:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             log.warning("backend client in insecure dev mode: server certificate NOT verified")
@@ -230,88 +267,80 @@ class BackendClient:
     # --- API --------------------------------------------------------------------------------------
 
     def health(self) -> bool:
-        got = self._call("GET", "/v1/health", "/v1/health")
-        if isinstance(got, BackendFailure):
-            return False
-        return isinstance(got, Mapping) and got.get("status") == "ok"
+        got = self._call("GET", "/v1/health", Health)
+        return isinstance(got, Health) and got.status == "ok"
 
-    def pension(self, ssn: str) -> PensionStatus | BackendFailure:
-        got = self._call("GET", f"/v1/pension/{quote(ssn, safe='')}", "/v1/pension/{ssn}")
-        return got if isinstance(got, BackendFailure) else _parse(_pension, got)
+    def open_session(
+        self, credential: Credential, *, ssn: str | None = None, name: str | None = None, code: str | None = None,
+    ) -> SessionOpened | BackendFailure:
+        """Open a backend session: sscard_pin (after card + PIN) and id_card with the ID number read from the
+        credential, ecard with the scanned code (the answer names the person). ecard_unknown is NOT_FOUND,
+        ecard_expired / ecard_revoked REJECTED; a bad request body is REJECTED code invalid_request."""
+        body = None
+        for given in dict.fromkeys((name or None, None)):  # a name the contract cannot carry is left out
+            try:
+                body = SessionOpen(credential=Credential(credential), ssn=ssn, name=given, code=code)
+                break
+            except (pydantic.ValidationError, ValueError):
+                continue
+        if body is None:
+            return BackendFailure(FailureKind.REJECTED, code="invalid_request", message="not sent: bad body")
+        return self._call("POST", "/v1/sessions", SessionOpened, body=encode(body))
+
+    def close_session(self, token: str) -> BackendFailure | None:
+        """End the backend session (its token is dead after). None when done."""
+        got = self._call("DELETE", "/v1/sessions/current", None, token=token)
+        return got if isinstance(got, BackendFailure) else None
+
+    def pension(self, token: str) -> Pension | BackendFailure:
+        """The token's person (no ID number in the URL). NOT_FOUND code no_record: no pension record."""
+        return self._call("POST", "/v1/pension", Pension, body=encode(PensionRequest()), token=token)
 
     def create_receipt(
-        self,
-        *,
-        idempotency_key: str,
-        terminal_id: str,
-        site_id: str,
-        service: str,
-        ssn: str,
-        summary: Mapping[str, Any],
-        created_at: dt.datetime | str,
-        name: str | None = None,
-    ) -> ReceiptRecord | BackendFailure:
-        """Safe to call again with the same idempotency_key and body: the backend returns the same receipt."""
-        body: dict[str, Any] = {
-            "terminal_id": terminal_id,
-            "site_id": site_id,
-            "service": service,
-            "ssn": ssn,
-            "summary": dict(summary),
-            "created_at": created_at.isoformat() if isinstance(created_at, dt.datetime) else created_at,
-        }
-        if name is not None:
-            body["name"] = name
-        got = self._call(
-            "POST", "/v1/receipts", "/v1/receipts", json=body, headers={"Idempotency-Key": idempotency_key}
-        )
-        return got if isinstance(got, BackendFailure) else _parse(_receipt, got)
-
-    def report_card_loss(
-        self,
-        *,
-        idempotency_key: str,
-        terminal_id: str,
-        site_id: str,
-        ssn: str,
-        credential: str,
-        created_at: dt.datetime | str,
-        name: str | None = None,
-    ) -> FilingRecord | BackendFailure:
-        """社保卡临时挂失. credential: id_card | sscard_pin | ecard. Safe to repeat with the same key and body.
-        A card already suspended answers status already_reported (not a failure). Failures worth knowing:
-        NOT_FOUND code no_card (no card for this person), REJECTED code idempotency_conflict / invalid_request."""
-        body: dict[str, Any] = {
-            "terminal_id": terminal_id,
-            "site_id": site_id,
-            "ssn": ssn,
-            "credential": credential,
-            "created_at": created_at.isoformat() if isinstance(created_at, dt.datetime) else created_at,
-        }
-        if name is not None:
-            body["name"] = name
-        got = self._call(
-            "POST", "/v1/filings/card-loss", "/v1/filings/card-loss", json=body,
+        self, token: str, *, idempotency_key: str, service: ReceiptService | str, created_at: dt.datetime,
+    ) -> Receipt | BackendFailure:
+        """The backend writes the receipt from what it answered in this session; print its lines as given.
+        Safe to repeat with the same key and body. REJECTED code nothing_to_vouch: nothing answered yet."""
+        try:
+            body = ReceiptRequest(service=ReceiptService(service), created_at=created_at)
+        except (pydantic.ValidationError, ValueError):
+            return BackendFailure(FailureKind.REJECTED, code="invalid_request", message="not sent: bad body")
+        return self._call(
+            "POST", "/v1/receipts", Receipt, body=encode(body), token=token,
             headers={"Idempotency-Key": idempotency_key},
         )
-        return got if isinstance(got, BackendFailure) else _parse(_filing_record, got)
 
-    def filing_status(self, filing_id: str) -> FilingStatus | BackendFailure:
-        """NOT_FOUND code unknown_filing when the backend has no such filing."""
-        got = self._call("GET", f"/v1/filings/{quote(filing_id, safe='')}", "/v1/filings/{filing_id}")
-        return got if isinstance(got, BackendFailure) else _parse(_filing_status, got)
+    def report_card_loss(
+        self, token: str, *, idempotency_key: str, created_at: dt.datetime,
+    ) -> CardLossFiling | BackendFailure:
+        """社保卡临时挂失 for the token's person. Safe to repeat with the same key and body. A card already
+        suspended answers status already_reported (not a failure). NOT_FOUND code no_card: no card on file."""
+        try:
+            body = CardLossRequest(created_at=created_at)
+        except pydantic.ValidationError:
+            return BackendFailure(FailureKind.REJECTED, code="invalid_request", message="not sent: bad body")
+        return self._call(
+            "POST", "/v1/filings/card-loss", CardLossFiling, body=encode(body), token=token,
+            headers={"Idempotency-Key": idempotency_key},
+        )
 
-    def verify_receipt(self, url: str) -> ReceiptVerification | BackendFailure:
-        """Check a receipt QR URL; only URLs on this backend are fetched (the client cert goes nowhere else)."""
-        prefix = self.base_url + "/v1/receipts/"
-        if not url.startswith(prefix):
-            return BackendFailure(FailureKind.REJECTED, code="foreign_url", message="URL is not on this backend")
-        got = self._call("GET", url[len(self.base_url):], "/v1/receipts/{id}/verify")
-        return got if isinstance(got, BackendFailure) else _parse(_verification, got)
+    def filing_status(self, token: str, filing_id: str) -> FilingStatus | BackendFailure:
+        """NOT_FOUND code unknown_filing: no such filing of the token's person."""
+        return self._call("GET", f"/v1/filings/{quote(filing_id, safe='')}", FilingStatus, token=token,
+                          route="/v1/filings/{filing_id}")
 
-    def resolve_ecard(self, code: str) -> ECardPerson | BackendFailure:
-        got = self._call("POST", "/v1/ecard/resolve", "/v1/ecard/resolve", json={"code": code})
-        return got if isinstance(got, BackendFailure) else _parse(_ecard_person, got)
+    def is_our_receipt(self, url: str) -> bool:
+        return self._receipt_url.fullmatch(url) is not None
+
+    def verify_receipt(self, url: str) -> Verification | BackendFailure:
+        """Check a scanned receipt QR URL. Only a URL exactly of our receipt form is fetched, and from our own
+        mTLS backend (same path), never from the URL's host: REJECTED code foreign_url otherwise."""
+        m = self._receipt_url.fullmatch(url)
+        if m is None:
+            return BackendFailure(FailureKind.REJECTED, code="foreign_url", message="not one of our receipt URLs")
+        receipt_id, sig = m.groups()
+        return self._call("GET", f"/v1/receipts/{receipt_id}/verify?sig={sig}", Verification,
+                          route="/v1/receipts/{id}/verify")
 
     # --- transport ------------------------------------------------------------------------------------
 
@@ -319,52 +348,149 @@ class BackendClient:
         self,
         method: str,
         path: str,
-        route: str,
+        model: type[M] | None,
         *,
-        json: Any = None,
+        body: bytes | None = None,
+        token: str | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        """Decoded JSON of a 2xx answer, or a BackendFailure. `route` (a template) is what gets logged."""
+        route: str | None = None,
+    ) -> M | BackendFailure | None:
+        """A parsed answer (None for a 204 when model is None), or a BackendFailure. `route` is what gets logged."""
+        route = route or path
+        hdrs = dict(headers or {})
+        if body is not None:
+            hdrs["Content-Type"] = "application/json"
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        # A repeat is harmless when the server treats it as one request: reads, DELETE, idempotency keys.
+        idempotent = method in ("GET", "HEAD", "DELETE") or "Idempotency-Key" in hdrs
         started = time.monotonic()
-        try:
-            resp = self.session.request(
-                method,
-                self.base_url + path,
-                json=json,
-                headers=dict(headers or {}),
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.exceptions.RequestException as exc:
-            failure = _failure_from_exception(exc)
-            log.info("%s %s -> %s (%s) in %.0f ms", method, route, failure.kind.value, failure.code,
-                     (time.monotonic() - started) * 1000)
-            return failure
-        with resp:
-            elapsed = (time.monotonic() - started) * 1000
-            if 200 <= resp.status_code < 300:
+        deadline = started + self.deadline
+        attempt = 0
+        while True:
+            attempt += 1
+            got, resp_status, wait = self._attempt(method, path, model, body, hdrs, deadline, idempotent, attempt)
+            retry_left = attempt <= self.retries
+            if wait is None or not retry_left:
+                break
+            remaining = deadline - time.monotonic()
+            if wait >= remaining:
+                break  # waiting would pass the deadline: give the answer we have
+            self._sleep(wait)
+        elapsed = (time.monotonic() - started) * 1000
+        if isinstance(got, BackendFailure):
+            log.info("%s %s -> %s %s (%s) in %.0f ms, %d attempt(s)", method, route, resp_status or "-",
+                     got.kind.value, got.code, elapsed, attempt)
+        else:
+            log.info("%s %s -> %s in %.0f ms", method, route, resp_status, elapsed)
+        return got
+
+    def _attempt(
+        self, method: str, path: str, model: type[M] | None, body: bytes | None, hdrs: dict[str, str],
+        deadline: float, idempotent: bool, attempt: int,
+    ) -> tuple[Any, int | None, float | None]:
+        """One request: (result, status, seconds to wait before a retry or None: no retry)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return BackendFailure(FailureKind.TIMEOUT, code="deadline", message="call deadline passed"), None, None
+        backoff = min(2.0, self.backoff_factor * (2 ** (attempt - 1)))
+        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+        with _Watchdog(remaining) as dog:
+            try:
+                resp = self.session.request(
+                    method, self.base_url + path, data=body, headers=hdrs, timeout=timeout,
+                    allow_redirects=False, stream=True,
+                )
+            except requests.exceptions.RequestException as exc:
+                failure = _failure_from_exception(exc)
+                if dog.fired:
+                    return BackendFailure(FailureKind.TIMEOUT, code="deadline", message=failure.message), None, None
+                # A connection that never opened sent nothing: any method may try again.
+                never_sent = _never_sent(exc)
+                again = failure.kind in (FailureKind.OFFLINE, FailureKind.TIMEOUT) and (idempotent or never_sent)
+                if failure.code == "tls_error":
+                    again = False  # a repeat will not change a certificate
+                return failure, None, (backoff if again else None)
+            with resp:
+                status = resp.status_code
                 try:
-                    data = resp.json()
-                except ValueError:
-                    log.info("%s %s -> %d unparseable in %.0f ms", method, route, resp.status_code, elapsed)
-                    return BackendFailure(FailureKind.BAD_RESPONSE, code="not_json", status=resp.status_code)
-                log.info("%s %s -> %d in %.0f ms", method, route, resp.status_code, elapsed)
-                return data
-            failure = _failure_from_response(resp)
-            log.info("%s %s -> %d %s in %.0f ms", method, route, resp.status_code, failure.code, elapsed)
-            return failure
+                    raw = _read_capped(resp, self.max_answer)
+                except _TooLarge:
+                    return BackendFailure(FailureKind.BAD_RESPONSE, code="too_large", status=status,
+                                          message=f"answer over {self.max_answer} bytes"), status, None
+                except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                    # a cut socket may surface as any of these, depending on where the read was
+                    failure = (_failure_from_exception(exc) if isinstance(exc, requests.exceptions.RequestException)
+                               else BackendFailure(FailureKind.OFFLINE, code="connection_error",
+                                                   message=type(exc).__name__))
+                    if dog.fired:
+                        failure = BackendFailure(FailureKind.TIMEOUT, code="deadline", message=failure.message)
+                        return failure, status, None
+                    return failure, status, (backoff if idempotent else None)
+        if 200 <= status < 300:
+            if model is None:
+                return None, status, None
+            try:
+                return parse(model, raw), status, None
+            except pydantic.ValidationError as exc:
+                code = "not_json" if any(e["type"] == "json_invalid" for e in exc.errors()) else "bad_shape"
+                return BackendFailure(FailureKind.BAD_RESPONSE, code=code, status=status,
+                                      message=f"{exc.error_count()} problem(s)"), status, None
+        failure = _failure_from_status(status, raw)
+        if status == 429:
+            # Nothing was done: any method may wait as the server asks (capped) and try again.
+            asked = self._asked_wait(resp)
+            wait = min(self.retry_after_cap, asked if asked is not None else backoff)
+            return failure, status, wait
+        if status in _RETRY_STATUSES and idempotent:
+            asked = self._asked_wait(resp) if status == 503 else None
+            return failure, status, min(self.retry_after_cap, asked if asked is not None else backoff)
+        return failure, status, None
+
+    def _asked_wait(self, resp: requests.Response) -> float | None:
+        """Retry-After in seconds (a number or an HTTP date), capped; None when absent or unreadable."""
+        value = resp.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            return min(self.retry_after_cap, max(0.0, self._retry_after.parse_retry_after(value)))
+        except (urllib3.exceptions.InvalidHeader, ValueError, OverflowError):
+            return None
 
 
-def _failure_from_response(resp: requests.Response) -> BackendFailure:
+def _never_sent(exc: requests.exceptions.RequestException) -> bool:
+    """The connection never opened, so the server saw nothing: a repeat is harmless for any method."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def _read_capped(resp: requests.Response, cap: int) -> bytes:
+    declared = resp.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_content(16 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _failure_from_status(status: int, raw: bytes) -> BackendFailure:
     code: str | None = None
     try:
-        body = resp.json()
-        if isinstance(body, dict) and isinstance(body.get("code"), str):
-            code = body["code"][:64]
-    except ValueError:
+        code = parse(ErrorBody, raw).code.value
+    except pydantic.ValidationError:
         pass
-    status = resp.status_code
-    if status == 404:
+    if status in (401, 403):
+        kind = FailureKind.SESSION_REFUSED
+    elif status == 429:
+        kind = FailureKind.RATE_LIMITED
+    elif status == 404 or code == ErrorCode.ECARD_UNKNOWN:
         kind = FailureKind.NOT_FOUND
     elif 400 <= status < 500:
         kind = FailureKind.REJECTED
@@ -376,11 +502,11 @@ def _failure_from_response(resp: requests.Response) -> BackendFailure:
 
 
 def _failure_from_exception(exc: requests.exceptions.RequestException) -> BackendFailure:
-    # Messages carry exception class names only: str(exc) holds the URL, and URLs may hold an ID number.
+    # Messages carry exception class names only: str(exc) holds the URL.
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     name = type(reason or exc).__name__
     if isinstance(exc, requests.exceptions.SSLError) or isinstance(reason, urllib3.exceptions.SSLError):
-        # Kept as "offline" so queued filings stay queued; the code tells a technician it is TLS.
+        # Kept as "offline" so the person is told to try later; the code tells a technician it is TLS.
         return BackendFailure(FailureKind.OFFLINE, code="tls_error", message=name)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return BackendFailure(FailureKind.OFFLINE, code="connect_timeout", message=name)
@@ -389,150 +515,3 @@ def _failure_from_exception(exc: requests.exceptions.RequestException) -> Backen
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return BackendFailure(FailureKind.BAD_RESPONSE, code="decoding_error", message=name)
     return BackendFailure(FailureKind.OFFLINE, code="connection_error", message=name)
-
-
-# --- parsing (strict: anything off the documented shape is bad_response) ----------------------------------
-
-
-def _parse(fn: Any, data: Any) -> Any:
-    try:
-        return fn(data)
-    except (KeyError, TypeError, ValueError, InvalidOperation, AttributeError) as exc:
-        return BackendFailure(FailureKind.BAD_RESPONSE, code="bad_shape", message=type(exc).__name__)
-
-
-def _obj(d: Any) -> Mapping[str, Any]:
-    if not isinstance(d, Mapping):
-        raise TypeError("object expected")
-    return d
-
-
-def _s(d: Mapping[str, Any], key: str) -> str:
-    v = d[key]
-    if not isinstance(v, str):
-        raise TypeError(key)
-    return v
-
-
-def _opt_s(d: Mapping[str, Any], key: str) -> str | None:
-    v = d.get(key)
-    return None if v is None else _s(d, key)
-
-
-def _b(d: Mapping[str, Any], key: str) -> bool:
-    v = d[key]
-    if not isinstance(v, bool):
-        raise TypeError(key)
-    return v
-
-
-def _i(d: Mapping[str, Any], key: str) -> int:
-    v = d[key]
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise TypeError(key)
-    return v
-
-
-def _money(d: Mapping[str, Any], key: str) -> Decimal:
-    v = Decimal(_s(d, key))
-    if not v.is_finite():
-        raise ValueError(key)
-    return v
-
-
-def _dt(d: Mapping[str, Any], key: str) -> dt.datetime:
-    v = dt.datetime.fromisoformat(_s(d, key))
-    if v.tzinfo is None:
-        raise ValueError(key)
-    return v
-
-
-def _pension(data: Any) -> PensionStatus:
-    d = _obj(data)
-    payments = d["payments"]
-    if not isinstance(payments, list):
-        raise TypeError("payments")
-    return PensionStatus(
-        insurance_type=_s(d, "insurance_type"),
-        status=_s(d, "status"),
-        contribution_tier=_s(d, "contribution_tier"),
-        years_contributed=_i(d, "years_contributed"),
-        account_balance=_money(d, "account_balance"),
-        receiving=_b(d, "receiving"),
-        monthly_amount=None if d.get("monthly_amount") is None else _money(d, "monthly_amount"),
-        payments=tuple(
-            Payment(month=_s(_obj(p), "month"), amount=_money(p, "amount"), status=_s(p, "status")) for p in payments
-        ),
-        certification_status=_s(d, "certification_status"),
-        certification_due=None if d.get("certification_due") is None else dt.date.fromisoformat(
-            _s(d, "certification_due")
-        ),
-    )
-
-
-def _receipt(data: Any) -> ReceiptRecord:
-    d = _obj(data)
-    return ReceiptRecord(
-        receipt_id=_s(d, "receipt_id"),
-        verify_url=_s(d, "verify_url"),
-        service=_s(d, "service"),
-        terminal_id=_s(d, "terminal_id"),
-        site_id=_s(d, "site_id"),
-        created_at=_dt(d, "created_at"),
-        received_at=_dt(d, "received_at"),
-        replayed=_b(d, "replayed"),
-    )
-
-
-def _filing_record(data: Any) -> FilingRecord:
-    d = _obj(data)
-    raw_lines = d.get("lines", [])
-    if not isinstance(raw_lines, list):
-        raise TypeError("lines")
-    lines = []
-    for line in raw_lines:
-        if not (isinstance(line, list) and len(line) == 2 and all(isinstance(x, str) for x in line)):
-            raise TypeError("lines")
-        lines.append((line[0], line[1]))
-    return FilingRecord(
-        filing_id=_s(d, "filing_id"),
-        status=_s(d, "status"),
-        card_status=_s(d, "card_status"),
-        receipt_id=_s(d, "receipt_id"),
-        verify_url=_s(d, "verify_url"),
-        created_at=_dt(d, "created_at"),
-        received_at=_dt(d, "received_at"),
-        replayed=_b(d, "replayed"),
-        lines=tuple(lines),
-    )
-
-
-def _filing_status(data: Any) -> FilingStatus:
-    d = _obj(data)
-    return FilingStatus(
-        filing_id=_s(d, "filing_id"),
-        type=_s(d, "type"),
-        status=_s(d, "status"),
-        created_at=_dt(d, "created_at"),
-    )
-
-
-def _verification(data: Any) -> ReceiptVerification:
-    d = _obj(data)
-    return ReceiptVerification(
-        genuine=_b(d, "genuine"),
-        reason=_s(d, "reason"),
-        receipt_id=_opt_s(d, "receipt_id"),
-        service=_opt_s(d, "service"),
-        title=_opt_s(d, "title"),
-        name_masked=_opt_s(d, "name_masked"),
-        id_masked=_opt_s(d, "id_masked"),
-        created_at=None if d.get("created_at") is None else _dt(d, "created_at"),
-        site_id=_opt_s(d, "site_id"),
-        terminal_id=_opt_s(d, "terminal_id"),
-    )
-
-
-def _ecard_person(data: Any) -> ECardPerson:
-    d = _obj(data)
-    return ECardPerson(name=_s(d, "name"), ssn=_s(d, "ssn"))

@@ -28,6 +28,8 @@ def _client(cfg: Config) -> BackendClient:
         connect_timeout=b.connect_timeout,
         read_timeout=b.read_timeout,
         allow_insecure=cfg.terminal.dev,
+        # the origin printed in receipt QR codes, when it is not the backend's own (a public verify listener)
+        receipt_base_url=getattr(b, "receipt_base_url", None) or None,
     )
 
 

@@ -3,18 +3,28 @@
 Every event, from any thread, goes through one thread-safe queue; pump() drains it on the Kivy main
 thread, in order, so the state machine sees one event at a time and widgets are touched by one thread.
 Each device has its own single worker, so two commands never talk to one device at once.
+
+Backend sessions: the runtime holds the one live bearer token, for the kiosk session (sid) it was opened for.
+It is opened lazily, by the first personal call of that sid (e-card sign-in opens it at once: the scanned code is
+the credential and the answer names the person), and closed (DELETE /v1/sessions/current) when the session
+ends. Why here and not in the state: the state machine stays pure and free of secrets, a person who signs in
+and walks away costs the backend's rate-limited session openings nothing, and a Retry after a failure simply
+opens a fresh session. Once a sid has ended, nothing opens, uses or keeps a token for it again.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import secrets
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from api.enums import Credential, ErrorCode
 from devices.base import (
     CardFault,
     CardReadFailed,
@@ -39,6 +49,70 @@ class Site:
     site_name: str
     printer_profile: str = "native-qr"
     card_read_timeout: float = 5.0
+
+
+class _Tokens:
+    """The one live backend-session token and the kiosk session (sid) it belongs to. Thread-safe: workers of the
+    net pool ask for it, the main thread ends it. sids only grow, so `ended` (the highest sid that ended) is
+    enough to refuse an old session for good."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._opening = threading.Lock()  # one opening at a time: two calls of one sid share one session
+        self._sid = 0
+        self._token: str | None = None
+        self._ended = 0
+
+    def current(self, sid: int) -> str | None:
+        with self._lock:
+            return self._token if self._sid == sid and sid > self._ended else None
+
+    def open(self, sid: int, opener: Callable[[], object]) -> tuple[object, list[str]]:
+        """(the opener's answer, or the live session, and tokens to close). Anything with a .token is open."""
+        with self._opening:
+            with self._lock:
+                if sid <= self._ended:
+                    return _stale(), []
+                if self._sid == sid and self._token is not None:
+                    return _Live(self._token), []
+            got = opener()
+            token = getattr(got, "token", None)
+            if not isinstance(token, str):
+                return got, []
+            with self._lock:
+                if sid <= self._ended:
+                    return _stale(), [token]  # the session ended while we opened: never keep it
+                dead = [self._token] if self._token is not None else []
+                self._sid, self._token = sid, token
+            return got, dead
+
+    def drop(self, sid: int, token: str) -> None:
+        """The backend refused this token: forget it, so the next call opens a fresh session."""
+        with self._lock:
+            if self._sid == sid and self._token == token:
+                self._token = None
+
+    def end(self, sid: int) -> str | None:
+        """The kiosk session sid (and every earlier one) has ended: the token to close, if any."""
+        with self._lock:
+            self._ended = max(self._ended, sid)
+            if self._token is not None and self._sid <= sid:
+                token, self._token = self._token, None
+                return token
+            return None
+
+
+@dataclass(frozen=True)
+class _Live:
+    """The session another call of this sid opened meanwhile."""
+
+    token: str = field(repr=False)
+
+
+def _stale(code: str = "session_ended", message: str = "kiosk session ended"):
+    from kiosk.backend_client import BackendFailure, FailureKind
+
+    return BackendFailure(FailureKind.SESSION_REFUSED, code=code, message=message)
 
 
 class Runtime:
@@ -78,6 +152,9 @@ class Runtime:
             name: ThreadPoolExecutor(1, thread_name_prefix=name) for name in ("card", "printer", "voice")
         }
         self._pools["net"] = ThreadPoolExecutor(2, thread_name_prefix="net")
+        self._tokens = _Tokens()
+        self._run_id = secrets.token_hex(8)  # idempotency keys stay unique across restarts and terminals
+        self._first_asked: dict[str, datetime] = {}  # idempotency key -> created_at of its first try
         self.listeners: list[Callable[[S.State], None]] = []
         self.wakeup: Callable[[], None] | None = None  # the app's thread-safe trigger to pump at once
 
@@ -119,6 +196,8 @@ class Runtime:
         self.state, effects = S.transition(self.state, event, self.clock())
         if self.state.screen is not before.screen:
             log.info("screen %s -> %s (session %d)", before.screen.value, self.state.screen.value, self.state.sid)
+        if self.state.sid > before.sid:
+            self._end_backend_session(before.sid)  # a new person: nothing of the last one may stay open
         for effect in effects:
             self._run(effect)
         if self.state is not before:
@@ -154,8 +233,7 @@ class Runtime:
                 lambda e: PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE),
             )
         elif isinstance(eff, S.FetchPension):
-            ssn = eff.ssn
-            self._submit("net", eff.sid, lambda: self._pension(ssn), _bad_response)
+            self._submit("net", eff.sid, lambda: self._pension(eff), _bad_response)
         elif isinstance(eff, S.IssueReceipt):
             self._submit("net", eff.sid, lambda: self._issue(eff), _bad_response)
         elif isinstance(eff, S.PrintReceipt):
@@ -165,7 +243,7 @@ class Runtime:
             )
         elif isinstance(eff, S.ResolveECard):
             code = eff.code
-            self._submit("net", eff.sid, lambda: self._ecard(code), _bad_response)
+            self._submit("net", eff.sid, lambda: self._ecard(eff.sid, code), _bad_response)
         elif isinstance(eff, S.VerifyReceipt):
             url = eff.url
             self._submit("net", eff.sid, lambda: self._verify(url), _bad_response)
@@ -179,7 +257,57 @@ class Runtime:
                 self._pools["voice"].submit(self._say, tr(st.locale, eff.msgid), st.locale, st.sid, st.screen)
         elif isinstance(eff, S.SessionEnded):
             log.info("session %d ended: %s", eff.sid, eff.reason)
+            self._end_backend_session(eff.sid)
+            self._first_asked.clear()
             _trim_heap()
+
+    # -- backend sessions
+    def _end_backend_session(self, sid: int) -> None:
+        token = self._tokens.end(sid)
+        if token is not None:
+            self._close_tokens([token])
+
+    def _close_tokens(self, tokens: list[str]) -> None:
+        for token in tokens:
+            try:
+                self._pools["net"].submit(self._close_quietly, token)
+            except RuntimeError:  # pools shut down: the backend lets it expire
+                pass
+
+    def _close_quietly(self, token: str) -> None:
+        try:
+            failure = self.backend.close_session(token)
+        except Exception:
+            log.warning("closing the backend session failed", exc_info=True)
+            return
+        if failure is not None:
+            log.info("closing the backend session: %s (%s)", getattr(failure, "kind", "?"), getattr(failure, "code", ""))
+
+    def _open(self, sid: int, opener: Callable[[], object]) -> object:
+        got, dead = self._tokens.open(sid, opener)
+        self._close_tokens(dead)
+        return got
+
+    def _personal(self, sid: int, person: S.Person, call: Callable[[str], object]) -> object:
+        """Run call(token) with this sid's backend session, opening it with the person's credential if needed.
+        A refused token (expired, unknown) is dropped and, where the credential can be presented again
+        (card + PIN and ID card were checked by this terminal), one fresh session is opened for one more try."""
+        r: object = _stale("token_required", "no backend session")
+        for _ in range(2):
+            token = self._tokens.current(sid)
+            if token is None:
+                if person.credential is Credential.ECARD:
+                    return r  # the scanned code was spent on sign-in: only a new scan opens a new session
+                got = self._open(sid, lambda: self.backend.open_session(
+                    person.credential, ssn=person.id_number, name=person.name or None))
+                token = getattr(got, "token", None)
+                if not isinstance(token, str):
+                    return got  # a failure: offline, busy, refused, or this sid has ended
+            r = call(token)
+            if getattr(r, "code", None) not in _DEAD_TOKEN:
+                return r
+            self._tokens.drop(sid, token)
+        return r
 
     def _say(self, text: str, locale: str, sid: int, screen: S.Screen) -> None:
         st = self.state  # one reference read: the state object itself is immutable
@@ -206,47 +334,38 @@ class Runtime:
             self._decoder = None
             self._last_frame = None
 
-    def _ecard(self, code: str) -> object:
-        r = self.backend.resolve_ecard(code)
+    def _ecard(self, sid: int, code: str) -> object:
+        r = self._open(sid, lambda: self.backend.open_session(Credential.ECARD, code=code))
         reason = {"ecard_expired": "expired", "ecard_revoked": "revoked", "ecard_unknown": "unknown"}
         if getattr(r, "code", None) in reason:
             return S.ECardRejected(reason[r.code])
-        return _failure(r) or S.ECardResolved(r.name, r.ssn)
+        if isinstance(r, _Live):  # cannot happen (a fresh sid); never sign in without a person named
+            return _bad_response(RuntimeError())
+        return _failure(r) or S.ECardResolved(r.person.name, r.person.ssn)
 
     def _verify(self, url: str) -> object:
         r = self.backend.verify_receipt(url)
         if getattr(r, "code", None) == "foreign_url":
-            return S.ReceiptChecked(None)  # not issued by our backend: not one of ours
+            return S.ReceiptChecked(None)  # not issued by our backend: not one of ours, never fetched
         return _failure(r) or S.ReceiptChecked(r)
 
     def _card_loss(self, eff: S.ReportCardLoss) -> object:
-        r = self.backend.report_card_loss(
-            idempotency_key=f"{self.site.terminal_id}:{eff.key}",
-            terminal_id=self.site.terminal_id,
-            site_id=self.site.site_id,
-            ssn=eff.ssn,
-            credential=eff.credential,
-            created_at=self.wall().isoformat(timespec="seconds"),
-            name=eff.name or None,
-        )
-        return _failure(r) or S.CardLossFiled(r.filing_id, r.status, r.verify_url)
+        key = f"{self._run_id}-{eff.key}"
+        when = self._first_asked.setdefault(key, self.wall())  # a retry repeats the same body
+        r = self._personal(eff.sid, eff.person, lambda token: self.backend.report_card_loss(
+            token, idempotency_key=key, created_at=when))
+        return _failure(r) or S.CardLossFiled(r.filing_id, str(r.status), r.verify_url, _lines(r.lines))
 
-    def _pension(self, ssn: str) -> object:
-        r = self.backend.pension(ssn)
+    def _pension(self, eff: S.FetchPension) -> object:
+        r = self._personal(eff.sid, eff.person, self.backend.pension)
         return _failure(r) or S.PensionLoaded(r)
 
     def _issue(self, eff: S.IssueReceipt) -> object:
-        r = self.backend.create_receipt(
-            idempotency_key=f"{self.site.terminal_id}:{eff.receipt_key}",
-            terminal_id=self.site.terminal_id,
-            site_id=self.site.site_id,
-            service=eff.service,
-            ssn=eff.ssn,
-            summary=dict(eff.summary),
-            created_at=self.wall().isoformat(timespec="seconds"),
-            name=eff.name or None,
-        )
-        return _failure(r) or S.ReceiptIssued(r.receipt_id, r.verify_url)
+        key = f"{self._run_id}-{eff.receipt_key}"
+        when = self._first_asked.setdefault(key, self.wall())
+        r = self._personal(eff.sid, eff.person, lambda token: self.backend.create_receipt(
+            token, idempotency_key=key, service=eff.service, created_at=when))
+        return _failure(r) or S.ReceiptIssued(r.receipt_id, r.verify_url, _lines(r.lines))
 
     def _print(self, eff: S.PrintReceipt) -> PrintResult:
         receipt = Receipt(
@@ -299,6 +418,13 @@ def _failure(r: object) -> S.BackendFailed | None:
         return S.BackendFailed(S.BackendFailureKind(getattr(kind, "value", kind)))
     except ValueError:
         return S.BackendFailed(S.BackendFailureKind.BAD_RESPONSE)
+
+
+_DEAD_TOKEN = frozenset({ErrorCode.TOKEN_EXPIRED, ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_REQUIRED})
+
+
+def _lines(lines) -> tuple[tuple[str, str], ...]:
+    return tuple((str(label), str(value)) for label, value in lines)
 
 
 def _bad_response(_e: Exception) -> S.BackendFailed:

@@ -4,6 +4,9 @@ No threads, no I/O, no Kivy: time is passed in. Every rule a resident meets live
 pulled out, PIN answers (the card counts tries, never the kiosk), what each credential may do.
 Results of effects carry the session id (sid) they were started for; results from an earlier session
 are dropped, so a slow read of a card already pulled out can never show on the next person's screen.
+Backend-session tokens never enter the state: personal effects carry the Person (and its api Credential), the
+runtime opens the backend session for that sid when the first personal call needs it and closes it at
+SessionEnded, so the state stays free of secrets and an old result cannot carry a token into a new session.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
+from api.enums import Credential
 from api.privacy import mask_id, mask_name
 from devices.base import (
     CardFault,
@@ -151,6 +155,8 @@ class BackendFailureKind(enum.StrEnum):
     SERVER_ERROR = "server_error"
     NOT_FOUND = "not_found"
     REJECTED = "rejected"
+    SESSION_REFUSED = "session_refused"  # the backend refused the session's token (the runtime drops it)
+    RATE_LIMITED = "rate_limited"  # the backend is busy: try again in a moment
     BAD_RESPONSE = "bad_response"
 
 
@@ -164,7 +170,7 @@ class Result:
 
 @dataclass(frozen=True)
 class PensionLoaded:
-    status: object = field(repr=False)  # kiosk.backend_client.PensionStatus, or None: no record
+    status: object = field(repr=False)  # api.models.Pension (money as Decimal), or None: no record
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,7 @@ class BackendFailed:
 class ReceiptIssued:
     receipt_id: str
     verify_url: str
+    lines: tuple[tuple[str, str], ...] = ()  # written by the backend from what it answered: printed as given
 
 
 @dataclass(frozen=True)
@@ -191,7 +198,7 @@ class ECardRejected:
 
 @dataclass(frozen=True)
 class ReceiptChecked:
-    """verification is kiosk.backend_client.ReceiptVerification, or None: not one of ours."""
+    """verification is api.models.Verification, or None: not one of ours."""
 
     verification: object = None
 
@@ -199,8 +206,9 @@ class ReceiptChecked:
 @dataclass(frozen=True)
 class CardLossFiled:
     filing_id: str
-    status: str  # accepted | already_reported
+    status: str  # api FilingState: accepted | already_reported
     verify_url: str
+    lines: tuple[tuple[str, str], ...] = ()  # the backend's receipt lines; printed as given
 
 
 # ------------------------------------------------------------------ effects the runtime carries out
@@ -219,20 +227,20 @@ class VerifyPin:
 
 @dataclass(frozen=True)
 class FetchPension:
+    """Personal calls carry the person: the runtime opens the backend session with it if none is open."""
+
     sid: int
-    ssn: str = field(repr=False)
+    person: Person = field(repr=False)
 
 
 @dataclass(frozen=True)
 class IssueReceipt:
-    """Register the receipt with the backend (idempotency key = receipt_key) to get its verify URL."""
+    """Ask the backend for the receipt of what it answered in this session (idempotency key = receipt_key)."""
 
     sid: int
     receipt_key: str
     service: str
-    ssn: str = field(repr=False)
-    summary: tuple[tuple[str, str], ...] = ()
-    name: str = field(default="", repr=False)  # the backend keeps it to show, masked, when verifying
+    person: Person = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -247,6 +255,8 @@ class PrintReceipt:
 
 @dataclass(frozen=True)
 class ResolveECard:
+    """E-card sign-in: opening the backend session with the scanned code names the person."""
+
     sid: int
     code: str = field(repr=False)
 
@@ -261,9 +271,7 @@ class VerifyReceipt:
 class ReportCardLoss:
     sid: int
     key: str
-    ssn: str = field(repr=False)
-    name: str = field(repr=False)
-    credential: str = ""
+    person: Person = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -282,7 +290,8 @@ class Speak:
 
 @dataclass(frozen=True)
 class SessionEnded:
-    """The runtime wipes caches of personal data (and logs the end, without personal data)."""
+    """The runtime wipes caches of personal data, closes the backend session of this sid (its token is
+    forgotten and never reopened for it) and logs the end, without personal data."""
 
     sid: int
     reason: str
@@ -297,11 +306,11 @@ class Person:
 
     name: str = field(repr=False)
     id_number: str = field(repr=False)
-    credential: str  # sscard | id_card | ecard
+    credential: Credential  # sscard_pin: the card is read first, the PIN (level) proves it
 
     @classmethod
     def from_sscard(cls, c: SSCardData) -> Person:
-        return cls(c.name, c.ssn, "sscard")
+        return cls(c.name, c.ssn, Credential.SSCARD_PIN)
 
 
 @dataclass(frozen=True)
@@ -451,8 +460,9 @@ _ID_CARD_HELD = (Screen.MENU, Screen.CONFIRM, Screen.ERROR)
 
 
 def looks_like_receipt(code: str) -> bool:
-    """Receipt QR codes are our verify URLs; anything else scanned is taken as an e-card token."""
-    return code.startswith("https://") and "/v1/receipts/" in code and "/verify" in code
+    """A scanned URL is checked as a receipt (the runtime fetches only our exact verify URLs, anything else is
+    "not one of ours"); any other code is taken as an e-card code. A URL is never sent as an e-card code."""
+    return code[:8].lower().startswith(("https://", "http://"))
 
 
 def transition(s: State, event: object, now: float) -> tuple[State, list]:
@@ -479,7 +489,8 @@ def transition(s: State, event: object, now: float) -> tuple[State, list]:
 
     if isinstance(event, CardRemoved):
         s = replace(s, card_present=False)
-        if s.person is not None and s.person.credential != "sscard" and s.screen is not Screen.TAKE_CARD:
+        on_card = s.person is None or s.person.credential is Credential.SSCARD_PIN
+        if not on_card and s.screen is not Screen.TAKE_CARD:
             return s, []  # someone else's card: the session is not built on it
         if s.screen is Screen.IDLE:
             return s, []
@@ -498,14 +509,14 @@ def transition(s: State, event: object, now: float) -> tuple[State, list]:
         if isinstance(event, IdCardFailed):
             return _error(s, _IDCARD_FAULTS.get(event.fault, Fault.IDCARD_UNREADABLE), now, event.fault.value)
         d = event.data
-        return _signed_in(s, Person(d.name or d.english_name, d.id_number, "id_card"), Level.ID_CARD, now)
+        return _signed_in(s, Person(d.name or d.english_name, d.id_number, Credential.ID_CARD), Level.ID_CARD, now)
 
     if isinstance(event, IdCardRemoved):
         s = replace(s, idcard_present=False)
         if s.screen is Screen.TAKE_CARD and not s.card_present:
             s, fx = _go_fx(s, Screen.IDLE, now)
             return s, fx
-        if s.person is not None and s.person.credential == "id_card" and s.screen in _ID_CARD_HELD:
+        if s.person is not None and s.person.credential is Credential.ID_CARD and s.screen in _ID_CARD_HELD:
             # The ID card is the credential: lifting it ends the session, so the next person at the
             # screen cannot act for this one. A filing already sent still finishes and prints.
             s, fx = _go_fx(_wiped(s), Screen.IDLE, now)
@@ -583,7 +594,7 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
             if svc is None or not catalog.allowed(svc, s.level) or s.person is None:
                 return s, []
             if svc.key == "pension_query":
-                eff = FetchPension(s.sid, s.person.id_number)
+                eff = FetchPension(s.sid, s.person)
                 return _go(s, Screen.LOADING, now, service=svc.key, pending=eff), [eff]
             if svc.key == "card_loss":
                 return _go(s, Screen.CONFIRM, now, service=svc.key), [Speak("confirm.card_loss.title")]
@@ -594,8 +605,7 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
     if sc is Screen.CONFIRM:
         if isinstance(e, Confirm) and s.person is not None:
             # The key is made once per filing, so a retry after a lost answer never files it twice.
-            eff = ReportCardLoss(s.sid, f"{s.sid}-card_loss-{int(now * 1000)}", s.person.id_number,
-                                 s.person.name, s.person.credential)
+            eff = ReportCardLoss(s.sid, f"{s.sid}-card_loss-{int(now * 1000)}", s.person)
             return _go(s, Screen.SUBMITTING, now, pending=eff), [eff, Speak("submitting.title")]
         if isinstance(e, Back):
             return _go(s, Screen.MENU, now, service=None), []
@@ -604,10 +614,7 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
         return s, []
     if sc is Screen.PENSION:
         if isinstance(e, PrintRequested) and s.pension_loaded and s.person is not None:
-            eff = IssueReceipt(
-                s.sid, f"{s.sid}-{s.service}-{int(now * 1000)}", s.service or "", s.person.id_number,
-                _pension_lines(s.pension), s.person.name,
-            )
+            eff = IssueReceipt(s.sid, f"{s.sid}-{s.service}-{int(now * 1000)}", s.service or "", s.person)
             return _go(s, Screen.PRINTING, now, pending=eff), [eff, Speak("printing.title")]
         if isinstance(e, Back):
             return _go(s, Screen.MENU, now, pension=None, pension_loaded=False), []
@@ -666,7 +673,7 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
             return _error(replace(s, tries_left=0), Fault.PIN_BLOCKED, now)
         return _on_result(s, CardReadFailed(v.fault or CardFault.UNREADABLE), now)
     if isinstance(v, ECardResolved) and sc is Screen.CHECKING_CODE:
-        return _signed_in(replace(s, pending=None), Person(v.name, v.ssn, "ecard"), Level.STRONG, now)
+        return _signed_in(replace(s, pending=None), Person(v.name, v.ssn, Credential.ECARD), Level.STRONG, now)
     if isinstance(v, ECardRejected) and sc is Screen.CHECKING_CODE:
         return _error(replace(s, pending=None), _ECARD_FAULTS.get(v.reason, Fault.ECARD_UNKNOWN), now, v.reason)
     if isinstance(v, ReceiptChecked) and sc is Screen.CHECKING_CODE:
@@ -688,12 +695,13 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
             return _go(s, Screen.PENSION, now, pension=None, pension_loaded=True), [Speak("pension.none")]
         if v.kind is BackendFailureKind.NOT_FOUND and sc is Screen.SUBMITTING:
             return _error(s, Fault.NO_CARD_ON_FILE, now)
+        # Busy (rate_limited) and a refused token also end here: the busy screen offers Retry, and the runtime
+        # opens a fresh backend session for the retry.
         offline = v.kind in (BackendFailureKind.OFFLINE, BackendFailureKind.TIMEOUT)
         return _error(s, Fault.BACKEND_OFFLINE if offline else Fault.BACKEND_ERROR, now, v.kind.value)
     if isinstance(v, ReceiptIssued) and sc is Screen.PRINTING:
         eff = PrintReceipt(
-            s.sid, s.service or "", s.holder_name_masked, s.holder_id_masked,
-            _pension_lines(s.pension), v.verify_url,
+            s.sid, s.service or "", s.holder_name_masked, s.holder_id_masked, v.lines, v.verify_url,
         )
         return replace(s, receipt_url=v.verify_url, pending=None), [eff]
     if isinstance(v, PrintResult) and sc is Screen.PRINTING:
@@ -707,20 +715,9 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
 
 
 def _card_loss_lines(v: CardLossFiled) -> tuple[tuple[str, str], ...]:
-    state = "已临时挂失" if v.status == "accepted" else "此前已挂失"
-    return (("受理编号", v.filing_id), ("挂失状态", state), ("下一步", "5个工作日内到窗口办理正式挂失和补卡"))
-
-
-def _pension_lines(p: object) -> tuple[tuple[str, str], ...]:
-    """The result lines a receipt carries (Chinese: the receipt is the official record)."""
-    if p is None:
-        return (("查询结果", "暂无养老保险参保记录"),)
-    lines = [("险种", p.insurance_type), ("参保状态", p.status), ("累计缴费年限", f"{p.years_contributed}年")]
-    if p.receiving and p.monthly_amount is not None:
-        lines.append(("月领取金额", f"{p.monthly_amount}元"))
-    lines.append(("个人账户余额", f"{p.account_balance}元"))
-    if p.certification_status:
-        due = f"（{p.certification_due}前）" if p.certification_due else ""
-        lines.append(("资格认证", f"{p.certification_status}{due}"))
-    return tuple(lines)
+    """The backend's lines as given (it vouches for them); the filing number leads, for the window clerk."""
+    lines = tuple(v.lines)
+    if not any(label == "受理编号" for label, _ in lines):
+        lines = (("受理编号", v.filing_id),) + lines
+    return lines
 

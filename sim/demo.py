@@ -75,7 +75,7 @@ class DemoStack:
         self.pcscd = ensure_pcscd()
         if not wait_ready(10.0, readers=(DEMO_READER,)):
             raise RuntimeError("pcscd did not show the vpcd reader — is vsmartcard-vpcd installed?")
-        self.server = start_server(self.out / "backend", demo=True)
+        self.server = start_server(self.out / "backend", demo=True, terminal_id="T-DEMO-0001", site_id="370102001")
         self.printer = PrinterTwin(self.out / "receipts")
         from sim.idcard_twin import IdCardTwin
         from sim.scanner_twin import ScannerTwin

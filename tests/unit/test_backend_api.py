@@ -1,10 +1,15 @@
-"""The reference backend's API through FastAPI's TestClient on a real temporary SQLite file."""
+"""The reference backend's API through FastAPI's TestClient on a real temporary SQLite file.
+
+The TestClient has no TLS: `with_cert_pem` presents a real client certificate (from the demo PKI) to the app the
+way the mTLS listener does (the ASGI "tls" extension). The same rules over real TLS: tests/e2e/test_trust.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import sqlite3
+import stat
 import warnings
 from urllib.parse import urlsplit
 
@@ -12,8 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.models import AuditLog, CardLossFiling, Pension, Receipt, SessionOpened, parse
 from backend.app import ServerControl, _parse_ecard, create_app
 from backend.db import PERSONAS_PATH, Database
+from backend.identity import with_cert_pem
+from backend.pki import issue_client_cert
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx vs httpx2 is not ours to fix
@@ -24,7 +32,10 @@ pytestmark = pytest.mark.timeout(60)
 ELDER = "370102195203140527"  # receiving, 238.50 a month
 WORKER = "41132219780901441X"  # contributing, not receiving
 YOUNG = "110105200306150829"  # no pension record
+NOT_A_CARD_HOLDER = "522732198811230424"  # valid check digit; has an ID card but no SSC
 TODAY = dt.date(2025, 3, 10)
+NOW = "2025-03-10T17:30:00+08:00"
+BASE = "https://kiosk-api.example"
 
 
 class Clock:
@@ -33,6 +44,17 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """PEM client certificates: two terminals at two sites, and one without a site (no OU)."""
+    d = tmp_path_factory.mktemp("pki")
+    out = {}
+    for name, terminal, site in (("t1", "T-0001", "370102-001"), ("t2", "T-0002", "370102-002")):
+        cert, _ = issue_client_cert(d, terminal, site_id=site)
+        out[name] = cert.read_text()
+    return out
 
 
 @pytest.fixture
@@ -51,26 +73,56 @@ def control() -> ServerControl:
 
 
 @pytest.fixture
-def client(db_path, clock, control):
-    app = create_app(db_path, "https://kiosk-api.example", clock=clock, today=TODAY, control=control)
-    with TestClient(app, base_url="https://kiosk-api.example") as c:
+def app(db_path, clock, control):
+    # A roomy session budget: these tests open many sessions at one instant of the fake clock. The real
+    # limit (5, then one per 3 s) is tested on its own below and over TLS in tests/e2e/test_trust.py.
+    return create_app(db_path, BASE, clock=clock, today=TODAY, control=control, demo=True, session_burst=1000)
+
+
+def _client(app, pem):
+    return TestClient(with_cert_pem(app, pem), base_url=BASE)
+
+
+@pytest.fixture
+def client(app, certs):
+    with _client(app, certs["t1"]) as c:
         yield c
 
 
-def receipt_body(**over):
-    body = {
-        "terminal_id": "T-0001",
-        "site_id": "370102-001",
-        "service": "pension_query",
-        "ssn": ELDER,
-        "summary": {"title": "养老金查询", "months": 12},
-        "created_at": "2025-03-10T17:30:00+08:00",
-    }
-    body.update(over)
-    return body
+@pytest.fixture
+def other(app, certs):
+    """The same backend seen from another terminal (another certificate)."""
+    with _client(app, certs["t2"]) as c:
+        yield c
 
 
-# --- health, seeding ------------------------------------------------------------------------------
+def open_session(client, ssn=ELDER, credential="id_card", **extra):
+    r = client.post("/v1/sessions", json={"credential": credential, "ssn": ssn, **extra})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def read_pension(client, auth):
+    r = client.post("/v1/pension", json={}, headers=auth)
+    return r
+
+
+def receipt(client, auth, key="key-0000000001", **over):
+    body = {"service": "pension_query", "created_at": NOW, **over}
+    return client.post("/v1/receipts", json=body, headers={**auth, "Idempotency-Key": key})
+
+
+def report(client, auth, key="loss-key-0001", **over):
+    body = {"created_at": NOW, **over}
+    return client.post("/v1/filings/card-loss", json=body, headers={**auth, "Idempotency-Key": key})
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+# --- health, seeding, keys ---------------------------------------------------------------------------
 
 
 def test_health(client):
@@ -99,11 +151,169 @@ def test_database_is_wal_and_seeding_is_idempotent(db_path, client):
         conn.close()
 
 
+def test_keys_are_0600_files_and_not_in_the_database(db_path, client):
+    keys = sorted((db_path.parent / "keys").iterdir())
+    assert [k.name for k in keys] == ["ecard_hmac.key", "receipt_hmac.key"]
+    raw = db_path.read_bytes() + b"".join(p.read_bytes() for p in db_path.parent.glob("*.sqlite3-*"))
+    for k in keys:
+        assert stat.S_IMODE(k.stat().st_mode) == 0o600
+        assert k.read_text().strip().encode() not in raw
+    assert stat.S_IMODE((db_path.parent / "keys").stat().st_mode) == 0o700
+
+
+def test_a_key_kept_in_the_database_by_an_older_version_moves_to_a_file(tmp_path, clock):
+    db_path = tmp_path / "old.sqlite3"
+    secret = "ab" * 32
+    Database(db_path)
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('receipt_hmac', ?)", (secret,))
+    conn.commit()
+    conn.close()
+    create_app(db_path, BASE, clock=clock, today=TODAY)
+    assert (tmp_path / "keys" / "receipt_hmac.key").read_text().strip() == secret
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT COUNT(*) FROM meta WHERE key = 'receipt_hmac'").fetchone()[0] == 0
+    conn.close()
+
+
+# --- who is calling ------------------------------------------------------------------------------------
+
+
+def test_without_a_certificate_nothing_personal_opens(app):
+    with TestClient(app, base_url=BASE) as c:  # no tls extension at all
+        assert c.get("/v1/health").status_code == 200
+        r = c.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER})
+        assert r.status_code == 401 and r.json()["code"] == "certificate_required"
+        assert c.get("/v1/audit").json()["code"] == "certificate_required"
+
+
+def test_a_certificate_without_a_site_is_not_a_terminal(app, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    from backend.pki import _ensure_ca, _issue
+
+    ca_key, ca_cert, _ = _ensure_ca(tmp_path)
+    for kwargs in ({}, {"server_hosts": ("127.0.0.1",)}):  # no OU: a bare CN, or the server's own certificate
+        _, cert = _issue(ca_key, ca_cert, "T-0009", **kwargs)
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        with _client(app, pem) as c:
+            r = c.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER})
+            assert r.status_code == 401 and r.json()["code"] == "certificate_required"
+
+
+def test_a_header_cannot_stand_in_for_the_certificate(app):
+    with TestClient(app, base_url=BASE) as c:
+        r = c.post(
+            "/v1/sessions",
+            json={"credential": "id_card", "ssn": ELDER},
+            headers={"X-Client-Cert": "CN=T-0001", "X-Forwarded-Client-Cert": "CN=T-0001"},
+        )
+        assert r.status_code == 401
+
+
+# --- sessions ------------------------------------------------------------------------------------------
+
+
+def test_session_opened_for_id_card_names_the_record(client):
+    r = client.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER, "name": "某某"})
+    assert r.status_code == 201
+    s = parse(SessionOpened, r.content)
+    assert s.person.name == "王秀兰" and s.person.ssn == ELDER and s.credential == "id_card"
+    assert s.expires_at == dt.datetime(2025, 3, 10, 9, 45, tzinfo=dt.UTC)  # 15 minutes
+    assert len(s.token) >= 40
+
+
+def test_session_without_a_record_keeps_the_name_as_given(client):
+    r = client.post("/v1/sessions", json={"credential": "id_card", "ssn": "11010519491231002X", "name": "赵某"})
+    assert r.status_code == 201
+    assert r.json()["person"] == {"name": "赵某", "ssn": "11010519491231002X"}
+
+
+def test_session_open_refuses_bad_bodies_without_echo(client):
+    bad = ELDER[:-1] + "1"
+    cases = [
+        {"credential": "id_card", "ssn": bad},
+        {"credential": "id_card"},
+        {"credential": "ecard"},
+        {"credential": "ecard", "code": "x", "ssn": ELDER},
+        {"credential": "password", "ssn": ELDER},
+        {"credential": "id_card", "ssn": ELDER, "terminal_id": "T-9999"},
+        {"credential": "id_card", "ssn": ELDER, "site_id": "elsewhere"},
+    ]
+    for body in cases:
+        r = client.post("/v1/sessions", json=body)
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", body
+        assert bad not in r.text and ELDER not in r.text
+
+
+def test_session_open_rate_limit_is_a_burst_of_five_then_one_per_three_seconds(tmp_path, clock, certs):
+    app = create_app(tmp_path / "rl.sqlite3", BASE, clock=clock, today=TODAY, demo=True)
+    with _client(app, certs["t1"]) as client, _client(app, certs["t2"]) as other:
+        _rate_limit(client, other, clock)
+
+
+def _rate_limit(client, other, clock):
+    codes = [client.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER}).status_code for _ in range(7)]
+    assert codes == [201] * 5 + [429] * 2
+    r = client.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER})
+    assert r.json()["code"] == "rate_limited" and r.headers["Retry-After"] == "3"
+    assert other.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER}).status_code == 201  # per terminal
+    clock.t += 3
+    assert client.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER}).status_code == 201
+    assert client.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER}).status_code == 429
+    # Malformed attempts spend tokens too: guessing costs the same.
+    clock.t += 3
+    assert client.post("/v1/sessions", json={"credential": "ecard", "code": "x"}).status_code == 404
+    assert client.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER}).status_code == 429
+
+
+def test_token_lifecycle(client, clock):
+    auth = open_session(client)
+    assert read_pension(client, auth).status_code == 200
+    clock.t += 15 * 60
+    r = read_pension(client, auth)
+    assert r.status_code == 401 and r.json()["code"] == "token_expired"
+    auth = open_session(client)
+    assert client.delete("/v1/sessions/current", headers=auth).status_code == 204
+    r = read_pension(client, auth)
+    assert r.status_code == 401 and r.json()["code"] == "token_invalid"
+    r = read_pension(client, {"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401 and r.json()["code"] == "token_invalid"
+    r = client.post("/v1/pension", json={})
+    assert r.status_code == 401 and r.json()["code"] == "token_required"
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_token_of_another_terminal_is_refused(client, other):
+    auth = open_session(client)
+    r = read_pension(other, auth)
+    assert r.status_code == 403 and r.json()["code"] == "wrong_terminal"
+    assert other.get("/v1/audit", headers=auth).status_code == 403
+    assert other.delete("/v1/sessions/current", headers=auth).status_code == 403
+    assert read_pension(client, auth).status_code == 200  # still fine where it was opened
+
+
+def test_only_the_tokens_person(client):
+    auth = open_session(client)
+    r = client.post("/v1/pension", json={"ssn": WORKER}, headers=auth)
+    assert r.status_code == 403 and r.json()["code"] == "person_mismatch"
+    assert client.post("/v1/pension", json={"ssn": ELDER.lower()}, headers=auth).status_code == 200
+
+
+def test_retired_routes_only_refuse(client):
+    assert client.get(f"/v1/pension/{ELDER}").status_code == 401
+    assert client.post("/v1/ecard/resolve", json={"code": "x"}).status_code == 401
+    auth = open_session(client)
+    r = client.get(f"/v1/pension/{ELDER}", headers=auth)
+    assert r.status_code == 410 and r.json()["code"] == "gone"
+    assert client.post("/v1/ecard/resolve", json={"code": "x"}, headers=auth).json()["code"] == "gone"
+
+
 # --- pension -------------------------------------------------------------------------------------------
 
 
 def test_pension_of_a_receiving_elder(client):
-    r = client.get(f"/v1/pension/{ELDER}")
+    r = read_pension(client, open_session(client))
     assert r.status_code == 200
     p = r.json()
     assert p["insurance_type"] == "城乡居民基本养老保险"
@@ -120,31 +330,20 @@ def test_pension_of_a_receiving_elder(client):
     assert months == [f"2025-{m:02d}" for m in (2, 1)] + [f"2024-{m:02d}" for m in range(12, 2, -1)]
     assert {x["amount"] for x in p["payments"]} == {"238.50"}
     assert {x["status"] for x in p["payments"]} == {"已发放"}
+    from decimal import Decimal
+
+    assert parse(Pension, r.content).monthly_amount == Decimal("238.50")
 
 
-def test_pension_of_a_contributor_has_no_payments(client):
-    p = client.get(f"/v1/pension/{WORKER}").json()
+def test_pension_without_a_body_and_of_a_contributor(client):
+    p = client.post("/v1/pension", headers=open_session(client, WORKER.lower())).json()
     assert p["receiving"] is False and p["monthly_amount"] is None and p["payments"] == []
     assert p["certification_due"] is None
 
 
-def test_lowercase_x_is_accepted(client):
-    assert client.get(f"/v1/pension/{WORKER.lower()}").status_code == 200
-
-
 def test_no_record_is_404_with_stable_code(client):
-    r = client.get(f"/v1/pension/{YOUNG}")
-    assert r.status_code == 404
-    assert r.json()["code"] == "no_record"
-
-
-def test_invalid_id_number_is_rejected(client):
-    bad = ELDER[:-1] + "1"  # wrong check digit
-    r = client.get(f"/v1/pension/{bad}")
-    assert r.status_code == 400 and r.json()["code"] == "invalid_ssn"
-    r = client.get("/v1/pension/123")
-    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
-    assert "123" not in json.dumps(r.json()["fields"])  # input is not echoed back
+    r = read_pension(client, open_session(client, YOUNG))
+    assert r.status_code == 404 and r.json()["code"] == "no_record"
 
 
 def test_unknown_route_has_code(client):
@@ -152,95 +351,137 @@ def test_unknown_route_has_code(client):
     assert r.status_code == 404 and r.json()["code"] == "not_found"
 
 
-# --- receipts ------------------------------------------------------------------------------------------
+# --- receipts: written by the backend --------------------------------------------------------------------
+
+
+def test_nothing_read_nothing_to_vouch(client, db_path):
+    auth = open_session(client)
+    r = receipt(client, auth)
+    assert r.status_code == 409 and r.json()["code"] == "nothing_to_vouch"
+    assert Database(db_path).count_receipts() == 0
+
+
+def test_receipt_carries_the_backends_lines(client):
+    auth = open_session(client)
+    read_pension(client, auth)
+    r = receipt(client, auth)
+    assert r.status_code == 200
+    rec = parse(Receipt, r.content)
+    assert rec.title == "养老金查询" and rec.service == "pension_query"
+    assert rec.terminal_id == "T-0001" and rec.site_id == "370102-001"
+    assert rec.lines == [
+        ("险种", "城乡居民基本养老保险"), ("参保状态", "领取中"), ("累计缴费年限", "15年"), ("月领取金额", "238.50元"),
+        ("个人账户余额", "7532.40元"), ("资格认证", "已认证（2027-03-31前）"),
+    ]
+
+
+def test_a_terminal_cannot_choose_the_receipt_text(client, db_path):
+    auth = open_session(client)
+    read_pension(client, auth)
+    for extra in (
+        {"summary": {"title": "伪造", "月领取金额": "9999.00元"}},
+        {"lines": [["月领取金额", "9999.00元"]]},
+        {"title": "伪造"},
+        {"terminal_id": "T-9999"},
+        {"ssn": WORKER},
+    ):
+        r = receipt(client, auth, **extra)
+        assert r.status_code == 422 and r.json()["fields"][0]["type"] == "extra_forbidden", extra
+    assert receipt(client, auth, service="unemployment_reg").status_code == 422
+    assert Database(db_path).count_receipts() == 0
+
+
+def test_no_record_receipt_says_so(client):
+    auth = open_session(client, YOUNG)
+    read_pension(client, auth)
+    assert receipt(client, auth).json()["lines"] == [["查询结果", "暂无养老保险参保记录"]]
 
 
 def test_receipt_requires_idempotency_key(client, db_path):
-    r = client.post("/v1/receipts", json=receipt_body())
+    auth = open_session(client)
+    read_pension(client, auth)
+    r = client.post("/v1/receipts", json={"service": "pension_query", "created_at": NOW}, headers=auth)
     assert r.status_code == 400 and r.json()["code"] == "idempotency_key_required"
     assert Database(db_path).count_receipts() == 0
 
 
 def test_same_idempotency_key_gives_same_receipt_and_one_row(client, db_path):
+    auth = open_session(client)
+    read_pension(client, auth)
     key = "3f6c1b6e-8a4c-4f0e-9a52-1d2b3c4d5e6f"
-    first = client.post("/v1/receipts", json=receipt_body(), headers={"Idempotency-Key": key})
-    second = client.post("/v1/receipts", json=receipt_body(), headers={"Idempotency-Key": key})
-    assert first.status_code == second.status_code == 200
-    a, b = first.json(), second.json()
+    a, b = receipt(client, auth, key).json(), receipt(client, auth, key).json()
     assert a["receipt_id"] == b["receipt_id"] and a["verify_url"] == b["verify_url"]
     assert (a["replayed"], b["replayed"]) == (False, True)
     assert Database(db_path).count_receipts() == 1
-    other = client.post("/v1/receipts", json=receipt_body(), headers={"Idempotency-Key": key + "-2"})
-    assert other.json()["receipt_id"] != a["receipt_id"]
+    assert receipt(client, auth, key + "-2").json()["receipt_id"] != a["receipt_id"]
     assert Database(db_path).count_receipts() == 2
 
 
-def test_reused_key_with_different_body_is_a_conflict(client, db_path):
+def test_reused_key_with_different_body_or_person_is_a_conflict(client, other, db_path):
+    auth = open_session(client)
+    read_pension(client, auth)
     key = "key-0000000001"
-    client.post("/v1/receipts", json=receipt_body(), headers={"Idempotency-Key": key})
-    r = client.post("/v1/receipts", json=receipt_body(service="unemployment_reg"), headers={"Idempotency-Key": key})
+    assert receipt(client, auth, key).status_code == 200
+    r = receipt(client, auth, key, created_at="2025-03-10T17:31:00+08:00")
     assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict"
+    auth2 = open_session(other, WORKER)
+    read_pension(other, auth2)
+    assert receipt(other, auth2, key).status_code == 409  # someone else's key never replays their receipt
     assert Database(db_path).count_receipts() == 1
 
 
-def test_receipt_validation_does_not_echo_the_id_number(client):
-    body = receipt_body(ssn="37010219520314052")  # 17 characters
-    r = client.post("/v1/receipts", json=body, headers={"Idempotency-Key": "key-0000000002"})
-    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
-    assert "37010219520314052" not in r.text
+def test_created_at_must_be_aware_and_near(client):
+    auth = open_session(client)
+    read_pension(client, auth)
+    for i, when in enumerate(
+        ("2025-03-10T17:30:00", "2025-03-10T17:36:00+08:00", "2025-02-01T09:00:00+08:00", "9999-12-31T00:00:00Z")
+    ):
+        r = receipt(client, auth, f"key-created-{i:04d}", created_at=when)
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", when
+    assert receipt(client, auth, "key-created-ok1", created_at="2025-03-10T17:34:00+08:00").status_code == 200
+    assert receipt(client, auth, "key-created-ok2", created_at="2025-02-09T09:00:00+08:00").status_code == 200
 
 
-def test_naive_created_at_is_rejected(client):
-    r = client.post(
-        "/v1/receipts", json=receipt_body(created_at="2025-03-10T17:30:00"), headers={"Idempotency-Key": "key-00000003"}
-    )
-    assert r.status_code == 422
-
-
-def _create(client, key="key-verify-0001", **over):
-    r = client.post("/v1/receipts", json=receipt_body(**over), headers={"Idempotency-Key": key})
+def _signed(client, key="key-verify-0001"):
+    auth = open_session(client)
+    read_pension(client, auth)
+    r = receipt(client, auth, key)
     assert r.status_code == 200
     return r.json()
 
 
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
-
-
-def test_verify_url_is_https_on_the_server_and_genuine(client):
-    rec = _create(client)
+def test_verify_url_is_https_on_the_base_and_genuine(client):
+    rec = _signed(client)
     url = rec["verify_url"]
-    assert url.startswith("https://kiosk-api.example/v1/receipts/" + rec["receipt_id"] + "/verify?sig=")
+    assert url.startswith(f"{BASE}/v1/receipts/" + rec["receipt_id"] + "/verify?sig=")
     v = client.get(_path(url)).json()
     assert v["genuine"] is True and v["reason"] == "ok"
     assert v["service"] == "pension_query" and v["title"] == "养老金查询"
     assert v["name_masked"] == "王*兰" and v["id_masked"] == "3701**********0527"
     assert v["site_id"] == "370102-001" and v["terminal_id"] == "T-0001"
-    assert dt.datetime.fromisoformat(v["created_at"]) == dt.datetime.fromisoformat("2025-03-10T17:30:00+08:00")
+    assert dt.datetime.fromisoformat(v["created_at"]) == dt.datetime.fromisoformat(NOW)
     assert ELDER not in json.dumps(v) and "王秀兰" not in json.dumps(v, ensure_ascii=False)
 
 
 def test_forged_or_altered_verify_urls_are_not_genuine(client):
-    a = _create(client, key="key-verify-000a")
-    b = _create(client, key="key-verify-000b")
+    a = _signed(client, "key-verify-000a")
+    b = _signed(client, "key-verify-000b")
     sig_a = urlsplit(a["verify_url"]).query.removeprefix("sig=")
     sig_b = urlsplit(b["verify_url"]).query.removeprefix("sig=")
     flipped = ("A" if sig_a[0] != "A" else "B") + sig_a[1:]
-    cases = [
-        f"/v1/receipts/{a['receipt_id']}/verify?sig={flipped}",  # altered signature
-        f"/v1/receipts/{a['receipt_id']}/verify?sig={sig_b}",  # another receipt's signature
-        f"/v1/receipts/{a['receipt_id']}/verify",  # no signature
-        f"/v1/receipts/{a['receipt_id'][:-1]}X/verify?sig={sig_a}",  # altered id
-    ]
-    for path in cases:
+    for path in (
+        f"/v1/receipts/{a['receipt_id']}/verify?sig={flipped}",
+        f"/v1/receipts/{a['receipt_id']}/verify?sig={sig_b}",
+        f"/v1/receipts/{a['receipt_id']}/verify",
+        f"/v1/receipts/{a['receipt_id'][:-1]}X/verify?sig={sig_a}",
+    ):
         v = client.get(path).json()
         assert v["genuine"] is False and v["reason"] == "bad_signature", path
-        assert v["name_masked"] is None and v["service"] is None  # a forged URL learns nothing
+        assert v["name_masked"] is None and v["service"] is None
 
 
 def test_verify_serves_html_to_a_phone(client):
-    rec = _create(client, key="key-verify-html")
+    rec = _signed(client, "key-verify-html")
     r = client.get(_path(rec["verify_url"]), headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "回执真实有效" in r.text and "王*兰" in r.text and "3701**********0527" in r.text
@@ -249,65 +490,58 @@ def test_verify_serves_html_to_a_phone(client):
     assert "无法验证" in forged.text and "王*兰" not in forged.text
 
 
-def test_receipt_survives_a_restart(db_path, clock):
-    app1 = create_app(db_path, "https://kiosk-api.example", clock=clock, today=TODAY)
-    with TestClient(app1, base_url="https://kiosk-api.example") as c1:
-        rec = _create(c1, key="key-restart-01")
-    app2 = create_app(db_path, "https://kiosk-api.example", clock=clock, today=TODAY)  # same secret from the DB
-    with TestClient(app2, base_url="https://kiosk-api.example") as c2:
+def test_receipt_survives_a_restart(db_path, clock, certs):
+    with _client(create_app(db_path, BASE, clock=clock, today=TODAY), certs["t1"]) as c1:
+        rec = _signed(c1, "key-restart-01")
+    with _client(create_app(db_path, BASE, clock=clock, today=TODAY), certs["t1"]) as c2:  # key from the file
         assert c2.get(_path(rec["verify_url"])).json()["genuine"] is True
 
 
-# --- electronic social-security card ---------------------------------------------------------------------
+# --- e-card sign-in --------------------------------------------------------------------------------------
 
 
-def _ecard(client, key="elder"):
-    r = client.get(f"/v1/demo/ecard-code/{key}")
+def _code(client, key="elder", **params):
+    r = client.get(f"/v1/demo/ecard-code/{key}", params=params)
     assert r.status_code == 200
-    return r.json()
+    return r.json()["code"]
 
 
-def test_ecard_code_resolves_to_the_person(client):
-    code = _ecard(client, "young")  # people without a pension record have e-cards too
-    assert code["code"].startswith("ESSC1.") and code["ttl_seconds"] == 120
-    r = client.post("/v1/ecard/resolve", json={"code": code["code"]})
-    assert r.status_code == 200
-    assert r.json() == {"name": "张小雨", "ssn": YOUNG}
+def test_ecard_session_is_the_person_of_the_code(client):
+    code = _code(client, "young")
+    assert code.startswith("ESSC1.")
+    r = client.post("/v1/sessions", json={"credential": "ecard", "code": code})
+    assert r.status_code == 201
+    assert r.json()["person"] == {"name": "张小雨", "ssn": YOUNG} and r.json()["credential"] == "ecard"
 
 
-def test_ecard_code_expires(client, clock):
-    code = _ecard(client)["code"]
+def test_ecard_code_expires_and_can_be_revoked(client, clock):
+    code = _code(client)
     clock.t += 119
-    assert client.post("/v1/ecard/resolve", json={"code": code}).status_code == 200
+    assert client.post("/v1/sessions", json={"credential": "ecard", "code": code}).status_code == 201
     clock.t += 2
-    r = client.post("/v1/ecard/resolve", json={"code": code})
+    r = client.post("/v1/sessions", json={"credential": "ecard", "code": code})
     assert r.status_code == 410 and r.json()["code"] == "ecard_expired"
-
-
-def test_ecard_code_revoked(client):
-    code = _ecard(client)["code"]
-    other = _ecard(client)["code"]
-    assert client.post("/v1/demo/ecard-revoke", json={"code": code}).json() == {"revoked": True}
-    r = client.post("/v1/ecard/resolve", json={"code": code})
+    fresh = _code(client)
+    assert client.post("/v1/demo/ecard-revoke", json={"code": fresh}).json() == {"revoked": True}
+    r = client.post("/v1/sessions", json={"credential": "ecard", "code": fresh})
     assert r.status_code == 410 and r.json()["code"] == "ecard_revoked"
-    assert client.post("/v1/ecard/resolve", json={"code": other}).status_code == 200  # only that code
 
 
-def test_tampered_ecard_code_is_unknown(client):
-    code = _ecard(client)["code"]
+def test_tampered_ecard_code_is_unknown(client, clock):
+    code = _code(client)
     prefix, body, sig = code.split(".")
-    worker_body = _ecard(client, "worker")["code"].split(".")[1]
+    worker_body = _code(client, "worker").split(".")[1]
     flipped = sig[:-1] + ("A" if sig[-1] != "A" else "B")
     for bad in (f"{prefix}.{worker_body}.{sig}", f"{prefix}.{body}.{flipped}", "ESSC2" + code[5:], "hello"):
-        r = client.post("/v1/ecard/resolve", json={"code": bad})
+        clock.t += 3  # one opening per 3 s: stay under the rate limit
+        r = client.post("/v1/sessions", json={"credential": "ecard", "code": bad})
         assert r.status_code == 404 and r.json()["code"] == "ecard_unknown", bad
 
 
-def test_demo_routes_can_be_switched_off(db_path, clock):
-    app = create_app(db_path, "https://kiosk-api.example", clock=clock, today=TODAY, demo=False)
-    with TestClient(app) as c:
+def test_demo_routes_only_in_demo(db_path, clock, certs):
+    with _client(create_app(db_path, BASE, clock=clock, today=TODAY), certs["t1"]) as c:
         assert c.get("/v1/demo/ecard-code/elder").status_code == 404
-        assert c.get(f"/v1/pension/{ELDER}").status_code == 200
+        assert c.post("/v1/demo/ecard-revoke", json={"code": "x"}).status_code == 404
 
 
 def test_unknown_persona_code(client):
@@ -320,6 +554,45 @@ def test_unknown_persona_code(client):
 def test_ecard_parser_never_crashes(code):
     nonce, key, exp = _parse_ecard(b"k" * 32, code)
     assert (nonce, key, exp) == (None, None, 0.0)  # without the secret nothing is genuine
+
+
+# --- bodies the app never has to parse ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"credential": "id_card", "ssn": "\\ud800"}',
+        b'{"credential": "id_card", "name": "a\\u0000b", "ssn": "370102195203140527"}',
+        b'{"\\udfff": 1}',
+        b"[" * 1000 + b"]" * 1000,
+        b'{"a":' * 33 + b"1" + b"}" * 33,
+        b"\xff\xfe not utf-8",
+        b"{not json",
+    ],
+)
+def test_odd_bodies_are_422_never_500(client, raw):
+    r = client.post("/v1/sessions", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+
+
+def test_nesting_up_to_the_limit_reaches_validation(client):
+    raw = b'{"credential": "id_card", "ssn": "370102195203140527", "x":' + b"[" * 30 + b"]" * 30 + b"}"
+    r = client.post("/v1/sessions", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["fields"][0]["type"] == "extra_forbidden"
+
+
+def test_body_over_64_kib_is_413(client):
+    big = json.dumps({"credential": "id_card", "ssn": ELDER, "name": "x" * (64 * 1024)})
+    r = client.post("/v1/sessions", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "body_too_large"
+
+    def chunks():  # no Content-Length: counted while reading
+        for _ in range(70):
+            yield b"x" * 1024
+
+    r = client.post("/v1/sessions", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
 
 
 # --- fault modes (without a socket; the TLS server's modes are in tests/e2e) ------------------------------
@@ -335,12 +608,13 @@ def test_error_mode_answers_500_with_code_and_counts(client, control):
 
 
 def test_fail_after_processing_keeps_the_row(client, control, db_path):
+    auth = open_session(client)
+    read_pension(client, auth)
     control.fail_next(1, after_processing=True)
     key = "key-lost-answer-1"
-    lost = client.post("/v1/receipts", json=receipt_body(), headers={"Idempotency-Key": key})
-    assert lost.status_code == 500
+    assert receipt(client, auth, key).status_code == 500
     assert Database(db_path).count_receipts(key) == 1
-    again = client.post("/v1/receipts", json=receipt_body(), headers={"Idempotency-Key": key})
+    again = receipt(client, auth, key)
     assert again.status_code == 200 and again.json()["replayed"] is True
 
 
@@ -350,25 +624,6 @@ def test_set_mode_rejects_unknown_modes(control):
 
 
 # --- filing: 社保卡临时挂失 (temporary loss report) --------------------------------------------------------
-
-NOT_A_CARD_HOLDER = "522732198811230424"  # valid check digit; has an ID card (idcards.json) but no SSC
-
-
-def loss_body(**over):
-    body = {
-        "terminal_id": "T-0001",
-        "site_id": "370102-001",
-        "ssn": ELDER,
-        "name": "王秀兰",
-        "credential": "id_card",
-        "created_at": "2025-03-10T17:30:00+08:00",
-    }
-    body.update(over)
-    return body
-
-
-def _report(client, key, **over):
-    return client.post("/v1/filings/card-loss", json=loss_body(**over), headers={"Idempotency-Key": key})
 
 
 def _card_status(db_path, ssn):
@@ -381,139 +636,134 @@ def _card_status(db_path, ssn):
 
 def test_card_loss_happy_path_suspends_the_card(client, db_path):
     assert _card_status(db_path, ELDER) is None
-    r = _report(client, "loss-key-0001")
+    auth = open_session(client)
+    r = report(client, auth)
     assert r.status_code == 200
-    f = r.json()
+    f = parse(CardLossFiling, r.content).model_dump(mode="json")
     assert f["status"] == "accepted" and f["card_status"] == "temporarily_suspended" and f["replayed"] is False
     assert f["filing_id"].startswith("F20250310-") and f["receipt_id"].startswith("R20250310-")
-    assert dt.datetime.fromisoformat(f["created_at"]) == dt.datetime.fromisoformat("2025-03-10T17:30:00+08:00")
     assert dt.datetime.fromisoformat(f["received_at"]) == dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
     assert f["lines"] == [["挂失状态", "已临时挂失"], ["说明", "临时挂失有效期 5 个工作日，请尽快到窗口办理正式挂失和补卡"]]
     assert _card_status(db_path, ELDER) == ("temporarily_suspended", f["filing_id"])
     db = Database(db_path)
     assert db.count_filings(ELDER) == 1 and db.count_receipts() == 1
     assert ELDER not in r.text and "王秀兰" not in r.text
-
-    s = client.get(f"/v1/filings/{f['filing_id']}")
+    s = client.get(f"/v1/filings/{f['filing_id']}", headers=auth)
     assert s.status_code == 200
     assert s.json() == {"filing_id": f["filing_id"], "type": "card_loss", "status": "accepted",
-                        "created_at": f["created_at"]}
+                        "created_at": r.json()["created_at"]}
 
 
-def test_card_loss_receipt_verifies_as_card_loss(client, db_path):
-    f = _report(client, "loss-key-verify", credential="sscard_pin").json()
-    assert f["verify_url"].startswith(f"https://kiosk-api.example/v1/receipts/{f['receipt_id']}/verify?sig=")
-    v = client.get(_path(f["verify_url"])).json()
-    assert v["genuine"] is True and v["receipt_id"] == f["receipt_id"]
-    assert v["service"] == "card_loss" and v["title"] == "社保卡临时挂失"
-    assert v["name_masked"] == "王*兰" and v["id_masked"] == "3701**********0527"
-    assert v["site_id"] == "370102-001" and v["terminal_id"] == "T-0001"
-    row = Database(db_path).receipt(f["receipt_id"])
-    assert row is not None and row.summary == {
-        "title": "社保卡临时挂失",
-        "挂失状态": "已临时挂失",
-        "说明": "临时挂失有效期 5 个工作日，请尽快到窗口办理正式挂失和补卡",
-    }
+@pytest.mark.parametrize("credential", ["sscard_pin", "id_card"])
+def test_card_loss_after_any_sign_in_records_that_credential(client, db_path, credential):
+    auth = open_session(client, credential=credential)
+    f = report(client, auth).json()
+    assert f["status"] == "accepted"
+    assert Database(db_path).filing(f["filing_id"]).credential == credential
 
 
-def test_card_loss_same_key_is_replayed_without_a_second_row(client, db_path):
-    first = _report(client, "loss-key-replay").json()
-    second = _report(client, "loss-key-replay").json()
-    assert second["replayed"] is True and second["status"] == "accepted"
-    for k in ("filing_id", "receipt_id", "verify_url", "created_at", "received_at"):
-        assert first[k] == second[k], k
-    db = Database(db_path)
-    assert db.count_filings() == 1 and db.count_receipts() == 1
+def test_card_loss_after_ecard_sign_in(client, db_path):
+    r = client.post("/v1/sessions", json={"credential": "ecard", "code": _code(client, "worker")})
+    auth = {"Authorization": f"Bearer {r.json()['token']}"}
+    f = report(client, auth).json()
+    filing = Database(db_path).filing(f["filing_id"])
+    assert filing.credential == "ecard" and filing.ssn == WORKER
 
 
-def test_card_loss_same_key_different_body_is_a_conflict(client, db_path):
-    assert _report(client, "loss-key-conflict").status_code == 200
-    r = _report(client, "loss-key-conflict", credential="ecard")
-    assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict"
-    r = _report(client, "loss-key-conflict", ssn=WORKER, name=None)  # another person's card, same key
-    assert r.status_code == 409
-    assert Database(db_path).count_filings() == 1 and _card_status(db_path, WORKER) is None
-
-
-def test_second_report_of_a_suspended_card_is_already_reported(client, db_path):
-    first = _report(client, "loss-key-first").json()
-    again = _report(client, "loss-key-again", credential="ecard", created_at="2025-03-11T08:00:00+08:00")
-    assert again.status_code == 200
-    a = again.json()
-    assert a["status"] == "already_reported" and a["card_status"] == "temporarily_suspended"
-    assert a["replayed"] is False
-    assert (a["filing_id"], a["receipt_id"], a["created_at"]) == (first["filing_id"], first["receipt_id"],
-                                                                 first["created_at"])
-    replay = _report(client, "loss-key-again", credential="ecard", created_at="2025-03-11T08:00:00+08:00").json()
-    assert replay["status"] == "already_reported" and replay["replayed"] is True
-    db = Database(db_path)
-    assert db.count_filings() == 1 and db.count_receipts() == 1
-    # Another person's card is still its own filing.
-    w = _report(client, "loss-key-worker", ssn=WORKER, name="李建国").json()
-    assert w["status"] == "accepted" and w["filing_id"] != first["filing_id"]
-    assert db.count_filings() == 2
-
-
-def test_card_loss_bad_id_number_is_422_without_echo(client, db_path):
-    bad = ELDER[:-1] + ("8" if ELDER[-1] != "8" else "9")  # wrong check digit
-    r = _report(client, "loss-key-badssn", ssn=bad)
-    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
-    assert {"loc": ["body", "ssn"], "type": "invalid_ssn"} in r.json()["fields"]
-    assert bad not in r.text
-    assert _report(client, "loss-key-short", ssn=ELDER[:17]).status_code == 422
-    assert _report(client, "loss-key-cred", credential="password").status_code == 422
+def test_card_loss_body_cannot_name_a_person_or_terminal(client, db_path):
+    auth = open_session(client)
+    for extra in ({"ssn": WORKER}, {"terminal_id": "T-9"}, {"site_id": "x"}, {"credential": "ecard"}, {"name": "x"}):
+        r = report(client, auth, **extra)
+        assert r.status_code == 422, extra
     assert Database(db_path).count_filings() == 0
 
 
-def test_card_loss_lowercase_x_is_the_same_card(client):
-    r = _report(client, "loss-key-lower-x", ssn=WORKER.lower(), name="李建国")
-    assert r.status_code == 200 and r.json()["status"] == "accepted"
-    again = _report(client, "loss-key-upper-x", ssn=WORKER, name="李建国")
-    assert again.json()["status"] == "already_reported"
+def test_card_loss_receipt_verifies_as_card_loss(client, db_path):
+    auth = open_session(client, credential="sscard_pin")
+    f = report(client, auth, "loss-key-verify").json()
+    v = client.get(_path(f["verify_url"])).json()
+    assert v["genuine"] is True and v["receipt_id"] == f["receipt_id"]
+    assert v["service"] == "card_loss" and v["title"] == "社保卡临时挂失"
+    assert v["name_masked"] == "王*兰" and v["site_id"] == "370102-001" and v["terminal_id"] == "T-0001"
+
+
+def test_card_loss_replay_conflict_and_already_reported(client, other, db_path):
+    auth = open_session(client)
+    first = report(client, auth, "loss-key-replay").json()
+    second = report(client, auth, "loss-key-replay").json()
+    assert second["replayed"] is True and second["filing_id"] == first["filing_id"]
+    r = report(client, auth, "loss-key-replay", created_at="2025-03-10T17:31:00+08:00")
+    assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict"
+    again = report(client, auth, "loss-key-again").json()
+    assert again["status"] == "already_reported" and again["filing_id"] == first["filing_id"]
+    w = report(other, open_session(other, WORKER), "loss-key-worker").json()
+    assert w["status"] == "accepted" and w["filing_id"] != first["filing_id"]
+    assert Database(db_path).count_filings() == 2
 
 
 def test_card_loss_for_a_person_without_a_card_is_404(client, db_path):
-    r = _report(client, "loss-key-nocard", ssn=NOT_A_CARD_HOLDER, name="韦阿妹")
+    r = report(client, open_session(client, NOT_A_CARD_HOLDER))
     assert r.status_code == 404 and r.json()["code"] == "no_card"
     assert Database(db_path).count_filings() == 0 and Database(db_path).count_receipts() == 0
 
 
 def test_card_loss_requires_idempotency_key(client, db_path):
-    assert client.post("/v1/filings/card-loss", json=loss_body()).json()["code"] == "idempotency_key_required"
-    r = client.post("/v1/filings/card-loss", json=loss_body(), headers={"Idempotency-Key": "short"})
-    assert r.status_code == 400
+    auth = open_session(client)
+    r = client.post("/v1/filings/card-loss", json={"created_at": NOW}, headers=auth)
+    assert r.status_code == 400 and r.json()["code"] == "idempotency_key_required"
+    assert report(client, auth, "short").status_code == 400
     assert Database(db_path).count_filings() == 0
 
 
-def test_card_loss_key_space_is_separate_from_receipts(client, db_path):
-    key = "shared-key-0001"
-    assert client.post("/v1/receipts", json=receipt_body(), headers={"Idempotency-Key": key}).status_code == 200
-    r = _report(client, key)
-    assert r.status_code == 200 and r.json()["status"] == "accepted"
-    assert Database(db_path).count_receipts() == 2
-
-
-def test_unknown_filing_is_404(client):
-    r = client.get("/v1/filings/F20250310-0000000000")
+def test_filings_of_another_person_are_unknown(client, db_path):
+    f = report(client, open_session(client)).json()
+    auth = open_session(client, WORKER)
+    r = client.get(f"/v1/filings/{f['filing_id']}", headers=auth)
     assert r.status_code == 404 and r.json()["code"] == "unknown_filing"
-    assert client.get("/v1/filings/bad%20id").status_code == 422
-
-
-def test_card_loss_survives_a_restart(db_path, clock):
-    app1 = create_app(db_path, "https://kiosk-api.example", clock=clock, today=TODAY)
-    with TestClient(app1, base_url="https://kiosk-api.example") as c1:
-        f = _report(c1, "loss-key-restart").json()
-    app2 = create_app(db_path, "https://kiosk-api.example", clock=clock, today=TODAY)
-    with TestClient(app2, base_url="https://kiosk-api.example") as c2:
-        assert c2.get(f"/v1/filings/{f['filing_id']}").json()["status"] == "accepted"
-        assert _report(c2, "loss-key-restart").json()["replayed"] is True
-        assert _report(c2, "loss-key-restart2").json()["status"] == "already_reported"
+    assert client.get("/v1/filings/bad%20id", headers=auth).status_code == 422
 
 
 def test_card_loss_lost_answer_leaves_one_filing(client, control, db_path):
+    auth = open_session(client)
     control.fail_next(1, after_processing=True)
-    assert _report(client, "loss-key-lost").status_code == 500
+    assert report(client, auth, "loss-key-lost").status_code == 500
     assert Database(db_path).count_filings(ELDER) == 1
-    again = _report(client, "loss-key-lost").json()
+    again = report(client, auth, "loss-key-lost").json()
     assert again["status"] == "accepted" and again["replayed"] is True
-    assert Database(db_path).count_filings(ELDER) == 1
+
+
+# --- audit -----------------------------------------------------------------------------------------------
+
+
+def test_audit_lists_every_access_newest_first(client, other, clock):
+    auth = open_session(client, credential="sscard_pin")
+    clock.t += 1
+    read_pension(client, auth)
+    clock.t += 1
+    receipt(client, auth)
+    clock.t += 1
+    report(client, auth)
+    clock.t += 1
+    open_session(other, WORKER)  # someone else: not in this person's log
+    log = parse(AuditLog, client.get("/v1/audit", headers=auth).content)
+    assert [e.action for e in log.entries] == ["card_loss_filed", "receipt_issued", "pension_read", "session_opened"]
+    assert {(e.terminal_id, e.site_id, e.credential) for e in log.entries} == {("T-0001", "370102-001", "sscard_pin")}
+    times = [e.time for e in log.entries]
+    assert times == sorted(times, reverse=True)
+    later = client.get("/v1/audit", headers=auth).json()["entries"]
+    assert later[0]["action"] == "audit_read"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=200), _json.map(lambda v: json.dumps(v).encode())))
+def test_no_body_makes_a_500(client, raw):
+    for path in ("/v1/sessions", "/v1/receipts", "/v1/filings/card-loss", "/v1/pension"):
+        r = client.post(path, content=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code < 500, (path, raw)

@@ -1,37 +1,41 @@
-"""BackendClient without a network: construction rules, failure mapping, strict parsing.
+"""BackendClient: construction rules, failure mapping, strict parsing with the api models, and the transport's
+bounds (deadline, answer size, Retry-After, exact receipt URLs) against a real loopback HTTPS server.
 
-The transport is replaced by an in-memory requests adapter; the real TLS path is in tests/e2e/test_backend_tls.py.
+Mapping tests replace the transport with an in-memory requests adapter; the bounds need a real socket, so they
+run a small mutual-TLS server on 127.0.0.1 (bounded: every handler ends on its own). The reference backend is
+in tests/e2e/test_backend_tls.py.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 
+from api.enums import Credential, FilingState, VerifyReason
+from api.models import CardLossFiling, FilingStatus, Pension, Receipt, SessionOpened, Verification
 from backend.pki import ensure_demo_pki
-from kiosk.backend_client import (
-    BackendClient,
-    BackendFailure,
-    ECardPerson,
-    FailureKind,
-    FilingRecord,
-    FilingStatus,
-    PensionStatus,
-    ReceiptVerification,
-)
+from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
 
 pytestmark = pytest.mark.timeout(60)
 
 BASE = "https://127.0.0.1:8443"
 ELDER = "370102195203140527"
+TOKEN = "t0k3n-secret-value"
+WHEN = dt.datetime(2025, 3, 10, 17, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 PENSION = {
     "insurance_type": "城乡居民基本养老保险",
@@ -45,14 +49,35 @@ PENSION = {
     "certification_status": "已认证",
     "certification_due": "2027-03-31",
 }
+OPENED = {
+    "token": TOKEN, "expires_at": "2025-03-10T17:45:00+08:00", "credential": "ecard",
+    "person": {"name": "王秀兰", "ssn": ELDER},
+}
+FILING = {
+    "filing_id": "F20250310-0A1B2C3D4E",
+    "status": "accepted",
+    "card_status": "temporarily_suspended",
+    "receipt_id": "R20250310-0A1B2C3D4E",
+    "verify_url": BASE + "/v1/receipts/R20250310-0A1B2C3D4E/verify?sig=abcdefgh",
+    "lines": [["挂失状态", "已临时挂失"], ["说明", "临时挂失有效期 5 个工作日"]],
+    "created_at": "2025-03-10T17:30:00+08:00",
+    "received_at": "2025-03-10T09:30:00Z",
+    "replayed": False,
+}
+RECEIPT = {
+    "receipt_id": "R1", "verify_url": BASE + "/v1/receipts/R1/verify?sig=abcdefgh", "service": "pension_query",
+    "title": "养老金查询", "terminal_id": "T-1", "site_id": "S-1", "created_at": "2025-03-10T17:30:00+08:00",
+    "received_at": "2025-03-10T09:30:00Z", "replayed": False, "lines": [["月领取金额", "238.50元"]],
+}
 
 
 class FakeAdapter(BaseAdapter):
-    """Answers every request with a canned response or raises a canned exception."""
+    """Answers every request with a canned response or raises a canned exception; records the requests."""
 
-    def __init__(self, status: int = 200, body: bytes | str | object = b"{}", exc: Exception | None = None):
+    def __init__(self, status: int = 200, body: bytes | str | object = b"{}", exc: Exception | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__()
-        self.status, self.exc, self.requests = status, exc, []
+        self.status, self.exc, self.requests, self.headers = status, exc, [], headers or {}
         if isinstance(body, bytes):
             self.body = body
         elif isinstance(body, str):
@@ -67,7 +92,9 @@ class FakeAdapter(BaseAdapter):
         resp = requests.Response()
         resp.status_code = self.status
         resp._content = self.body
+        resp._content_consumed = True
         resp.headers["Content-Type"] = "application/json"
+        resp.headers.update(self.headers)
         resp.url = request.url
         resp.request = request
         return resp
@@ -81,11 +108,10 @@ def pki(tmp_path_factory):
     return ensure_demo_pki(tmp_path_factory.mktemp("pki"))
 
 
-def client_with(pki, adapter: FakeAdapter) -> BackendClient:
-    c = BackendClient(BASE, pki.ca_cert, pki.client_cert, pki.client_key, connect_timeout=2, read_timeout=5)
+def client_with(pki, adapter: FakeAdapter, **kw) -> BackendClient:
+    c = BackendClient(BASE, pki.ca_cert, pki.client_cert, pki.client_key, connect_timeout=2, read_timeout=5, **kw)
     c.session.mount(BASE + "/", adapter)
-    c.session.mount(BASE + "/v1/receipts", adapter)
-    c.session.mount(BASE + "/v1/filings/card-loss", adapter)
+    c._sleep = lambda s: None  # mapping tests do not wait for backoff
     return c
 
 
@@ -117,58 +143,85 @@ def test_other_bad_configurations(pki):
         BackendClient(BASE, pki.ca_cert, pki.directory / "nope.pem", pki.client_key)
     with pytest.raises(ValueError, match="positive"):
         BackendClient(BASE, pki.ca_cert, None, None, read_timeout=0)
+    with pytest.raises(ValueError, match="positive"):
+        BackendClient(BASE, pki.ca_cert, None, None, deadline=0)
+    with pytest.raises(ValueError, match="receipt_base_url"):
+        BackendClient(BASE, pki.ca_cert, None, None, receipt_base_url="https://x.example/?q=1")
 
 
 def test_ca_is_pinned_and_client_cert_used(pki):
     c = BackendClient(BASE + "/", pki.ca_cert, pki.client_cert, pki.client_key)
-    assert c.base_url == BASE
+    assert c.base_url == BASE and c.receipt_base_url == BASE
     assert c.session.verify == str(pki.ca_cert)
     assert c.session.cert == (str(pki.client_cert), str(pki.client_key))
     assert c.session.trust_env is False
 
 
-def test_retry_policy_per_route(pki):
-    c = BackendClient(BASE, pki.ca_cert, pki.client_cert, pki.client_key, retries=3)
-    get_retry = c.session.get_adapter(BASE + "/v1/pension/x").max_retries
-    receipt_retry = c.session.get_adapter(BASE + "/v1/receipts").max_retries
-    ecard_retry = c.session.get_adapter(BASE + "/v1/ecard/resolve").max_retries
-    assert get_retry.total == 3 and "GET" in get_retry.allowed_methods
-    assert "POST" not in get_retry.allowed_methods and "POST" not in ecard_retry.allowed_methods
-    assert "POST" in receipt_retry.allowed_methods
-    assert 503 in get_retry.status_forcelist
-    loss_retry = c.session.get_adapter(BASE + "/v1/filings/card-loss").max_retries
-    status_retry = c.session.get_adapter(BASE + "/v1/filings/F1").max_retries
-    assert "POST" in loss_retry.allowed_methods and loss_retry.total == 3  # it carries an Idempotency-Key
-    assert "POST" not in status_retry.allowed_methods and "GET" in status_retry.allowed_methods
+# --- requests: bodies, headers, tokens, no ID number in a URL --------------------------------------------
 
 
-def test_every_call_has_connect_and_read_timeouts(pki):
+def test_personal_calls_carry_the_token_and_no_id_number_in_any_url(pki):
     adapter = FakeAdapter(body=PENSION)
     c = client_with(pki, adapter)
-    c.pension(ELDER)
-    c.health()
-    c.resolve_ecard("ESSC1.a.b")
-    c.verify_receipt(BASE + "/v1/receipts/R1/verify?sig=x")
-    c.create_receipt(
-        idempotency_key="k" * 16, terminal_id="t", site_id="s", service="x", ssn=ELDER, summary={},
-        created_at="2025-01-01T00:00:00+08:00",
-    )
-    assert len(adapter.requests) == 5
-    assert all(kw["timeout"] == (2.0, 5.0) for _, kw in adapter.requests)
-    post = adapter.requests[-1][0]
-    assert post.headers["Idempotency-Key"] == "k" * 16
+    c.open_session(Credential.SSCARD_PIN, ssn=ELDER, name="王秀兰")
+    c.pension(TOKEN)
+    c.create_receipt(TOKEN, idempotency_key="k" * 16, service="pension_query", created_at=WHEN)
+    c.report_card_loss(TOKEN, idempotency_key="loss-key-0001", created_at=WHEN)
+    c.filing_status(TOKEN, "F1")
+    c.close_session(TOKEN)
+    sent = [(r.method, r.url, r.headers.get("Authorization"), r.body) for r, _ in adapter.requests]
+    assert [(m, u) for m, u, _, _ in sent] == [
+        ("POST", BASE + "/v1/sessions"), ("POST", BASE + "/v1/pension"), ("POST", BASE + "/v1/receipts"),
+        ("POST", BASE + "/v1/filings/card-loss"), ("GET", BASE + "/v1/filings/F1"),
+        ("DELETE", BASE + "/v1/sessions/current"),
+    ]
+    assert sent[0][2] is None and all(a == f"Bearer {TOKEN}" for _, _, a, _ in sent[1:])
+    assert json.loads(sent[0][3]) == {"credential": "sscard_pin", "ssn": ELDER, "name": "王秀兰"}
+    assert json.loads(sent[1][3]) == {}
+    assert json.loads(sent[2][3]) == {"service": "pension_query", "created_at": "2025-03-10T17:30:00+08:00"}
+    assert json.loads(sent[3][3]) == {"created_at": "2025-03-10T17:30:00+08:00"}
+    assert not any(ELDER in u for _, u, _, _ in sent)
+    assert adapter.requests[2][0].headers["Idempotency-Key"] == "k" * 16
+    assert all(kw["timeout"] == (2.0, 5.0) and kw["stream"] is True for _, kw in adapter.requests)
 
 
-# --- results ------------------------------------------------------------------------------------------------
+def test_bodies_that_would_be_refused_are_not_sent(pki):
+    adapter = FakeAdapter(body=OPENED)
+    c = client_with(pki, adapter)
+    for got in (
+        c.open_session(Credential.ECARD, ssn=ELDER, code="ESSC1.a.b"),  # ecard carries only the code
+        c.open_session(Credential.ID_CARD, ssn="370102195203140528"),  # check digit
+        c.open_session("sscard"),  # the old credential name: not a Credential
+        c.create_receipt(TOKEN, idempotency_key="k" * 16, service="pension_query", created_at=WHEN.replace(tzinfo=None)),
+    ):
+        assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.REJECTED, "invalid_request")
+    assert adapter.requests == []
+    # the name is optional: one the contract cannot carry is left out, the session still opens
+    assert not isinstance(c.open_session(Credential.ID_CARD, ssn=ELDER, name="名" * 65), BackendFailure)
+    assert json.loads(adapter.requests[-1][0].body) == {"credential": "id_card", "ssn": ELDER}
 
 
-def test_pension_parsed_to_typed_values(pki):
-    got = client_with(pki, FakeAdapter(body=PENSION)).pension(ELDER)
-    assert isinstance(got, PensionStatus)
+# --- answers: parsed strictly into the api models ------------------------------------------------------
+
+
+def test_answers_parse_into_api_models(pki):
+    got = client_with(pki, FakeAdapter(body=PENSION)).pension(TOKEN)
+    assert isinstance(got, Pension)
     assert got.account_balance == Decimal("7532.40") and got.monthly_amount == Decimal("238.50")
     assert got.payments[0].month == "2025-02" and got.payments[0].amount == Decimal("238.50")
-    with pytest.raises(AttributeError):
-        got.receiving = False  # frozen
+    opened = client_with(pki, FakeAdapter(status=201, body=OPENED)).open_session(Credential.ECARD, code="ESSC1.a.b")
+    assert isinstance(opened, SessionOpened) and opened.person.ssn == ELDER and opened.credential is Credential.ECARD
+    filing = client_with(pki, FakeAdapter(body=FILING)).report_card_loss(TOKEN, idempotency_key="k" * 8,
+                                                                          created_at=WHEN)
+    assert isinstance(filing, CardLossFiling) and filing.status is FilingState.ACCEPTED
+    assert filing.lines == [("挂失状态", "已临时挂失"), ("说明", "临时挂失有效期 5 个工作日")]
+    receipt = client_with(pki, FakeAdapter(body=RECEIPT)).create_receipt(
+        TOKEN, idempotency_key="k" * 8, service="pension_query", created_at=WHEN)
+    assert isinstance(receipt, Receipt) and receipt.lines == [("月领取金额", "238.50元")]
+    status = client_with(pki, FakeAdapter(body={"filing_id": "F1", "type": "card_loss", "status": "accepted",
+                                                "created_at": "2025-03-10T17:30:00+08:00"})).filing_status(TOKEN, "F1")
+    assert isinstance(status, FilingStatus)
+    assert client_with(pki, FakeAdapter(status=204, body=b"")).close_session(TOKEN) is None
 
 
 @pytest.mark.parametrize(
@@ -176,21 +229,49 @@ def test_pension_parsed_to_typed_values(pki):
     [
         (404, {"code": "no_record", "message": "x"}, FailureKind.NOT_FOUND, "no_record"),
         (410, {"code": "ecard_expired", "message": "x"}, FailureKind.REJECTED, "ecard_expired"),
+        (401, {"code": "token_expired", "message": "x"}, FailureKind.SESSION_REFUSED, "token_expired"),
+        (403, {"code": "wrong_terminal", "message": "x"}, FailureKind.SESSION_REFUSED, "wrong_terminal"),
+        (429, {"code": "rate_limited", "message": "x"}, FailureKind.RATE_LIMITED, "rate_limited"),
+        (409, {"code": "nothing_to_vouch", "message": "x"}, FailureKind.REJECTED, "nothing_to_vouch"),
+        (400, {"code": "not_a_known_code", "message": "x"}, FailureKind.REJECTED, None),  # closed set
         (400, "not json", FailureKind.REJECTED, None),
-        (500, {"code": "server_error"}, FailureKind.SERVER_ERROR, "server_error"),
+        (500, {"code": "server_error", "message": "x"}, FailureKind.SERVER_ERROR, "server_error"),
         (503, b"<html>bad gateway</html>", FailureKind.SERVER_ERROR, None),
         (200, b"<html>captive portal</html>", FailureKind.BAD_RESPONSE, "not_json"),
         (200, {"unexpected": True}, FailureKind.BAD_RESPONSE, "bad_shape"),
         (200, [1, 2, 3], FailureKind.BAD_RESPONSE, "bad_shape"),
         (200, dict(PENSION, account_balance="NaN"), FailureKind.BAD_RESPONSE, "bad_shape"),
+        (200, dict(PENSION, account_balance=7532.4), FailureKind.BAD_RESPONSE, "bad_shape"),  # never a float
         (200, dict(PENSION, receiving="yes"), FailureKind.BAD_RESPONSE, "bad_shape"),
+        (200, dict(PENSION, years_contributed="15"), FailureKind.BAD_RESPONSE, "bad_shape"),  # strict
         (302, b"", FailureKind.BAD_RESPONSE, None),
     ],
 )
 def test_http_answers_map_to_failure_kinds(pki, status, body, kind, code):
-    got = client_with(pki, FakeAdapter(status=status, body=body)).pension(ELDER)
+    got = client_with(pki, FakeAdapter(status=status, body=body), retries=0).pension(TOKEN)
     assert isinstance(got, BackendFailure)
     assert (got.kind, got.code) == (kind, code)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**FILING, "replayed": "no"},
+        {**FILING, "created_at": "2025-03-10T17:30:00"},  # naive
+        {**FILING, "lines": [["only one"]]},
+        {**FILING, "status": "filed"},  # not a FilingState
+        {k: v for k, v in FILING.items() if k != "receipt_id"},
+    ],
+)
+def test_card_loss_off_shape_is_bad_response(pki, body):
+    got = client_with(pki, FakeAdapter(body=body)).report_card_loss(TOKEN, idempotency_key="k" * 8, created_at=WHEN)
+    assert isinstance(got, BackendFailure) and got.kind == FailureKind.BAD_RESPONSE
+
+
+def test_ecard_unknown_is_not_found(pki):
+    got = client_with(pki, FakeAdapter(status=404, body={"code": "ecard_unknown", "message": "x"})).open_session(
+        Credential.ECARD, code="ESSC1.a.b")
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.NOT_FOUND, "ecard_unknown")
 
 
 @pytest.mark.parametrize(
@@ -200,129 +281,53 @@ def test_http_answers_map_to_failure_kinds(pki, status, body, kind, code):
         (requests.exceptions.ConnectTimeout("slow connect"), FailureKind.OFFLINE, "connect_timeout"),
         (requests.exceptions.ReadTimeout("slow answer"), FailureKind.TIMEOUT, "read_timeout"),
         (requests.exceptions.SSLError("bad cert"), FailureKind.OFFLINE, "tls_error"),
-        (
-            requests.exceptions.ConnectionError(
-                urllib3.exceptions.MaxRetryError(None, "/", urllib3.exceptions.ReadTimeoutError(None, "/", "t"))
-            ),
-            FailureKind.TIMEOUT,
-            "read_timeout",
-        ),
         (requests.exceptions.ChunkedEncodingError("cut"), FailureKind.OFFLINE, "connection_error"),
         (requests.exceptions.ContentDecodingError("gzip"), FailureKind.BAD_RESPONSE, "decoding_error"),
     ],
 )
 def test_exceptions_map_to_failure_kinds(pki, exc, kind, code):
-    got = client_with(pki, FakeAdapter(exc=exc)).pension(ELDER)
+    got = client_with(pki, FakeAdapter(exc=exc)).pension(TOKEN)
     assert isinstance(got, BackendFailure) and (got.kind, got.code) == (kind, code)
 
 
+def test_retries_only_where_a_repeat_is_harmless(pki):
+    def sent(call, status=500, exc=None) -> int:
+        adapter = FakeAdapter(status=status, body={"code": "server_error", "message": "x"}, exc=exc)
+        call(client_with(pki, adapter, retries=2))
+        return len(adapter.requests)
+
+    assert sent(lambda c: c.filing_status(TOKEN, "F1")) == 3  # GET
+    assert sent(lambda c: c.close_session(TOKEN)) == 3  # DELETE
+    assert sent(lambda c: c.report_card_loss(TOKEN, idempotency_key="k" * 8, created_at=WHEN)) == 3  # key
+    assert sent(lambda c: c.pension(TOKEN)) == 1  # a POST without a key: never twice
+    assert sent(lambda c: c.open_session(Credential.ECARD, code="ESSC1.a.b")) == 1
+    read_cut = requests.exceptions.ReadTimeout("slow")
+    assert sent(lambda c: c.open_session(Credential.ECARD, code="ESSC1.a.b"), exc=read_cut) == 1
+    never_opened = requests.exceptions.ConnectTimeout("no route")
+    assert sent(lambda c: c.open_session(Credential.ECARD, code="ESSC1.a.b"), exc=never_opened) == 3
+    # 429: nothing was done, any method may wait and try again
+    assert sent(lambda c: c.open_session(Credential.ECARD, code="ESSC1.a.b"), status=429) == 3
+
+
 def test_health_is_a_bool(pki):
-    assert client_with(pki, FakeAdapter(body={"status": "ok"})).health() is True
+    ok = {"status": "ok", "api_version": "1", "time": "2025-03-10T17:30:00+08:00"}
+    assert client_with(pki, FakeAdapter(body=ok)).health() is True
     assert client_with(pki, FakeAdapter(body={"status": "degraded"})).health() is False
     assert client_with(pki, FakeAdapter(status=500, body={})).health() is False
     assert client_with(pki, FakeAdapter(exc=requests.exceptions.ConnectionError())).health() is False
 
 
-def test_verify_only_fetches_own_urls(pki):
-    adapter = FakeAdapter(body={"genuine": False, "reason": "bad_signature"})
-    c = client_with(pki, adapter)
-    got = c.verify_receipt("https://evil.example/v1/receipts/R1/verify?sig=x")
-    assert isinstance(got, BackendFailure) and got.code == "foreign_url" and adapter.requests == []
-    got = c.verify_receipt(BASE + "/v1/receipts/R1/verify?sig=x")
-    assert isinstance(got, ReceiptVerification) and got.genuine is False
-
-
-def test_ecard_person_repr_hides_personal_data(pki):
-    got = client_with(pki, FakeAdapter(body={"name": "王秀兰", "ssn": ELDER})).resolve_ecard("ESSC1.a.b")
-    assert isinstance(got, ECardPerson) and got.ssn == ELDER
-    assert ELDER not in repr(got) and "王秀兰" not in repr(got)
-
-
-def test_logs_hold_no_id_number_or_name(pki, caplog):
-    caplog.set_level(logging.DEBUG, logger="kiosk.backend")
-    c = client_with(pki, FakeAdapter(status=404, body={"code": "no_record"}))
-    c.pension(ELDER)
-    c2 = client_with(pki, FakeAdapter(exc=requests.exceptions.ConnectionError(f"{BASE}/v1/pension/{ELDER}")))
-    failure = c2.pension(ELDER)
-    client_with(pki, FakeAdapter(body={"name": "王秀兰", "ssn": ELDER})).resolve_ecard("ESSC1.a.b")
+def test_logs_hold_no_id_number_name_or_token(pki, caplog):
+    caplog.set_level(logging.DEBUG)
+    client_with(pki, FakeAdapter(status=404, body={"code": "no_record", "message": "x"})).pension(TOKEN)
+    client_with(pki, FakeAdapter(status=201, body=OPENED)).open_session(Credential.SSCARD_PIN, ssn=ELDER,
+                                                                         name="王秀兰")
+    failure = client_with(pki, FakeAdapter(exc=requests.exceptions.ConnectionError(f"{BASE}/{ELDER}"))).pension(
+        TOKEN)
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "/v1/pension/{ssn}" in text  # the route template is logged ...
-    assert ELDER not in text and "王秀兰" not in text  # ... never the number or the name
+    assert "/v1/pension" in text and "/v1/sessions" in text
+    assert ELDER not in text and "王秀兰" not in text and TOKEN not in text
     assert ELDER not in repr(failure)
-
-
-FILING = {
-    "filing_id": "F20250310-0A1B2C3D4E",
-    "status": "accepted",
-    "card_status": "temporarily_suspended",
-    "receipt_id": "R20250310-0A1B2C3D4E",
-    "verify_url": BASE + "/v1/receipts/R20250310-0A1B2C3D4E/verify?sig=x",
-    "lines": [["挂失状态", "已临时挂失"], ["说明", "临时挂失有效期 5 个工作日"]],
-    "created_at": "2025-03-10T17:30:00+08:00",
-    "received_at": "2025-03-10T09:30:00Z",
-    "replayed": False,
-}
-
-
-def loss_args(**over):
-    args = dict(
-        idempotency_key="loss-key-0001", terminal_id="T-0001", site_id="370102-001", ssn=ELDER,
-        credential="id_card", created_at="2025-03-10T17:30:00+08:00",
-    )
-    args.update(over)
-    return args
-
-
-def test_card_loss_request_and_parsed_record(pki):
-    adapter = FakeAdapter(body=FILING)
-    c = client_with(pki, adapter)
-    got = c.report_card_loss(**loss_args())
-    assert isinstance(got, FilingRecord)
-    assert got.filing_id == "F20250310-0A1B2C3D4E" and got.status == "accepted" and got.replayed is False
-    assert got.lines == (("挂失状态", "已临时挂失"), ("说明", "临时挂失有效期 5 个工作日"))
-    assert got.received_at.utcoffset() is not None
-    req = adapter.requests[0][0]
-    assert req.method == "POST" and req.url == BASE + "/v1/filings/card-loss"
-    assert req.headers["Idempotency-Key"] == "loss-key-0001"
-    assert json.loads(req.body) == {
-        "terminal_id": "T-0001", "site_id": "370102-001", "ssn": ELDER, "credential": "id_card",
-        "created_at": "2025-03-10T17:30:00+08:00",
-    }
-    c.report_card_loss(**loss_args(name="王秀兰"))
-    assert json.loads(adapter.requests[1][0].body)["name"] == "王秀兰"
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {**FILING, "replayed": "no"},
-        {**FILING, "created_at": "2025-03-10T17:30:00"},  # naive
-        {**FILING, "lines": [["only one"]]},
-        {k: v for k, v in FILING.items() if k != "receipt_id"},
-    ],
-)
-def test_card_loss_off_shape_is_bad_response(pki, body):
-    got = client_with(pki, FakeAdapter(body=body)).report_card_loss(**loss_args())
-    assert isinstance(got, BackendFailure) and got.kind == FailureKind.BAD_RESPONSE
-
-
-def test_card_loss_failures_keep_the_server_code(pki):
-    got = client_with(pki, FakeAdapter(status=404, body={"code": "no_card"})).report_card_loss(**loss_args())
-    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.NOT_FOUND, "no_card")
-    got = client_with(pki, FakeAdapter(status=409, body={"code": "idempotency_conflict"})).report_card_loss(
-        **loss_args()
-    )
-    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.REJECTED, "idempotency_conflict")
-
-
-def test_filing_status_parsed_and_id_quoted(pki):
-    adapter = FakeAdapter(body={"filing_id": "F1", "type": "card_loss", "status": "accepted",
-                                "created_at": "2025-03-10T17:30:00+08:00"})
-    c = client_with(pki, adapter)
-    got = c.filing_status("F1")
-    assert isinstance(got, FilingStatus) and (got.type, got.status) == ("card_loss", "accepted")
-    c.filing_status("a/../b")
-    assert adapter.requests[1][0].url == BASE + "/v1/filings/a%2F..%2Fb"
 
 
 # --- property: no answer from outside can crash the client ---------------------------------------------------
@@ -332,27 +337,269 @@ _json = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=20), children, max_size=6),
     max_leaves=20,
 )
-_pensionish = st.fixed_dictionaries(
-    {k: st.one_of(st.just(v), _json) for k, v in PENSION.items()}
+_pensionish = st.fixed_dictionaries({k: st.one_of(st.just(v), _json) for k, v in PENSION.items()})
+_filingish = st.fixed_dictionaries({k: st.one_of(st.just(v), _json) for k, v in FILING.items()})
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    status=st.sampled_from([200, 201, 204, 400, 401, 403, 404, 409, 410, 429, 500, 502]),
+    body=st.one_of(st.binary(max_size=200), _json, _pensionish, _filingish),
+    retry_after=st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 10**12).map(str)),
 )
-
-
-@settings(max_examples=200, deadline=None)
-@given(status=st.sampled_from([200, 201, 400, 404, 409, 410, 500, 502]), body=st.one_of(st.binary(max_size=200), _json, _pensionish))
-def test_any_answer_becomes_a_value(pki, status, body):
-    c = client_with(pki, FakeAdapter(status=status, body=body))
+def test_any_answer_becomes_a_value(pki, status, body, retry_after):
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    c = client_with(pki, FakeAdapter(status=status, body=body, headers=headers), retries=1)
+    waits: list[float] = []
+    c._sleep = waits.append
     for got in (
-        c.pension(ELDER),
-        c.resolve_ecard("ESSC1.a.b"),
-        c.verify_receipt(BASE + "/v1/receipts/R1/verify?sig=x"),
-        c.create_receipt(
-            idempotency_key="k" * 16, terminal_id="t", site_id="s", service="x", ssn=ELDER, summary={},
-            created_at="2025-01-01T00:00:00+08:00",
-        ),
-        c.report_card_loss(**loss_args()),
-        c.filing_status("F1"),
+        c.pension(TOKEN),
+        c.open_session(Credential.ECARD, code="ESSC1.a.b"),
+        c.verify_receipt(BASE + "/v1/receipts/R1/verify?sig=abcdefgh"),
+        c.create_receipt(TOKEN, idempotency_key="k" * 16, service="pension_query", created_at=WHEN),
+        c.report_card_loss(TOKEN, idempotency_key="k" * 16, created_at=WHEN),
+        c.filing_status(TOKEN, "F1"),
+        c.close_session(TOKEN),
     ):
         assert not isinstance(got, Exception)
         if status >= 300:
             assert isinstance(got, BackendFailure)
     assert isinstance(c.health(), bool)
+    assert all(0 <= w <= c.retry_after_cap for w in waits)
+
+
+# --- a real loopback server: the transport's bounds ------------------------------------------------------
+
+
+class Loopback:
+    """A mutual-TLS HTTP server on 127.0.0.1; `handle(handler)` answers each request. Records paths, and how
+    each answer ended (`sent` bytes of the body, `gone` set when the client hung up)."""
+
+    def __init__(self, pki, handle: Callable[[BaseHTTPRequestHandler, Loopback], None]) -> None:
+        self.handle, self.paths, self.sent = handle, [], 0
+        self.gone = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):  # no request lines in test output
+                pass
+
+            def _any(self):
+                outer.paths.append((self.command, self.path, self.headers.get("Authorization")))
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                try:
+                    outer.handle(self, outer)
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                    outer.gone.set()
+
+            do_GET = do_POST = do_DELETE = _any
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca_cert))
+        ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def json_answer(h: BaseHTTPRequestHandler, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(body).encode()
+    h.send_response(status)
+    for k, v in {"Content-Type": "application/json", "Content-Length": str(len(data)), **(headers or {})}.items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(data)
+
+
+@pytest.fixture
+def loopback(pki):
+    servers: list[Loopback] = []
+
+    def start(handle) -> Loopback:
+        srv = Loopback(pki, handle)
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.stop()
+
+
+def real_client(pki, srv: Loopback, **kw) -> BackendClient:
+    args = dict(connect_timeout=2, read_timeout=10, retries=0)
+    args.update(kw)
+    return BackendClient(srv.url, pki.ca_cert, pki.client_cert, pki.client_key, **args)
+
+
+DRIP_BYTES = 60  # at 0.5 s a byte: 30 s, far past the deadline and never past the test's own timeout
+
+
+def _drip(h: BaseHTTPRequestHandler, srv: Loopback, head: bytes, body: bytes) -> None:
+    h.wfile.write(head)
+    h.wfile.flush()
+    for i in range(len(body)):
+        h.wfile.write(body[i:i + 1])
+        h.wfile.flush()
+        srv.sent += 1
+        time.sleep(0.5)  # the server's pace, not a wait of the test
+    srv.gone.set()  # not cut: the assertions below fail
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_dripping_server_is_cut_at_the_call_deadline(pki, loopback, where):
+    payload = b" " * DRIP_BYTES
+
+    def handle(h, srv):
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {DRIP_BYTES}\r\n\r\n".encode()
+        if where == "headers":
+            _drip(h, srv, b"", head + payload)
+        else:
+            _drip(h, srv, head, payload)
+
+    srv = loopback(handle)
+    # each byte comes well within the 10 s read timeout: only the 1 s deadline can end this
+    got = real_client(pki, srv, deadline=1.0).pension(TOKEN)
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.TIMEOUT, "deadline")
+    assert srv.gone.wait(30)
+    assert srv.sent < DRIP_BYTES  # the client hung up: the server could not finish
+
+
+def test_the_deadline_covers_retries_too(pki, loopback):
+    def handle(h, srv):
+        json_answer(h, 503, {"code": "server_error", "message": "x"}, {"Retry-After": "1"})
+
+    srv = loopback(handle)
+    c = real_client(pki, srv, deadline=1.5, retries=10, retry_after_cap=1.0)
+    waits: list[float] = []
+    c._sleep = lambda s: (waits.append(s), time.sleep(s))
+    got = c.filing_status(TOKEN, "F1")
+    assert isinstance(got, BackendFailure) and got.kind == FailureKind.SERVER_ERROR
+    assert len(srv.paths) <= 2 and len(waits) == len(srv.paths) - 1  # no wait that would pass the deadline
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_an_oversized_answer_is_not_read(pki, loopback, declared):
+    total, chunk = 64 << 20, b"x" * (64 << 10)  # far more than the kernel buffers hold
+
+    def handle(h, srv):
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        if declared:
+            h.send_header("Content-Length", str(total))
+        else:
+            h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        for _ in range(total // len(chunk)):
+            h.wfile.write(chunk if declared else b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            srv.sent += len(chunk)
+        srv.gone.set()
+
+    srv = loopback(handle)
+    got = real_client(pki, srv).pension(TOKEN)
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.BAD_RESPONSE, "too_large")
+    assert srv.gone.wait(30)
+    assert srv.sent < total
+
+
+@pytest.mark.parametrize("asked", ["3600", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_retry_after_is_capped(pki, loopback, asked):
+    def handle(h, srv):
+        if len(srv.paths) == 1:
+            json_answer(h, 429, {"code": "rate_limited", "message": "x"}, {"Retry-After": asked})
+        else:
+            json_answer(h, 201, OPENED)
+
+    srv = loopback(handle)
+    c = real_client(pki, srv, retries=1, retry_after_cap=5.0, deadline=30)
+    waits: list[float] = []
+    c._sleep = waits.append  # record instead of waiting
+    got = c.open_session(Credential.ECARD, code="ESSC1.a.b")
+    assert isinstance(got, SessionOpened)
+    assert waits == [5.0] and len(srv.paths) == 2
+
+
+def test_rate_limited_past_the_deadline_is_a_value_at_once(pki, loopback):
+    def handle(h, srv):
+        json_answer(h, 429, {"code": "rate_limited", "message": "x"}, {"Retry-After": "3"})
+
+    srv = loopback(handle)
+    c = real_client(pki, srv, retries=3, deadline=2.0)
+    waits: list[float] = []
+    c._sleep = waits.append
+    got = c.open_session(Credential.ECARD, code="ESSC1.a.b")
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.RATE_LIMITED, "rate_limited")
+    assert waits == [] and len(srv.paths) == 1  # waiting 3 s would pass the 2 s deadline
+
+
+VERIFY_OK = {"genuine": True, "reason": "ok", "receipt_id": "R20250310-0A1B2C3D4E"}
+
+
+def test_a_receipt_is_verified_on_our_own_backend_with_the_same_path(pki, loopback):
+    srv = loopback(lambda h, s: json_answer(h, 200, VERIFY_OK))
+    public = "https://verify.example.org:9443"
+    c = real_client(pki, srv, receipt_base_url=public)
+    url = public + "/v1/receipts/R20250310-0A1B2C3D4E/verify?sig=Ab-_0123456789xyz"
+    got = c.verify_receipt(url)
+    assert isinstance(got, Verification) and got.genuine and got.reason is VerifyReason.OK
+    assert srv.paths == [("GET", "/v1/receipts/R20250310-0A1B2C3D4E/verify?sig=Ab-_0123456789xyz", None)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/v1/receipts/R1/verify?sig=abcdefgh",  # another host
+        "http://verify.example.org:9443/v1/receipts/R1/verify?sig=abcdefgh",  # another scheme
+        "https://verify.example.org/v1/receipts/R1/verify?sig=abcdefgh",  # another port
+        "https://verify.example.org:9443@evil.example/v1/receipts/R1/verify?sig=abcdefgh",  # userinfo trick
+        "https://verify.example.org:9443/v1/receipts/R1/verify?sig=abcdefgh&next=x",  # more query
+        "https://verify.example.org:9443/v1/receipts/R1/verify?sig=abcdefgh#frag",
+        "https://verify.example.org:9443/v1/receipts/R1/verify?sig=abc",  # signature too short
+        "https://verify.example.org:9443/v1/receipts/R1/verify?sig=" + "a" * 129,  # too long
+        "https://verify.example.org:9443/v1/receipts/../pension/verify?sig=abcdefgh",
+        "https://verify.example.org:9443/v1/receipts/R%2F1/verify?sig=abcdefgh",
+        "https://verify.example.org:9443/v1/receipts/" + "R" * 65 + "/verify?sig=abcdefgh",
+        "https://verify.example.org:9443/v1/receipts/R1/verify?sig=abcd%20efgh",
+        "https://verify.example.org:9443/v1/receipts/R1/verify",
+        "https://verify.example.org:9443/v1/receipts/R1/verify?sig=abcdefgh\n",
+        " https://verify.example.org:9443/v1/receipts/R1/verify?sig=abcdefgh",
+    ],
+)
+def test_anything_but_our_exact_receipt_url_is_never_fetched(pki, loopback, url):
+    srv = loopback(lambda h, s: json_answer(h, 200, VERIFY_OK))
+    c = real_client(pki, srv, receipt_base_url="https://verify.example.org:9443")
+    got = c.verify_receipt(url)
+    assert isinstance(got, BackendFailure) and got.code == "foreign_url"
+    assert not c.is_our_receipt(url)
+    assert srv.paths == []
+
+
+def test_a_server_without_our_ca_is_never_sent_a_token(pki, loopback, tmp_path):
+    # the same loopback, but the client pins another CA: the handshake fails before any request
+    other = ensure_demo_pki(tmp_path / "other")
+    srv = loopback(lambda h, s: json_answer(h, 200, PENSION))
+    c = BackendClient(srv.url, other.ca_cert, pki.client_cert, pki.client_key, retries=0)
+    got = c.pension(TOKEN)
+    assert isinstance(got, BackendFailure) and (got.kind, got.code) == (FailureKind.OFFLINE, "tls_error")
+    assert srv.paths == []
+
+
+def test_connection_refused_is_offline(pki):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    c = BackendClient(f"https://127.0.0.1:{port}", pki.ca_cert, pki.client_cert, pki.client_key, retries=1,
+                      backoff_factor=0.01)
+    got = c.pension(TOKEN)
+    assert isinstance(got, BackendFailure) and got.kind == FailureKind.OFFLINE

@@ -73,3 +73,32 @@ def test_idle_offers_only_what_the_terminal_has():
     full = S.initial_state(features=frozenset({"idcard", "scan", "camera"}))
     v = view.build(full, 0)
     assert "身份证" in v.body and "电子社保卡" in v.body and v.buttons[0].event == S.StartScan()
+
+
+def test_pension_and_receipt_check_render_the_api_models():
+    import datetime as dt
+    from decimal import Decimal
+
+    from api.enums import Credential, VerifyReason
+    from api.models import Payment, Pension, Verification
+
+    p = Pension(
+        insurance_type="城乡居民基本养老保险", status="领取中", contribution_tier="每年500元档", years_contributed=15,
+        account_balance=Decimal("7532.40"), receiving=True, monthly_amount=Decimal("238.50"),
+        payments=[Payment(month="2025-02", amount=Decimal("238.50"), status="已发放")],
+        certification_status="已认证", certification_due=dt.date(2027, 3, 31),
+    )
+    person = S.Person("王秀兰", "370102195203140527", Credential.SSCARD_PIN)
+    st = replace(S.initial_state(), screen=S.Screen.PENSION, person=person, pension=p, pension_loaded=True)
+    v = view.build(st, 0)
+    rows = dict(v.rows)
+    assert rows["每月领取"] == "238.50 元" and rows["个人账户余额"] == "7532.40 元"
+    assert v.payments == (("2025-02", "238.50 元"),) and v.body == "王*兰"
+    when = dt.datetime(2025, 3, 10, 17, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    ok = Verification(genuine=True, reason=VerifyReason.OK, receipt_id="R1", service="pension_query",
+                      title="养老金查询", name_masked="王*兰", id_masked="3701**********0527", created_at=when,
+                      site_id="370102-001", terminal_id="T-1")
+    v = view.build(replace(S.initial_state(), screen=S.Screen.RECEIPT_CHECK, checked=ok), 0)
+    assert "2025-03-10 17:30" in dict(v.rows).values() and "王*兰" in dict(v.rows).values()
+    bad = Verification(genuine=False, reason=VerifyReason.BAD_SIGNATURE)
+    assert view.build(replace(S.initial_state(), screen=S.Screen.RECEIPT_CHECK, checked=bad), 0).tone == "error"

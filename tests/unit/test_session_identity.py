@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from api.enums import Credential
 from devices.base import CardInserted, CardRemoved, PrintOutcome, PrintResult
 from devices.idcard import IdCardFailed, IdCardFault, IdCardPlaced, IdCardRemoved
 from devices.sam_frames import CardType, IdCardData
@@ -45,16 +46,17 @@ def test_card_loss_needs_a_confirmation_then_files_once_and_prints():
     assert d.state.screen is S.Screen.CONFIRM and not d.effects_of(S.ReportCardLoss)
     d.send(S.Confirm())
     [f] = d.effects_of(S.ReportCardLoss)
-    assert f.ssn == ID.id_number and f.credential == "id_card"
+    assert f.person.id_number == ID.id_number and f.person.credential is Credential.ID_CARD
+    assert ID.id_number not in repr(f) and ID.name not in repr(f)
     d.result(S.BackendFailed(S.BackendFailureKind.TIMEOUT))
     assert d.state.fault is S.Fault.BACKEND_OFFLINE
     d.send(S.Retry())
     again = d.effects_of(S.ReportCardLoss)
     assert len(again) == 2 and again[0].key == again[1].key  # same idempotency key
-    d.result(S.CardLossFiled("F1", "accepted", RECEIPT_URL))
+    d.result(S.CardLossFiled("F1", "accepted", RECEIPT_URL, (("挂失状态", "已临时挂失"),)))
     [p] = d.effects_of(S.PrintReceipt)
     assert p.service == "card_loss" and p.holder_id_masked == "3701**********0527"
-    assert ("受理编号", "F1") in p.lines
+    assert p.lines == (("受理编号", "F1"), ("挂失状态", "已临时挂失"))  # the backend's lines, numbered
     d.result(PrintResult(PrintOutcome.PRINTED))
     assert d.state.screen is S.Screen.FILED and d.state.filing_id == "F1"
     d.send(S.Finish())
@@ -124,7 +126,8 @@ def test_ecard_is_resolved_by_the_backend_and_is_strong():
     d.result(S.ECardResolved("王秀兰", "370102195203140527"))
     assert d.state.level is Level.STRONG and d.state.screen is S.Screen.MENU
     d.send(S.Choose("pension_query"))
-    assert d.effects_of(S.FetchPension)[-1].ssn == "370102195203140527"
+    got = d.effects_of(S.FetchPension)[-1].person
+    assert got.id_number == "370102195203140527" and got.credential is Credential.ECARD
 
 
 @pytest.mark.parametrize(
@@ -149,11 +152,34 @@ def test_scanned_receipt_is_verified_not_signed_in():
     assert d.state.screen is S.Screen.IDLE and d.state.checked is None
 
 
+@pytest.mark.parametrize(
+    "code", ["https://evil.example/v1/receipts/R1/verify?sig=abc", "http://phish.example/", "HTTPS://X.Y/z"],
+)
+def test_any_scanned_url_is_checked_as_a_receipt_never_sent_as_an_ecard_code(code):
+    d = Driver()
+    d.send(CodeScanned(code))
+    assert [v.url for v in d.effects_of(S.VerifyReceipt)] == [code] and not d.effects_of(S.ResolveECard)
+    d.result(S.ReceiptChecked(None))  # the runtime found it is not one of ours
+    assert d.state.screen is S.Screen.RECEIPT_CHECK and d.state.checked is None
+
+
+def test_card_and_pin_may_report_the_card_lost():
+    d = Driver().to_menu()
+    d.send(S.Choose("card_loss"))
+    assert d.state.screen is S.Screen.CONFIRM
+    d.send(S.Confirm())
+    [f] = d.effects_of(S.ReportCardLoss)
+    assert f.person.credential is Credential.SSCARD_PIN
+    d.result(S.CardLossFiled("F2", "accepted", RECEIPT_URL, (("挂失状态", "已临时挂失"),)))
+    d.result(PrintResult(PrintOutcome.PRINTED))
+    assert d.state.screen is S.Screen.FILED and d.state.filing_id == "F2"
+
+
 def test_codes_are_ignored_during_a_session():
     d = Driver().to_menu()
     d.send(CodeScanned("ESSC1.x.y"))
     d.send(IdCardPlaced(ID))
-    assert d.state.screen is S.Screen.MENU and d.state.person.credential == "sscard"
+    assert d.state.screen is S.Screen.MENU and d.state.person.credential is Credential.SSCARD_PIN
     assert not d.effects_of(S.ResolveECard)
 
 
