@@ -132,3 +132,15 @@ def test_per_address_rate_limit(server, clock):
         clock.t += 1
         assert phone.get(url, timeout=5).status_code == 200
         assert phone.get(url, timeout=5).status_code == 429
+
+
+def test_receipt_base_url_names_a_public_front(tmp_path, clock):
+    srv = start_server(tmp_path / "front", clock=clock, receipt_base_url="https://verify.example.cn/")
+    try:
+        rec = _receipt(srv, clock)
+        assert rec["verify_url"].startswith(f"https://verify.example.cn/v1/receipts/{rec['receipt_id']}/verify?sig=")
+        with _phone(srv) as phone:  # the listener itself still answers the same path
+            assert phone.get(srv.verify_url + urlsplit(rec["verify_url"]).path + "?" +
+                             urlsplit(rec["verify_url"]).query, timeout=5).json()["genuine"] is True
+    finally:
+        srv.stop()
