@@ -88,7 +88,7 @@ class DemoStack:
             ),
             backend=Backend(
                 url=self.server.url, ca=self.server.ca_path, client_cert=self.server.client_cert,
-                client_key=self.server.client_key,
+                client_key=self.server.client_key, receipt_base_url=self.server.verify_url,
             ),
             devices=Devices(
                 sscard_reader=DEMO_READER, printer_port=self.printer.port, idcard_port=self.idcard.port,
