@@ -1,3 +1,5 @@
+# pyright: reportInvalidTypeForm=false
+# (FastAPI dependencies built per app inside create_app are named with local Annotated aliases)
 """The reference backend: the kiosk API for development, demos, tests and pilot sites.
 
 Versioned under /v1, JSON everywhere, every error body is {"code": <ErrorCode>, "message": <Chinese text>}.

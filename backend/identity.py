@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -76,7 +77,7 @@ def _rfc4514(pem: str) -> str | None:
         return None
 
 
-def terminal_of(scope: dict[str, Any]) -> Terminal | None:
+def terminal_of(scope: MutableMapping[str, Any]) -> Terminal | None:
     """The terminal of a request, from the TLS layer's certificate (None: no usable certificate)."""
     tls = scope.get("extensions", {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []

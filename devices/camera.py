@@ -44,7 +44,8 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
 
 def decode_qr(grey: np.ndarray) -> list[str]:
     """All QR codes zxing-cpp finds in one grey frame."""
-    return [r.text for r in zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.QRCode) if r.valid]
+    qr = zxingcpp.BarcodeFormat.QRCode  # one format is a valid set for zxing-cpp; its stubs say otherwise
+    return [r.text for r in zxingcpp.read_barcodes(grey, formats=qr) if r.valid]  # pyright: ignore[reportArgumentType]
 
 
 class V4l2Camera:
@@ -182,8 +183,11 @@ class QrDecoder:
 
     def _capture(self) -> None:
         while not self._stop.is_set():
+            source = self.source
+            if source is None:
+                return
             try:
-                frame = self.source.read()
+                frame = source.read()
             except Exception as exc:
                 log.info("camera read failed: %s", type(exc).__name__)
                 frame = None
@@ -200,6 +204,8 @@ class QrDecoder:
                 if self._stop.is_set():
                     return
                 frame, self._latest = self._latest, None
+                if frame is None:
+                    continue
                 self._busy = True
             try:
                 t0 = time.perf_counter()

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import quote, urlsplit
 
 import pydantic
@@ -343,6 +343,18 @@ class BackendClient:
                           route="/v1/receipts/{id}/verify")
 
     # --- transport ------------------------------------------------------------------------------------
+
+    @overload
+    def _call(
+        self, method: str, path: str, model: type[M], *, body: bytes | None = None, token: str | None = None,
+        headers: Mapping[str, str] | None = None, route: str | None = None,
+    ) -> M | BackendFailure: ...
+
+    @overload
+    def _call(
+        self, method: str, path: str, model: None, *, body: bytes | None = None, token: str | None = None,
+        headers: Mapping[str, str] | None = None, route: str | None = None,
+    ) -> BackendFailure | None: ...
 
     def _call(
         self,

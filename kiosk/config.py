@@ -60,8 +60,8 @@ class Backend(_Section):
     ca: _FilePath = Field(description="CA certificate the backend's certificate must chain to (pinned)")
     client_cert: _FilePath | None = None
     client_key: _FilePath | None = None
-    connect_timeout: float = Field(3.05, gt=0, le=30)
-    read_timeout: float = Field(8.0, gt=0, le=120)
+    connect_timeout: float = Field(default=3.05, gt=0, le=30)
+    read_timeout: float = Field(default=8.0, gt=0, le=120)
     receipt_base_url: str | None = Field(
         None, description="https origin receipt QR codes point to, when it is not the backend itself"
     )
@@ -108,21 +108,21 @@ class Backend(_Section):
 class Devices(_Section):
     sscard_reader: str = ""  # PC/SC reader name; empty = the first reader
     printer_port: str = "/dev/kiosk-printer"
-    printer_baud: int = Field(115200, gt=0)
+    printer_baud: int = Field(default=115200, gt=0)
     printer_profile: Literal["native-qr", "raster-qr", "native-qr-58", "raster-qr-58"] = "native-qr"
     idcard_port: str = ""  # empty = no ID-card reader fitted
-    idcard_baud: int = Field(115200, gt=0)
+    idcard_baud: int = Field(default=115200, gt=0)
     scanner_port: str = ""
-    scanner_baud: int = Field(9600, gt=0)
+    scanner_baud: int = Field(default=9600, gt=0)
     scanner_terminator: str = "\r"
     camera: str = ""  # V4L2 device for QR scanning, e.g. /dev/video0; empty = no camera
 
 
 class Timeouts(_Section):
-    inactivity: float = Field(60, ge=10, le=600, description="seconds without a touch before returning home")
-    pin: float = Field(45, ge=10, le=300)
-    warn: float = Field(15, ge=3, le=60, description="the countdown shows for this many last seconds")
-    card_read: float = Field(5, gt=0, le=60)
+    inactivity: float = Field(default=60, ge=10, le=600, description="seconds without a touch before returning home")
+    pin: float = Field(default=45, ge=10, le=300)
+    warn: float = Field(default=15, ge=3, le=60, description="the countdown shows for this many last seconds")
+    card_read: float = Field(default=5, gt=0, le=60)
 
     @model_validator(mode="after")
     def _warn_is_shorter(self):
@@ -212,7 +212,7 @@ def parse(data: dict, source: str = "config") -> Config:
         lines = []
         for err in e.errors(include_input=False, include_url=False):
             fix = _FIXES.get(err["type"], "fix the value")
-            lines.append(f"{source}: {_where(list(err['loc']))}: {err['msg']} — {fix}")
+            lines.append(f"{source}: {_where([str(p) for p in err['loc']])}: {err['msg']} — {fix}")
         raise ConfigError("\n".join(lines)) from None
     except RecursionError:  # the depth check above should make this unreachable; never a traceback
         raise ConfigError(f"{source}: nested too deeply — a kiosk config is only [section] key = value") from None

@@ -23,8 +23,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from api.enums import Credential, ErrorCode
+from api.models import CardLossFiling, Pension, SessionOpened
+from api.models import Receipt as ApiReceipt
 from devices.base import (
     CardFault,
     CardReadFailed,
@@ -40,6 +43,7 @@ from kiosk.i18n import tr
 from kiosk.receipts import Receipt, render_escpos
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -313,8 +317,11 @@ class Runtime:
         st = self.state  # one reference read: the state object itself is immutable
         if st.sid != sid or st.screen is not screen:
             return  # the person has moved on: a late prompt would only confuse
+        voice = self.voice
+        if voice is None:
+            return
         try:
-            self.voice(text, locale)
+            voice(text, locale)
         except Exception:
             log.warning("voice prompt failed", exc_info=True)
 
@@ -337,11 +344,14 @@ class Runtime:
     def _ecard(self, sid: int, code: str) -> object:
         r = self._open(sid, lambda: self.backend.open_session(Credential.ECARD, code=code))
         reason = {"ecard_expired": "expired", "ecard_revoked": "revoked", "ecard_unknown": "unknown"}
-        if getattr(r, "code", None) in reason:
-            return S.ECardRejected(reason[r.code])
-        if isinstance(r, _Live):  # cannot happen (a fresh sid); never sign in without a person named
-            return _bad_response(RuntimeError())
-        return _failure(r) or S.ECardResolved(r.person.name, r.person.ssn)
+        why = getattr(r, "code", None)
+        if why in reason:
+            return S.ECardRejected(reason[why])
+        # a _Live answer cannot happen here (a fresh sid): never sign in without a person named
+        opened = _as(r, SessionOpened)
+        if isinstance(opened, S.BackendFailed):
+            return opened
+        return S.ECardResolved(opened.person.name, opened.person.ssn)
 
     def _verify(self, url: str) -> object:
         r = self.backend.verify_receipt(url)
@@ -352,20 +362,26 @@ class Runtime:
     def _card_loss(self, eff: S.ReportCardLoss) -> object:
         key = f"{self._run_id}-{eff.key}"
         when = self._first_asked.setdefault(key, self.wall())  # a retry repeats the same body
-        r = self._personal(eff.sid, eff.person, lambda token: self.backend.report_card_loss(
-            token, idempotency_key=key, created_at=when))
-        return _failure(r) or S.CardLossFiled(r.filing_id, str(r.status), r.verify_url, _lines(r.lines))
+        r = _as(self._personal(eff.sid, eff.person, lambda token: self.backend.report_card_loss(
+            token, idempotency_key=key, created_at=when)), CardLossFiling)
+        if isinstance(r, S.BackendFailed):
+            return r
+        return S.CardLossFiled(r.filing_id, str(r.status), r.verify_url, _lines(r.lines))
 
     def _pension(self, eff: S.FetchPension) -> object:
-        r = self._personal(eff.sid, eff.person, self.backend.pension)
-        return _failure(r) or S.PensionLoaded(r)
+        r = _as(self._personal(eff.sid, eff.person, self.backend.pension), Pension)
+        if isinstance(r, S.BackendFailed):
+            return r
+        return S.PensionLoaded(r)
 
     def _issue(self, eff: S.IssueReceipt) -> object:
         key = f"{self._run_id}-{eff.receipt_key}"
         when = self._first_asked.setdefault(key, self.wall())
-        r = self._personal(eff.sid, eff.person, lambda token: self.backend.create_receipt(
-            token, idempotency_key=key, service=eff.service, created_at=when))
-        return _failure(r) or S.ReceiptIssued(r.receipt_id, r.verify_url, _lines(r.lines))
+        r = _as(self._personal(eff.sid, eff.person, lambda token: self.backend.create_receipt(
+            token, idempotency_key=key, service=eff.service, created_at=when)), ApiReceipt)
+        if isinstance(r, S.BackendFailed):
+            return r
+        return S.ReceiptIssued(r.receipt_id, r.verify_url, _lines(r.lines))
 
     def _print(self, eff: S.PrintReceipt) -> PrintResult:
         receipt = Receipt(
@@ -425,6 +441,13 @@ _DEAD_TOKEN = frozenset({ErrorCode.TOKEN_EXPIRED, ErrorCode.TOKEN_INVALID, Error
 
 def _lines(lines) -> tuple[tuple[str, str], ...]:
     return tuple((str(label), str(value)) for label, value in lines)
+
+
+def _as(r: object, model: type[T]) -> T | S.BackendFailed:
+    """The answer when it is the model the call promises, else the failure it is (or a bad response)."""
+    if isinstance(r, model):
+        return r
+    return _failure(r) or S.BackendFailed(S.BackendFailureKind.BAD_RESPONSE)
 
 
 def _bad_response(_e: Exception) -> S.BackendFailed:

@@ -15,6 +15,7 @@ import enum
 from dataclasses import dataclass, field, replace
 
 from api.enums import Credential
+from api.models import Pension, Verification
 from api.privacy import mask_id, mask_name
 from devices.base import (
     CardFault,
@@ -170,7 +171,7 @@ class Result:
 
 @dataclass(frozen=True)
 class PensionLoaded:
-    status: object = field(repr=False)  # api.models.Pension (money as Decimal), or None: no record
+    status: Pension | None = field(repr=False)  # money as Decimal; None: no record
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ class ECardRejected:
 class ReceiptChecked:
     """verification is api.models.Verification, or None: not one of ours."""
 
-    verification: object = None
+    verification: Verification | None = None
 
 
 @dataclass(frozen=True)
@@ -337,10 +338,10 @@ class State:
     fault_detail: str = ""
     pending: object | None = field(default=None, repr=False)  # the backend call in flight: Retry re-runs it
     service: str | None = None
-    pension: object | None = field(default=None, repr=False)
+    pension: Pension | None = field(default=None, repr=False)
     pension_loaded: bool = False
     receipt_url: str | None = None
-    checked: object | None = field(default=None, repr=False)  # a scanned receipt's verification
+    checked: Verification | None = field(default=None, repr=False)  # a scanned receipt's verification
     filing_id: str = ""
     deadline: float | None = None  # when inactivity ends the session; None = no timeout on this screen
     remind_at: float | None = None
@@ -664,6 +665,8 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
         return _error(_wiped(s), _CARD_FAULTS.get(v.fault, Fault.CARD_UNREADABLE), now, v.fault.value)
     if isinstance(v, PinResult) and sc is Screen.CHECKING_PIN:
         if v.outcome is PinOutcome.OK:
+            if s.person is None:  # cannot happen: CHECKING_PIN follows a read card
+                return _end(s, now, "card_removed")
             return _signed_in(s, s.person, Level.CARD_PIN, now)
         if v.outcome is PinOutcome.WRONG:
             if v.tries_left == 0:

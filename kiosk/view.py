@@ -6,6 +6,7 @@ Screens render a View and send back the events its buttons carry; they never dec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from kiosk import catalog
 from kiosk import session as S
@@ -56,7 +57,7 @@ def build(state: S.State, now: float) -> View:
         return tr(loc, msgid, **kw)
 
     n = state.countdown(now)
-    common = dict(
+    common: dict[str, Any] = dict(
         elder_mode=state.elder_mode,
         locale=loc,
         countdown=t("countdown", n=n) if n is not None else "",
@@ -128,7 +129,7 @@ def build(state: S.State, now: float) -> View:
 def _receipt_check(state: S.State, t, common) -> View:
     v = state.checked
     done = (Button(t("btn.done"), S.Finish(), primary=True),)
-    if not getattr(v, "genuine", False):
+    if v is None or not v.genuine:
         return View(
             "notice", t("receipt_check.not_genuine"), t("receipt_check.not_genuine.body"), tone="error",
             buttons=done, **common,
@@ -182,7 +183,7 @@ def _pension(state: S.State, t, common) -> View:
 
 
 def _error(state: S.State, t, common) -> View:
-    f = state.fault
+    f = state.fault or S.Fault.BACKEND_ERROR  # the error screen always carries its fault
     title = t(f"error.{f.value}.title")
     body = t(f"error.{f.value}.body")
     finish = Button(t("btn.finish"), S.Finish())

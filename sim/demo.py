@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, Literal
 
 from kiosk.config import Backend, Config, Devices, Terminal, Timeouts
 
@@ -54,17 +55,21 @@ class ShownPicture:
 
 
 class DemoStack:
-    def __init__(self, out_dir: str | Path, *, orientation: str = "landscape", timeouts: Timeouts | None = None):
+    def __init__(
+        self, out_dir: str | Path, *, orientation: Literal["landscape", "portrait"] = "landscape",
+        timeouts: Timeouts | None = None,
+    ):
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.orientation = orientation
+        self.orientation: Literal["landscape", "portrait"] = orientation
         self.timeouts = timeouts or Timeouts()
-        self.pcscd = None
-        self.server = None
-        self.printer = None
-        self.card = None  # the VirtualCard now in the reader
-        self.idcard = None
-        self.scanner = None
+        # set by start(): the running backend and twins
+        self.pcscd: Any = None
+        self.server: Any = None
+        self.printer: Any = None
+        self.card: Any = None  # the VirtualCard now in the reader
+        self.idcard: Any = None
+        self.scanner: Any = None
         self.camera = ShownPicture()
 
     def start(self) -> Config:

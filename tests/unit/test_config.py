@@ -114,7 +114,7 @@ def test_example_comments_out_only_optional_keys_with_a_valid_value(data: dict, 
         section, key = dotted.split(".")
         assert Config.model_fields[section].annotation.model_fields[key].default is None
         data[section][key] = value
-    assert parse(data).backend.receipt_base_url == "https://si.example.cn"
+    assert parse(data).backend.receipt_base_url == "https://si.example.cn:8444"
 
 
 def test_example_values_are_the_schema_defaults(data: dict) -> None:
