@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -55,6 +56,11 @@ class RecordError(ValueError):
     """The documented error of the parsers below: bytes from the card that do not fit the format."""
 
 
+class ResponseLost(RecordError):
+    """GET RESPONSE found no response waiting (6985) right after the card announced one (61xx): the
+    card was reset or another card answers."""
+
+
 # ---------------------------------------------------------------- pure: APDUs and T=0
 
 
@@ -88,7 +94,8 @@ def split_sw(resp: bytes) -> tuple[bytes, int]:
 
 def t0_exchange(transmit: Transmit, apdu: bytes) -> tuple[bytes, int]:
     """One command with T=0 follow-ups: 6Cxx → repeat with Le = xx; 61xx → GET RESPONSE xx (data
-    accumulated). Bounded: at most _MAX_T0_ROUNDS extra exchanges. Raises RecordError on a short answer."""
+    accumulated). Bounded: at most _MAX_T0_ROUNDS extra exchanges. Raises RecordError on a short answer,
+    ResponseLost if the response announced is gone."""
     data, sw = split_sw(transmit(apdu))
     acc = b""
     for _ in range(_MAX_T0_ROUNDS):
@@ -98,6 +105,8 @@ def t0_exchange(transmit: Transmit, apdu: bytes) -> tuple[bytes, int]:
         elif sw >> 8 == 0x61:
             acc += data
             data, sw = split_sw(transmit(bytes([0x00, 0xC0, 0x00, 0x00, sw & 0xFF])))
+            if sw == 0x6985:
+                raise ResponseLost("GET RESPONSE: no response pending")
         else:
             return acc + data, sw
     raise RecordError("too many T=0 follow-ups")
@@ -235,6 +244,15 @@ class _Fail(Exception):
         self.fault, self.detail = fault, detail
 
 
+class _Changed(_Fail):
+    """Another card (or the same card after a reset) answers on the connection: whatever was read or
+    checked before belongs to a card that is no longer there. Reported as REMOVED."""
+
+    def __init__(self, detail: str, reader: str = ""):
+        super().__init__(CardFault.REMOVED, detail)
+        self.reader = reader
+
+
 def _scard():
     from smartcard import scard  # imported lazily: the pure parsers need no PC/SC library
 
@@ -250,9 +268,9 @@ class _Conn:
     """One connected card handle with a deadline; every failure becomes a _Fail."""
 
     sc: object
-    ctx: int
     card: int
     proto: int
+    reader: str
     deadline: float
 
     def transmit(self, apdu: bytes) -> bytes:
@@ -262,28 +280,39 @@ class _Conn:
         if hr != self.sc.SCARD_S_SUCCESS or len(resp) < 2:
             # vpcd answers an empty response when the card vanished mid-command; pcscd only notices
             # the removal at its next presence poll, so wait for it before calling the card unreadable.
-            raise _Fail(self._why_failed(hr), f"transmit {_hr_name(hr)}")
+            raise self._why_failed(hr)
         return bytes(resp)
 
-    def _why_failed(self, hr: int) -> CardFault:
+    def _why_failed(self, hr: int) -> _Fail:
         sc = self.sc
+        detail = f"transmit {_hr_name(hr)}"
+        if hr == sc.SCARD_W_RESET_CARD:
+            return _Changed(detail)  # someone reset the card: it may not even be the same one
         if hr in (sc.SCARD_W_REMOVED_CARD, sc.SCARD_E_NO_SMARTCARD):
-            return CardFault.REMOVED
+            return _Fail(CardFault.REMOVED, detail)
         if hr in (sc.SCARD_E_NO_SERVICE, sc.SCARD_E_SERVICE_STOPPED, sc.SCARD_E_READER_UNAVAILABLE):
-            return CardFault.NO_READER
+            return _Fail(CardFault.NO_READER, detail)
         end = time.monotonic() + 1.5
         while time.monotonic() < end:
             res = sc.SCardStatus(self.card)
             if res[0] != sc.SCARD_S_SUCCESS or not res[2] & _SCARD_PRESENT:
-                return CardFault.REMOVED
+                return _Fail(CardFault.REMOVED, detail)
             time.sleep(0.05)
-        return CardFault.UNREADABLE
+        return _Fail(CardFault.UNREADABLE, detail)
 
     def cmd(self, apdu: bytes) -> tuple[bytes, int]:
         try:
             return t0_exchange(self.transmit, apdu)
+        except ResponseLost as e:
+            raise _Changed(str(e)) from e
         except RecordError as e:
             raise _Fail(CardFault.UNREADABLE, str(e)) from e
+
+    def close(self) -> None:
+        try:
+            self.sc.SCardDisconnect(self.card, self.sc.SCARD_LEAVE_CARD)
+        except Exception:  # the handle may already be dead with its context
+            pass
 
 
 def _fault_for_connect(sc, hr: int) -> CardFault:
@@ -300,13 +329,73 @@ def _fault_for_connect(sc, hr: int) -> CardFault:
     return CardFault.UNREADABLE
 
 
-class PcscCardReader:
-    """devices.base.SSCardReader over PC/SC. reader_name None = the first reader holding a card."""
+Identity = tuple[str, str, str]
+"""(卡识别码 card_id, card number, ID number): what VERIFY is bound to."""
 
-    def __init__(self, reader_name: str | None = None, psam: Psam | None = None, poll_interval: float = 0.2):
+
+def identity_of(data: SSCardData) -> Identity:
+    return (data.card_id, data.card_number, data.ssn)
+
+
+@dataclass
+class _Bound:
+    """The card read last, still connected: VERIFY goes to this handle and only after the card behind it
+    has shown the same identity again."""
+
+    conn: _Conn
+    identity: Identity
+    removals: int  # the watcher's removal count when the read began
+    reader: str
+
+
+class _Pcsc:
+    """The PC/SC resources of one driver (the command context and the bound card), kept apart from the
+    driver object so a finalizer can release them: pcscd allows each client only a few contexts."""
+
+    def __init__(self):
+        self.ctx: int | None = None
+        self.bound: _Bound | None = None
+
+    def unbind(self) -> None:
+        bound, self.bound = self.bound, None
+        if bound is not None:
+            bound.conn.close()
+
+    def close(self) -> None:
+        self.unbind()
+        ctx, self.ctx = self.ctx, None
+        if ctx is not None:
+            try:
+                _scard().SCardReleaseContext(ctx)
+            except Exception:
+                pass
+
+
+_STALE_CONTEXT = ("SCARD_E_INVALID_HANDLE", "SCARD_E_NO_SERVICE", "SCARD_E_SERVICE_STOPPED")
+
+
+class PcscCardReader:
+    """devices.base.SSCardReader over PC/SC. reader_name None = the first reader holding a card.
+
+    The card read by read() stays connected (shared, never reset) until VERIFY, removal or the next
+    read, and VERIFY goes to that connection only after the card has answered with the same card
+    identifier, card number and ID number; the identity is checked again after VERIFY, so a card
+    swapped at any point yields a failure value, never the first card's data with the second card's
+    PIN. With `prefetch` the watcher reads a card as soon as pcscd reports it, and read() returns that
+    result if no removal was seen since.
+    """
+
+    def __init__(
+        self,
+        reader_name: str | None = None,
+        psam: Psam | None = None,
+        poll_interval: float = 0.2,
+        prefetch: bool = True,
+    ):
         self.reader_name = reader_name
         self.psam: Psam = psam or NullPsam()
         self.poll_interval = poll_interval
+        self.prefetch = prefetch
         self._emit: Emit | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -314,6 +403,10 @@ class PcscCardReader:
         self._status: DeviceStatus | None = None  # None until the watcher announced its first status
         self._present: dict[str, bool] = {}
         self._op_lock = threading.Lock()  # one card conversation at a time
+        self._pcsc = _Pcsc()  # guarded by _op_lock
+        self._removals = 0  # card removals the watcher saw; a read from before one is stale
+        self._prefetched: tuple[int, CardReadOk] | None = None
+        weakref.finalize(self, self._pcsc.close)
 
     # ---- watching
     def start(self, emit: Emit) -> None:
@@ -336,6 +429,13 @@ class PcscCardReader:
         if self._thread is not None:
             self._thread.join(5)
         self._thread = None
+        self._emit = None
+        if self._op_lock.acquire(timeout=5):
+            try:
+                self._prefetched = None
+                self._pcsc.close()
+            finally:
+                self._op_lock.release()
 
     def _send(self, event: object) -> None:
         if self._emit is not None:
@@ -350,9 +450,20 @@ class PcscCardReader:
             log.info("card reader %s: %s", reader or "-", status.value)
             self._send(ReaderStatusChanged(reader, status))
 
+    def _card_gone(self) -> None:
+        """A removal was seen: the bound card and any prefetched data belong to someone who has left."""
+        self._removals += 1
+        self._prefetched = None
+        if self._op_lock.acquire(blocking=False):  # else the conversation in progress finds out itself
+            try:
+                self._pcsc.unbind()
+            finally:
+                self._op_lock.release()
+
     def _forget(self, readers) -> None:
         for r in list(readers):
             if self._present.pop(r, False):
+                self._card_gone()
                 self._send(CardRemoved(r))
 
     def _watch(self) -> None:
@@ -387,12 +498,19 @@ class PcscCardReader:
                     continue
                 if hr != sc.SCARD_S_SUCCESS:
                     raise ConnectionError(_hr_name(hr))
+                inserted = []
                 for reader, event, _atr in result:
                     states[reader] = event & ~sc.SCARD_STATE_CHANGED
                     present = bool(event & sc.SCARD_STATE_PRESENT) and not event & sc.SCARD_STATE_MUTE
                     if present != self._present.get(reader, False):
                         self._present[reader] = present
+                        if present:
+                            inserted.append(reader)
+                        else:
+                            self._card_gone()
                         self._send(CardInserted(reader) if present else CardRemoved(reader))
+                if inserted and self.prefetch:
+                    self._prefetch()
             except Exception as e:  # pcscd gone or context broken: start over with a new context
                 log.info("PC/SC watch lost its context (%s); re-establishing", e)
                 self._forget(list(self._present))
@@ -410,6 +528,23 @@ class PcscCardReader:
             except Exception:
                 pass
         self._mon_ctx = None
+
+    def _prefetch(self) -> None:
+        """Read the card just reported, on the watcher's thread, while the event travels to the session."""
+        if not self._op_lock.acquire(timeout=1.0):
+            return
+        try:
+            removals = self._removals
+            self._prefetched = None
+            result = self._read_locked(time.monotonic() + 5.0)
+            if self._removals == removals:
+                self._prefetched = (removals, result)
+        except _Fail as f:  # read() will try again and report it
+            log.debug("card prefetch failed: %s %s", f.fault.value, f.detail)
+        except Exception:
+            log.exception("card prefetch failed")
+        finally:
+            self._op_lock.release()
 
     # ---- status (never raises)
     def status(self) -> DeviceStatus:
@@ -439,7 +574,7 @@ class PcscCardReader:
     # ---- commands
     def read(self, timeout: float = 5.0) -> CardReadOk | CardReadFailed:
         try:
-            return CardReadOk(self._run(self._read_card, timeout))
+            return self._locked(timeout, self._read_or_prefetched)
         except _Fail as f:
             return CardReadFailed(f.fault, f.detail)
         except Exception as e:  # never raise to the session: an unknown failure is "unreadable"
@@ -452,7 +587,7 @@ class PcscCardReader:
         except ValueError:
             return PinResult(PinOutcome.FAILED, fault=CardFault.INVALID_DATA)
         try:
-            return self._run(lambda conn: self._verify(conn, apdu), timeout)
+            return self._locked(timeout, lambda deadline: self._verify_locked(apdu, deadline))
         except _Fail as f:
             return PinResult(PinOutcome.FAILED, fault=f.fault)
         except Exception:
@@ -481,7 +616,7 @@ class PcscCardReader:
     def _pick_reader(self, sc, ctx) -> tuple[str, bool]:
         """(reader, card present). The named reader, else the first with a card, else the first."""
         hr, readers = sc.SCardListReaders(ctx, [])
-        if hr == sc.SCARD_E_NO_SERVICE:
+        if hr in (sc.SCARD_E_NO_SERVICE, sc.SCARD_E_INVALID_HANDLE, sc.SCARD_E_SERVICE_STOPPED):
             raise _Fail(CardFault.NO_READER, "pcscd")
         if hr != sc.SCARD_S_SUCCESS or not readers:
             raise _Fail(CardFault.NO_READER, "no reader")
@@ -497,24 +632,128 @@ class PcscCardReader:
                 return reader, True
         return readers[0], False
 
-    def _run(self, op, timeout: float):
+    def _locked(self, timeout: float, op):
         deadline = time.monotonic() + timeout
         if not self._op_lock.acquire(timeout=timeout):
             raise _Fail(CardFault.TIMEOUT, "reader busy")
         try:
-            with self._context() as (sc, ctx):
-                reader, _present = self._pick_reader(sc, ctx)
-                hr, card, proto = sc.SCardConnect(
-                    ctx, reader, sc.SCARD_SHARE_SHARED, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
-                )
-                if hr != sc.SCARD_S_SUCCESS:
-                    raise _Fail(_fault_for_connect(sc, hr), f"connect {_hr_name(hr)}")
-                try:
-                    return op(_Conn(sc, ctx, card, proto, deadline))
-                finally:
-                    sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
+            return op(deadline)
         finally:
             self._op_lock.release()
+
+    def _connect(self, deadline: float) -> _Conn:
+        """Connect to the card on the long-lived command context (made again if pcscd restarted).
+        A named reader is connected to directly: asking pcscd first would only cost round trips."""
+        sc = _scard()
+        stale = {getattr(sc, n) for n in _STALE_CONTEXT}
+        for attempt in (1, 2):
+            if self._pcsc.ctx is None:
+                hr, ctx = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
+                if hr != sc.SCARD_S_SUCCESS:
+                    raise _Fail(CardFault.NO_READER, "pcscd")
+                self._pcsc.ctx = ctx
+            ctx = self._pcsc.ctx
+            try:
+                reader = self.reader_name or self._pick_reader(sc, ctx)[0]
+            except _Fail as f:
+                if f.detail == "pcscd" and attempt == 1:
+                    self._pcsc.close()
+                    continue
+                raise
+            hr, card, proto = sc.SCardConnect(
+                ctx, reader, sc.SCARD_SHARE_SHARED, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
+            )
+            if hr == sc.SCARD_S_SUCCESS:
+                return _Conn(sc, card, proto, reader, deadline)
+            if hr in stale and attempt == 1:
+                self._pcsc.close()  # the context died with an earlier pcscd
+                continue
+            raise _Fail(_fault_for_connect(sc, hr), f"connect {_hr_name(hr)}")
+        raise _Fail(CardFault.NO_READER, "pcscd")
+
+    def _announce_change(self, reader: str) -> None:
+        """Another card answered where the read one was, unseen by pcscd (swapped within one presence
+        poll): tell the session the read card left and a card arrived, so it ends the old session and
+        reads the card that is there."""
+        self._removals += 1
+        self._prefetched = None
+        if self._thread is not None:
+            log.info("card reader %s: another card answers; reporting removal and insertion", reader)
+            self._send(CardRemoved(reader))
+            self._send(CardInserted(reader))
+
+    def _read_or_prefetched(self, deadline: float) -> CardReadOk:
+        pre, self._prefetched = self._prefetched, None
+        bound = self._pcsc.bound
+        if pre is not None and bound is not None and pre[0] == self._removals == bound.removals:
+            return pre[1]
+        try:
+            return self._read_locked(deadline)
+        except _Changed as f:
+            self._announce_change(f.reader)
+            raise
+
+    def _read_locked(self, deadline: float) -> CardReadOk:
+        self._pcsc.unbind()
+        removals = self._removals
+        conn = self._connect(deadline)
+        try:
+            data = self._read_card(conn)
+        except _Changed as f:
+            conn.close()
+            f.reader = conn.reader
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        self._pcsc.bound = _Bound(conn, identity_of(data), removals, conn.reader)
+        return CardReadOk(data)
+
+    def _verify_locked(self, apdu: bytes, deadline: float) -> PinResult:
+        bound = self._pcsc.bound
+        if bound is None:
+            raise _Fail(CardFault.NO_CARD, "no card read to check the PIN against")
+        if bound.removals != self._removals:
+            self._pcsc.unbind()
+            raise _Fail(CardFault.REMOVED, "removed since it was read")
+        bound.conn.deadline = deadline
+        keep = False
+        try:
+            self._check_identity(bound)  # before: the PIN goes to no other card
+            _data, sw = bound.conn.cmd(apdu)
+            self._check_identity(bound)  # after: the answer came from the card that was read
+            result = pin_result(sw)
+            keep = result.outcome is PinOutcome.WRONG  # the person may try again on the same card
+            return result
+        except _Changed:
+            self._pcsc.unbind()
+            self._announce_change(bound.reader)
+            raise
+        finally:
+            if not keep:
+                self._pcsc.unbind()
+
+    def _check_identity(self, bound: _Bound) -> None:
+        if self._read_identity(bound.conn) != bound.identity:
+            raise _Changed("another card answers")
+
+    def _read_identity(self, conn: _Conn) -> Identity:
+        values: dict[int, bytes] = {}
+        for sfi, tag in ((EF05_SFI, 0x01), (EF05_SFI, 0x07), (EF06_SFI, 0x08)):
+            data, sw = conn.cmd(build_read_record(tag, sfi))
+            if sw == 0x6982 and sfi == EF06_SFI and not isinstance(self.psam, NullPsam):
+                self._external_auth(conn, values[0x01].hex().upper())  # 3rd generation: unlock again
+                data, sw = conn.cmd(build_read_record(tag, sfi))
+            if sw != SW_OK:
+                raise _Changed(f"identity record {tag:02X}: {sw:04X}")
+            try:
+                values[tag] = parse_record(data, tag)
+            except RecordError as e:
+                raise _Changed(f"identity record {tag:02X}: {e}") from e
+        try:
+            return (values[0x01].hex().upper(), decode_ascii(values[0x07]), decode_ascii(values[0x08]).upper())
+        except RecordError as e:
+            raise _Changed(f"identity: {e}") from e
 
     def _select(self, conn: _Conn) -> None:
         _data, sw = conn.cmd(SELECT_SSSE)
@@ -534,6 +773,9 @@ class PcscCardReader:
                 out[tag] = None  # record absent on this card
             elif sw == 0x6982:
                 raise _Fail(CardFault.NEEDS_SAM, f"EF{sfi:02X} record {tag:02X}: 6982")
+            elif sw == 0x6986:
+                # the application selected a moment ago is no longer: the card was reset or swapped
+                raise _Changed(f"EF{sfi:02X} record {tag:02X}: 6986")
             else:
                 raise _Fail(CardFault.UNREADABLE, f"EF{sfi:02X} record {tag:02X}: {sw:04X}")
         return out
@@ -561,21 +803,29 @@ class PcscCardReader:
         if gen.isdigit() and int(gen) >= 3 and not isinstance(self.psam, NullPsam):
             self._external_auth(conn, ef05["card_id"])
         ef06_raw = self._records(conn, EF06_SFI, EF06_FIELDS)
+        # The card identifier again, last: a card swapped after the first record was read shows another.
+        data, sw = conn.cmd(build_read_record(0x01, EF05_SFI))
+        try:
+            same = sw == SW_OK and parse_record(data, 0x01).hex().upper() == ef05["card_id"]
+        except RecordError:
+            same = False
+        if not same:
+            raise _Changed("card identifier changed during the read")
         try:
             return build_card_data(ef05, decode_ef06(ef06_raw))
         except RecordError as e:
             raise _Fail(CardFault.INVALID_DATA, str(e)) from e
 
-    def _verify(self, conn: _Conn, apdu: bytes) -> PinResult:
-        self._select(conn)
-        _data, sw = conn.cmd(apdu)
-        if sw == SW_OK:
-            return PinResult(PinOutcome.OK)
-        if sw & 0xFFF0 == 0x63C0:
-            left = sw & 0x0F
-            return PinResult(PinOutcome.WRONG if left else PinOutcome.BLOCKED, tries_left=left)
-        if sw == 0x6983:
-            return PinResult(PinOutcome.BLOCKED, tries_left=0)
-        if sw == 0x6982:
-            return PinResult(PinOutcome.FAILED, fault=CardFault.NEEDS_SAM)
-        return PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE)
+
+def pin_result(sw: int) -> PinResult:
+    """The card's answer to VERIFY as a PinResult (tries as the card counts them)."""
+    if sw == SW_OK:
+        return PinResult(PinOutcome.OK)
+    if sw & 0xFFF0 == 0x63C0:
+        left = sw & 0x0F
+        return PinResult(PinOutcome.WRONG if left else PinOutcome.BLOCKED, tries_left=left)
+    if sw == 0x6983:
+        return PinResult(PinOutcome.BLOCKED, tries_left=0)
+    if sw == 0x6982:
+        return PinResult(PinOutcome.FAILED, fault=CardFault.NEEDS_SAM)
+    return PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE)
