@@ -126,10 +126,10 @@ def _wait(q: queue.Queue, kind, timeout: float = 5.0):
 
 
 def card_cycle(card: CardProc, runs: int, port: int, prefetch: bool, busy: bool, seed: int,
-               quickack: bool = True) -> dict[str, list[float]]:
+               isolate: bool = True, quickack: bool = True) -> dict[str, list[float]]:
     rng = random.Random(seed)
     q: queue.Queue = queue.Queue()
-    rd = PcscCardReader(READERS[port], poll_interval=0.2, prefetch=prefetch)
+    rd = PcscCardReader(READERS[port], poll_interval=0.2, prefetch=prefetch, isolate=isolate)
     results: dict[int, tuple[object, float]] = {}
 
     def on_event(ev) -> None:

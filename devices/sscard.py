@@ -12,12 +12,16 @@ PC/SC context after any error. The card counts PIN tries; the driver only report
 from __future__ import annotations
 
 import logging
+import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Protocol
 
 from api.idnumber import is_valid
@@ -374,272 +378,119 @@ class _Pcsc:
 _STALE_CONTEXT = ("SCARD_E_INVALID_HANDLE", "SCARD_E_NO_SERVICE", "SCARD_E_SERVICE_STOPPED")
 
 
-class PcscCardReader:
-    """devices.base.SSCardReader over PC/SC. reader_name None = the first reader holding a card.
+def _pick_reader(sc, ctx, reader_name: str | None) -> tuple[str, bool]:
+    """(reader, card present). The named reader, else the first with a card, else the first."""
+    hr, readers = sc.SCardListReaders(ctx, [])
+    if hr in (sc.SCARD_E_NO_SERVICE, sc.SCARD_E_INVALID_HANDLE, sc.SCARD_E_SERVICE_STOPPED):
+        raise _Fail(CardFault.NO_READER, "pcscd")
+    if hr != sc.SCARD_S_SUCCESS or not readers:
+        raise _Fail(CardFault.NO_READER, "no reader")
+    if reader_name is not None:
+        if reader_name not in readers:
+            raise _Fail(CardFault.NO_READER, "reader not found")
+        readers = [reader_name]
+    hr, result = sc.SCardGetStatusChange(ctx, 0, [(r, sc.SCARD_STATE_UNAWARE) for r in readers])
+    if hr != sc.SCARD_S_SUCCESS:
+        raise _Fail(CardFault.NO_READER, _hr_name(hr))
+    for reader, event, _atr in result:
+        if event & sc.SCARD_STATE_PRESENT:
+            return reader, True
+    return readers[0], False
 
-    The card read by read() stays connected (shared, never reset) until VERIFY, removal or the next
-    read, and VERIFY goes to that connection only after the card has answered with the same card
-    identifier, card number and ID number; the identity is checked again after VERIFY, so a card
-    swapped at any point yields a failure value, never the first card's data with the second card's
-    PIN. With `prefetch` the watcher reads a card as soon as pcscd reports it, and read() returns that
-    result if no removal was seen since.
-    """
 
-    def __init__(
-        self,
-        reader_name: str | None = None,
-        psam: Psam | None = None,
-        poll_interval: float = 0.2,
-        prefetch: bool = True,
-    ):
+Changed = str | None
+"""The reader where another card turned out to answer (to be reported as removal + insertion), or None."""
+
+
+class _Commands:
+    """The card conversations and the PC/SC state they keep between calls: the command context, the
+    card bound by the last read, the removals seen and a prefetched read. Runs in the driver's
+    process, or alone in a helper process (see _Helper)."""
+
+    def __init__(self, reader_name: str | None, psam: Psam):
         self.reader_name = reader_name
-        self.psam: Psam = psam or NullPsam()
-        self.poll_interval = poll_interval
-        self.prefetch = prefetch
-        self._emit: Emit | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._mon_ctx: int | None = None
-        self._status: DeviceStatus | None = None  # None until the watcher announced its first status
-        self._present: dict[str, bool] = {}
-        self._op_lock = threading.Lock()  # one card conversation at a time
-        self._pcsc = _Pcsc()  # guarded by _op_lock
-        self._removals = 0  # card removals the watcher saw; a read from before one is stale
-        self._prefetched: tuple[int, CardReadOk] | None = None
-        weakref.finalize(self, self._pcsc.close)
+        self.psam = psam
+        self.lock = threading.Lock()  # one card conversation at a time
+        self.pcsc = _Pcsc()
+        self.removals = 0  # card removals seen; a read from before one is stale
+        self.prefetched: tuple[int, CardReadOk] | None = None
 
-    # ---- watching
-    def start(self, emit: Emit) -> None:
-        if self._thread is not None:
-            return
-        self._emit = emit
-        self._status = None
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, name="sscard-watch", daemon=True)
-        self._thread.start()
+    # ---- entry points: never raise
+    def read(self, timeout: float) -> tuple[CardReadOk | CardReadFailed, Changed]:
+        try:
+            return self._locked(timeout, self._read_or_prefetched), None
+        except _Changed as f:
+            self._changed()
+            return CardReadFailed(f.fault, f.detail), f.reader
+        except _Fail as f:
+            return CardReadFailed(f.fault, f.detail), None
+        except Exception as e:  # never raise to the session: an unknown failure is "unreadable"
+            log.exception("card read failed")
+            return CardReadFailed(CardFault.UNREADABLE, type(e).__name__), None
 
-    def stop(self) -> None:
-        self._stop.set()
-        ctx = self._mon_ctx
-        if ctx is not None:
-            try:
-                _scard().SCardCancel(ctx)
-            except Exception:  # waking the thread is best effort; it also times out
-                pass
-        if self._thread is not None:
-            self._thread.join(5)
-        self._thread = None
-        self._emit = None
-        if self._op_lock.acquire(timeout=5):
-            try:
-                self._prefetched = None
-                self._pcsc.close()
-            finally:
-                self._op_lock.release()
+    def verify(self, pin: str, timeout: float) -> tuple[PinResult, Changed]:
+        try:
+            apdu = build_verify(pin)
+        except ValueError:
+            return PinResult(PinOutcome.FAILED, fault=CardFault.INVALID_DATA), None
+        try:
+            return self._locked(timeout, lambda deadline: self._verify_locked(apdu, deadline)), None
+        except _Changed as f:
+            self._changed()
+            return PinResult(PinOutcome.FAILED, fault=f.fault), f.reader
+        except _Fail as f:
+            return PinResult(PinOutcome.FAILED, fault=f.fault), None
+        except Exception:
+            log.exception("PIN verify failed")
+            return PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE), None
 
-    def _send(self, event: object) -> None:
-        if self._emit is not None:
-            try:
-                self._emit(event)
-            except Exception:  # a faulty consumer must not kill the watcher
-                log.exception("emit failed")
-
-    def _set_status(self, status: DeviceStatus, reader: str) -> None:
-        if status is not self._status:
-            self._status = status
-            log.info("card reader %s: %s", reader or "-", status.value)
-            self._send(ReaderStatusChanged(reader, status))
-
-    def _card_gone(self) -> None:
-        """A removal was seen: the bound card and any prefetched data belong to someone who has left."""
-        self._removals += 1
-        self._prefetched = None
-        if self._op_lock.acquire(blocking=False):  # else the conversation in progress finds out itself
-            try:
-                self._pcsc.unbind()
-            finally:
-                self._op_lock.release()
-
-    def _forget(self, readers) -> None:
-        for r in list(readers):
-            if self._present.pop(r, False):
-                self._card_gone()
-                self._send(CardRemoved(r))
-
-    def _watch(self) -> None:
-        sc = _scard()
-        ctx = None
-        states: dict[str, int] = {}
-        label = self.reader_name or ""
-        while not self._stop.is_set():
-            try:
-                if ctx is None:
-                    hr, c = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-                    if hr != sc.SCARD_S_SUCCESS:
-                        self._set_status(DeviceStatus.OFFLINE, label)
-                        self._stop.wait(max(self.poll_interval, 0.5))
-                        continue
-                    ctx, self._mon_ctx, states = c, c, {}
-                hr, readers = sc.SCardListReaders(ctx, [])
-                if hr == sc.SCARD_E_NO_READERS_AVAILABLE:
-                    readers = []
-                elif hr != sc.SCARD_S_SUCCESS:
-                    raise ConnectionError(_hr_name(hr))
-                watched = [r for r in readers if self.reader_name in (None, r)]
-                self._forget(r for r in list(self._present) if r not in watched)
-                if not watched:
-                    self._set_status(DeviceStatus.NO_DEVICE, label)
-                    self._stop.wait(self.poll_interval)
-                    continue
-                self._set_status(DeviceStatus.ONLINE, self.reader_name or watched[0])
-                query = [(r, states.get(r, sc.SCARD_STATE_UNAWARE)) for r in watched]
-                hr, result = sc.SCardGetStatusChange(ctx, int(self.poll_interval * 1000), query)
-                if hr in (sc.SCARD_E_TIMEOUT, sc.SCARD_E_CANCELLED):
-                    continue
-                if hr != sc.SCARD_S_SUCCESS:
-                    raise ConnectionError(_hr_name(hr))
-                inserted = []
-                for reader, event, _atr in result:
-                    states[reader] = event & ~sc.SCARD_STATE_CHANGED
-                    present = bool(event & sc.SCARD_STATE_PRESENT) and not event & sc.SCARD_STATE_MUTE
-                    if present != self._present.get(reader, False):
-                        self._present[reader] = present
-                        if present:
-                            inserted.append(reader)
-                        else:
-                            self._card_gone()
-                        self._send(CardInserted(reader) if present else CardRemoved(reader))
-                if inserted and self.prefetch:
-                    self._prefetch()
-            except Exception as e:  # pcscd gone or context broken: start over with a new context
-                log.info("PC/SC watch lost its context (%s); re-establishing", e)
-                self._forget(list(self._present))
-                self._set_status(DeviceStatus.OFFLINE, label)
-                if ctx is not None:
-                    try:
-                        sc.SCardReleaseContext(ctx)
-                    except Exception:
-                        pass
-                ctx, self._mon_ctx = None, None
-                self._stop.wait(self.poll_interval)
-        if ctx is not None:
-            try:
-                sc.SCardReleaseContext(ctx)
-            except Exception:
-                pass
-        self._mon_ctx = None
-
-    def _prefetch(self) -> None:
-        """Read the card just reported, on the watcher's thread, while the event travels to the session."""
-        if not self._op_lock.acquire(timeout=1.0):
+    def prefetch(self) -> None:
+        """Read the card just reported, so read() has the answer when the session asks."""
+        if not self.lock.acquire(timeout=1.0):
             return
         try:
-            removals = self._removals
-            self._prefetched = None
+            removals = self.removals
+            self.prefetched = None
             result = self._read_locked(time.monotonic() + 5.0)
-            if self._removals == removals:
-                self._prefetched = (removals, result)
+            if self.removals == removals:
+                self.prefetched = (removals, result)
         except _Fail as f:  # read() will try again and report it
             log.debug("card prefetch failed: %s %s", f.fault.value, f.detail)
         except Exception:
             log.exception("card prefetch failed")
         finally:
-            self._op_lock.release()
+            self.lock.release()
 
-    # ---- status (never raises)
-    def status(self) -> DeviceStatus:
-        if self._thread is not None:
-            return self._status or DeviceStatus.OFFLINE
-        try:
-            with self._context() as (sc, ctx):
-                self._pick_reader(sc, ctx)
-            return DeviceStatus.ONLINE
-        except _Fail as f:
-            return DeviceStatus.OFFLINE if f.detail == "pcscd" else DeviceStatus.NO_DEVICE
-        except Exception:
-            return DeviceStatus.HARDWARE_ERROR
+    def gone(self, wait: bool = True) -> None:
+        """A removal was seen: the bound card and any prefetched data belong to someone who has left."""
+        self.removals += 1
+        self.prefetched = None
+        if self.lock.acquire(blocking=wait):  # else the conversation in progress finds out itself
+            try:
+                self.pcsc.unbind()
+            finally:
+                self.lock.release()
 
-    def media(self) -> MediaStatus:
-        if self._thread is not None:
-            if self._status is not DeviceStatus.ONLINE:
-                return MediaStatus.UNKNOWN
-            return MediaStatus.PRESENT if any(self._present.values()) else MediaStatus.ABSENT
-        try:
-            with self._context() as (sc, ctx):
-                _reader, present = self._pick_reader(sc, ctx)
-            return MediaStatus.PRESENT if present else MediaStatus.ABSENT
-        except Exception:
-            return MediaStatus.UNKNOWN
+    def close(self) -> None:
+        with self.lock:
+            self.prefetched = None
+            self.pcsc.close()
 
-    # ---- commands
-    def read(self, timeout: float = 5.0) -> CardReadOk | CardReadFailed:
-        try:
-            return self._locked(timeout, self._read_or_prefetched)
-        except _Fail as f:
-            return CardReadFailed(f.fault, f.detail)
-        except Exception as e:  # never raise to the session: an unknown failure is "unreadable"
-            log.exception("card read failed")
-            return CardReadFailed(CardFault.UNREADABLE, type(e).__name__)
-
-    def verify_pin(self, pin: str, timeout: float = 5.0) -> PinResult:
-        try:
-            apdu = build_verify(pin)
-        except ValueError:
-            return PinResult(PinOutcome.FAILED, fault=CardFault.INVALID_DATA)
-        try:
-            return self._locked(timeout, lambda deadline: self._verify_locked(apdu, deadline))
-        except _Fail as f:
-            return PinResult(PinOutcome.FAILED, fault=f.fault)
-        except Exception:
-            log.exception("PIN verify failed")
-            return PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE)
-
-    # ---- internals
-    class _Ctx:
-        def __init__(self):
-            self.sc = _scard()
-            self.ctx = None
-
-        def __enter__(self):
-            hr, ctx = self.sc.SCardEstablishContext(self.sc.SCARD_SCOPE_USER)
-            if hr != self.sc.SCARD_S_SUCCESS:
-                raise _Fail(CardFault.NO_READER, "pcscd")
-            self.ctx = ctx
-            return self.sc, ctx
-
-        def __exit__(self, *exc):
-            self.sc.SCardReleaseContext(self.ctx)
-
-    def _context(self):
-        return self._Ctx()
-
-    def _pick_reader(self, sc, ctx) -> tuple[str, bool]:
-        """(reader, card present). The named reader, else the first with a card, else the first."""
-        hr, readers = sc.SCardListReaders(ctx, [])
-        if hr in (sc.SCARD_E_NO_SERVICE, sc.SCARD_E_INVALID_HANDLE, sc.SCARD_E_SERVICE_STOPPED):
-            raise _Fail(CardFault.NO_READER, "pcscd")
-        if hr != sc.SCARD_S_SUCCESS or not readers:
-            raise _Fail(CardFault.NO_READER, "no reader")
-        if self.reader_name is not None:
-            if self.reader_name not in readers:
-                raise _Fail(CardFault.NO_READER, "reader not found")
-            readers = [self.reader_name]
-        hr, result = sc.SCardGetStatusChange(ctx, 0, [(r, sc.SCARD_STATE_UNAWARE) for r in readers])
-        if hr != sc.SCARD_S_SUCCESS:
-            raise _Fail(CardFault.NO_READER, _hr_name(hr))
-        for reader, event, _atr in result:
-            if event & sc.SCARD_STATE_PRESENT:
-                return reader, True
-        return readers[0], False
-
+    # ---- internals (under self.lock)
     def _locked(self, timeout: float, op):
         deadline = time.monotonic() + timeout
-        if not self._op_lock.acquire(timeout=timeout):
+        if not self.lock.acquire(timeout=timeout):
             raise _Fail(CardFault.TIMEOUT, "reader busy")
         try:
             return op(deadline)
         finally:
-            self._op_lock.release()
+            self.lock.release()
+
+    def _changed(self) -> None:
+        """Another card answered where the read one was: nothing read so far may be used."""
+        self.removals += 1
+        self.prefetched = None
+        self.pcsc.unbind()
 
     def _connect(self, deadline: float) -> _Conn:
         """Connect to the card on the long-lived command context (made again if pcscd restarted).
@@ -647,17 +498,17 @@ class PcscCardReader:
         sc = _scard()
         stale = {getattr(sc, n) for n in _STALE_CONTEXT}
         for attempt in (1, 2):
-            if self._pcsc.ctx is None:
+            if self.pcsc.ctx is None:
                 hr, ctx = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
                 if hr != sc.SCARD_S_SUCCESS:
                     raise _Fail(CardFault.NO_READER, "pcscd")
-                self._pcsc.ctx = ctx
-            ctx = self._pcsc.ctx
+                self.pcsc.ctx = ctx
+            ctx = self.pcsc.ctx
             try:
-                reader = self.reader_name or self._pick_reader(sc, ctx)[0]
+                reader = self.reader_name or _pick_reader(sc, ctx, None)[0]
             except _Fail as f:
                 if f.detail == "pcscd" and attempt == 1:
-                    self._pcsc.close()
+                    self.pcsc.close()
                     continue
                 raise
             hr, card, proto = sc.SCardConnect(
@@ -666,36 +517,21 @@ class PcscCardReader:
             if hr == sc.SCARD_S_SUCCESS:
                 return _Conn(sc, card, proto, reader, deadline)
             if hr in stale and attempt == 1:
-                self._pcsc.close()  # the context died with an earlier pcscd
+                self.pcsc.close()  # the context died with an earlier pcscd
                 continue
             raise _Fail(_fault_for_connect(sc, hr), f"connect {_hr_name(hr)}")
         raise _Fail(CardFault.NO_READER, "pcscd")
 
-    def _announce_change(self, reader: str) -> None:
-        """Another card answered where the read one was, unseen by pcscd (swapped within one presence
-        poll): tell the session the read card left and a card arrived, so it ends the old session and
-        reads the card that is there."""
-        self._removals += 1
-        self._prefetched = None
-        if self._thread is not None:
-            log.info("card reader %s: another card answers; reporting removal and insertion", reader)
-            self._send(CardRemoved(reader))
-            self._send(CardInserted(reader))
-
     def _read_or_prefetched(self, deadline: float) -> CardReadOk:
-        pre, self._prefetched = self._prefetched, None
-        bound = self._pcsc.bound
-        if pre is not None and bound is not None and pre[0] == self._removals == bound.removals:
+        pre, self.prefetched = self.prefetched, None
+        bound = self.pcsc.bound
+        if pre is not None and bound is not None and pre[0] == self.removals == bound.removals:
             return pre[1]
-        try:
-            return self._read_locked(deadline)
-        except _Changed as f:
-            self._announce_change(f.reader)
-            raise
+        return self._read_locked(deadline)
 
     def _read_locked(self, deadline: float) -> CardReadOk:
-        self._pcsc.unbind()
-        removals = self._removals
+        self.pcsc.unbind()
+        removals = self.removals
         conn = self._connect(deadline)
         try:
             data = self._read_card(conn)
@@ -706,15 +542,15 @@ class PcscCardReader:
         except BaseException:
             conn.close()
             raise
-        self._pcsc.bound = _Bound(conn, identity_of(data), removals, conn.reader)
+        self.pcsc.bound = _Bound(conn, identity_of(data), removals, conn.reader)
         return CardReadOk(data)
 
     def _verify_locked(self, apdu: bytes, deadline: float) -> PinResult:
-        bound = self._pcsc.bound
+        bound = self.pcsc.bound
         if bound is None:
             raise _Fail(CardFault.NO_CARD, "no card read to check the PIN against")
-        if bound.removals != self._removals:
-            self._pcsc.unbind()
+        if bound.removals != self.removals:
+            self.pcsc.unbind()
             raise _Fail(CardFault.REMOVED, "removed since it was read")
         bound.conn.deadline = deadline
         keep = False
@@ -725,13 +561,12 @@ class PcscCardReader:
             result = pin_result(sw)
             keep = result.outcome is PinOutcome.WRONG  # the person may try again on the same card
             return result
-        except _Changed:
-            self._pcsc.unbind()
-            self._announce_change(bound.reader)
+        except _Changed as f:
+            f.reader = bound.reader
             raise
         finally:
             if not keep:
-                self._pcsc.unbind()
+                self.pcsc.unbind()
 
     def _check_identity(self, bound: _Bound) -> None:
         if self._read_identity(bound.conn) != bound.identity:
@@ -815,6 +650,376 @@ class PcscCardReader:
             return build_card_data(ef05, decode_ef06(ef06_raw))
         except RecordError as e:
             raise _Fail(CardFault.INVALID_DATA, str(e)) from e
+
+
+# ---------------------------------------------------------------- helper process
+
+
+class _HelperDown(Exception):
+    pass
+
+
+class _Helper:
+    """_Commands in a child process of their own, same methods. Every PC/SC call gives up the GIL and
+    must win it back; with the kiosk's UI thread busy drawing, that costs up to the switch interval
+    (5 ms) per call, ~100 ms for a read. The child holds no GIL anyone else wants, and the driver
+    waits on one pipe instead. The child ends when the pipe closes (the driver or the kiosk ended)."""
+
+    def __init__(self, reader_name: str | None, psam: Psam):
+        self._args = (reader_name, psam)
+        self._proc: subprocess.Popen | None = None
+        self._conn = None
+        self._call_lock = threading.Lock()  # a request and its answer
+        self._send_lock = threading.Lock()  # one message at a time on the pipe
+
+    def warm(self) -> None:
+        with self._call_lock:
+            self._ensure()
+
+    def _ensure(self) -> None:
+        if self._conn is not None:
+            return
+        from multiprocessing.connection import Connection
+
+        parent, child = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[1])
+        code = f"import sys; sys.path.insert(0, {root!r}); from devices.sscard import _helper_main; _helper_main()"
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(child.fileno())],
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        conn = Connection(parent.detach())
+        try:
+            conn.send(self._args)
+        except Exception:
+            conn.close()
+            proc.kill()
+            proc.wait()
+            raise
+        with self._send_lock:
+            self._proc, self._conn = proc, conn
+
+    def _kill(self) -> None:
+        with self._send_lock:
+            proc, conn, self._proc, self._conn = self._proc, self._conn, None, None
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+    def _call(self, msg: tuple, timeout: float):
+        with self._call_lock:
+            try:
+                self._ensure()
+                with self._send_lock:
+                    self._conn.send(msg)
+                if not self._conn.poll(timeout):
+                    self._kill()  # stuck: a fresh helper serves the next request
+                    raise _Fail(CardFault.TIMEOUT, "card helper did not answer")
+                return self._conn.recv()
+            except (EOFError, OSError) as e:
+                self._kill()
+                raise _HelperDown(type(e).__name__) from e
+
+    def _tell(self, msg: tuple) -> None:
+        with self._send_lock:
+            if self._conn is None:
+                return  # no helper, so nothing read to forget or prefetch for
+            try:
+                self._conn.send(msg)
+            except OSError:
+                pass
+
+    def read(self, timeout: float) -> tuple[CardReadOk | CardReadFailed, Changed]:
+        for attempt in (1, 2):
+            try:
+                return self._call(("read", timeout), timeout + 3.0)
+            except _Fail as f:
+                return CardReadFailed(f.fault, f.detail), None
+            except _HelperDown as e:
+                log.warning("card helper ended (%s); starting another", e)
+                if attempt == 2:
+                    return CardReadFailed(CardFault.UNREADABLE, "card helper ended"), None
+        raise AssertionError("unreachable")
+
+    def verify(self, pin: str, timeout: float) -> tuple[PinResult, Changed]:
+        try:
+            return self._call(("verify", pin, timeout), timeout + 3.0)
+        except _Fail as f:
+            return PinResult(PinOutcome.FAILED, fault=f.fault), None
+        except _HelperDown:  # the card read went with the helper: the session starts over
+            return PinResult(PinOutcome.FAILED, fault=CardFault.REMOVED), None
+
+    def prefetch(self) -> None:
+        self._tell(("prefetch",))
+
+    def gone(self, wait: bool = True) -> None:
+        self._tell(("gone",))
+
+    def close(self) -> None:
+        with self._send_lock:
+            proc, conn, self._proc, self._conn = self._proc, self._conn, None, None
+        if conn is not None:
+            conn.close()  # the helper reads EOF, releases its PC/SC handles and exits
+        if proc is not None:
+            try:
+                proc.wait(2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _helper_main() -> None:
+    """The helper process: serve _Commands over the socket whose descriptor is the last argument."""
+    from multiprocessing.connection import Connection
+
+    conn = Connection(int(sys.argv[-1]))
+    reader_name, psam = conn.recv()
+    cmds = _Commands(reader_name, psam)
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            op = msg[0]
+            if op == "read":
+                conn.send(cmds.read(msg[1]))
+            elif op == "verify":
+                conn.send(cmds.verify(msg[1], msg[2]))
+            elif op == "prefetch":
+                cmds.prefetch()
+            elif op == "gone":
+                cmds.gone()
+    finally:
+        cmds.close()
+
+
+# ---------------------------------------------------------------- the driver
+
+
+class PcscCardReader:
+    """devices.base.SSCardReader over PC/SC. reader_name None = the first reader holding a card.
+
+    The card read by read() stays connected (shared, never reset) until VERIFY, removal or the next
+    read, and VERIFY goes to that connection only after the card has answered with the same card
+    identifier, card number and ID number; the identity is checked again after VERIFY, so a card
+    swapped at any point yields a failure value, never the first card's data with the second card's
+    PIN. A swap pcscd did not see is reported as CardRemoved + CardInserted.
+
+    With `prefetch` the watcher has the card read as soon as pcscd reports it, and read() returns that
+    result if no removal was seen since. With `isolate` (the default) the card conversations run in a
+    helper process (see _Helper); without it, in the calling thread.
+    """
+
+    def __init__(
+        self,
+        reader_name: str | None = None,
+        psam: Psam | None = None,
+        poll_interval: float = 0.2,
+        prefetch: bool = True,
+        isolate: bool = True,
+    ):
+        self.reader_name = reader_name
+        self.psam: Psam = psam or NullPsam()
+        self.poll_interval = poll_interval
+        self.prefetch = prefetch
+        self._emit: Emit | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._mon_ctx: int | None = None
+        self._status: DeviceStatus | None = None  # None until the watcher announced its first status
+        self._present: dict[str, bool] = {}
+        self._cmds: _Commands | _Helper = (_Helper if isolate else _Commands)(reader_name, self.psam)
+        weakref.finalize(self, self._cmds.close)
+
+    # ---- watching
+    def start(self, emit: Emit) -> None:
+        if self._thread is not None:
+            return
+        self._emit = emit
+        self._status = None
+        self._stop.clear()
+        if isinstance(self._cmds, _Helper):
+            try:
+                self._cmds.warm()  # started now, so the first card does not wait for it
+            except Exception:
+                log.exception("card helper did not start; the first read tries again")
+        self._thread = threading.Thread(target=self._watch, name="sscard-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        ctx = self._mon_ctx
+        if ctx is not None:
+            try:
+                _scard().SCardCancel(ctx)
+            except Exception:  # waking the thread is best effort; it also times out
+                pass
+        if self._thread is not None:
+            self._thread.join(5)
+        self._thread = None
+        self._emit = None
+        self._cmds.close()
+
+    def _send(self, event: object) -> None:
+        if self._emit is not None:
+            try:
+                self._emit(event)
+            except Exception:  # a faulty consumer must not kill the watcher
+                log.exception("emit failed")
+
+    def _set_status(self, status: DeviceStatus, reader: str) -> None:
+        if status is not self._status:
+            self._status = status
+            log.info("card reader %s: %s", reader or "-", status.value)
+            self._send(ReaderStatusChanged(reader, status))
+
+    def _forget(self, readers) -> None:
+        for r in list(readers):
+            if self._present.pop(r, False):
+                self._cmds.gone(wait=False)
+                self._send(CardRemoved(r))
+
+    def _watch(self) -> None:
+        sc = _scard()
+        ctx = None
+        states: dict[str, int] = {}
+        label = self.reader_name or ""
+        while not self._stop.is_set():
+            try:
+                if ctx is None:
+                    hr, c = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
+                    if hr != sc.SCARD_S_SUCCESS:
+                        self._set_status(DeviceStatus.OFFLINE, label)
+                        self._stop.wait(max(self.poll_interval, 0.5))
+                        continue
+                    ctx, self._mon_ctx, states = c, c, {}
+                hr, readers = sc.SCardListReaders(ctx, [])
+                if hr == sc.SCARD_E_NO_READERS_AVAILABLE:
+                    readers = []
+                elif hr != sc.SCARD_S_SUCCESS:
+                    raise ConnectionError(_hr_name(hr))
+                watched = [r for r in readers if self.reader_name in (None, r)]
+                self._forget(r for r in list(self._present) if r not in watched)
+                if not watched:
+                    self._set_status(DeviceStatus.NO_DEVICE, label)
+                    self._stop.wait(self.poll_interval)
+                    continue
+                self._set_status(DeviceStatus.ONLINE, self.reader_name or watched[0])
+                query = [(r, states.get(r, sc.SCARD_STATE_UNAWARE)) for r in watched]
+                hr, result = sc.SCardGetStatusChange(ctx, int(self.poll_interval * 1000), query)
+                if hr in (sc.SCARD_E_TIMEOUT, sc.SCARD_E_CANCELLED):
+                    continue
+                if hr != sc.SCARD_S_SUCCESS:
+                    raise ConnectionError(_hr_name(hr))
+                inserted = False
+                for reader, event, _atr in result:
+                    states[reader] = event & ~sc.SCARD_STATE_CHANGED
+                    present = bool(event & sc.SCARD_STATE_PRESENT) and not event & sc.SCARD_STATE_MUTE
+                    if present != self._present.get(reader, False):
+                        self._present[reader] = present
+                        if present:
+                            inserted = True
+                        else:
+                            self._cmds.gone(wait=False)
+                        self._send(CardInserted(reader) if present else CardRemoved(reader))
+                if inserted and self.prefetch:
+                    self._cmds.prefetch()
+            except Exception as e:  # pcscd gone or context broken: start over with a new context
+                log.info("PC/SC watch lost its context (%s); re-establishing", e)
+                self._forget(list(self._present))
+                self._set_status(DeviceStatus.OFFLINE, label)
+                if ctx is not None:
+                    try:
+                        sc.SCardReleaseContext(ctx)
+                    except Exception:
+                        pass
+                ctx, self._mon_ctx = None, None
+                self._stop.wait(self.poll_interval)
+        if ctx is not None:
+            try:
+                sc.SCardReleaseContext(ctx)
+            except Exception:
+                pass
+        self._mon_ctx = None
+
+    def _announce(self, reader: Changed) -> None:
+        """Another card answered where the read one was, unseen by pcscd (swapped within one presence
+        poll): tell the session the read card left and a card arrived, so it ends the old session and
+        reads the card that is there."""
+        if reader and self._thread is not None:
+            log.info("card reader %s: another card answers; reporting removal and insertion", reader)
+            self._send(CardRemoved(reader))
+            self._send(CardInserted(reader))
+
+    # ---- status (never raises)
+    def status(self) -> DeviceStatus:
+        if self._thread is not None:
+            return self._status or DeviceStatus.OFFLINE
+        try:
+            with self._context() as (sc, ctx):
+                _pick_reader(sc, ctx, self.reader_name)
+            return DeviceStatus.ONLINE
+        except _Fail as f:
+            return DeviceStatus.OFFLINE if f.detail == "pcscd" else DeviceStatus.NO_DEVICE
+        except Exception:
+            return DeviceStatus.HARDWARE_ERROR
+
+    def media(self) -> MediaStatus:
+        if self._thread is not None:
+            if self._status is not DeviceStatus.ONLINE:
+                return MediaStatus.UNKNOWN
+            return MediaStatus.PRESENT if any(self._present.values()) else MediaStatus.ABSENT
+        try:
+            with self._context() as (sc, ctx):
+                _reader, present = _pick_reader(sc, ctx, self.reader_name)
+            return MediaStatus.PRESENT if present else MediaStatus.ABSENT
+        except Exception:
+            return MediaStatus.UNKNOWN
+
+    # ---- commands (never raise)
+    def read(self, timeout: float = 5.0) -> CardReadOk | CardReadFailed:
+        try:
+            result, changed = self._cmds.read(timeout)
+        except Exception as e:
+            log.exception("card read failed")
+            return CardReadFailed(CardFault.UNREADABLE, type(e).__name__)
+        self._announce(changed)
+        return result
+
+    def verify_pin(self, pin: str, timeout: float = 5.0) -> PinResult:
+        try:
+            result, changed = self._cmds.verify(pin, timeout)
+        except Exception:
+            log.exception("PIN verify failed")
+            return PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE)
+        self._announce(changed)
+        return result
+
+    # ---- internals
+    class _Ctx:
+        def __init__(self):
+            self.sc = _scard()
+            self.ctx = None
+
+        def __enter__(self):
+            hr, ctx = self.sc.SCardEstablishContext(self.sc.SCARD_SCOPE_USER)
+            if hr != self.sc.SCARD_S_SUCCESS:
+                raise _Fail(CardFault.NO_READER, "pcscd")
+            self.ctx = ctx
+            return self.sc, ctx
+
+        def __exit__(self, *exc):
+            self.sc.SCardReleaseContext(self.ctx)
+
+    def _context(self):
+        return self._Ctx()
 
 
 def pin_result(sw: int) -> PinResult:

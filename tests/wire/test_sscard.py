@@ -213,14 +213,15 @@ def test_card_pulled_during_pin_check(vcard):
 A, B = persona("elder"), persona("worker")
 
 
+@pytest.mark.parametrize("isolate", [True, False], ids=["helper", "in-process"])
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 @pytest.mark.parametrize("style", [None, "61"], ids=["plain", "t0-61"])
-def test_card_swapped_at_every_apdu_of_read_and_verify(vcard, style, warm):
+def test_card_swapped_at_every_apdu_of_read_and_verify(vcard, style, warm, isolate):
     """Card A is read, then B takes its place before APDU number `index` (unseen by pcscd, as a swap
     within one presence poll). The PIN typed is A's or B's (B's: someone trying their own PIN on
     A's data). Never OK for data of a card that is not the one answering; always a value."""
     card = vcard(A, t0_style=style)
-    rd = reader()
+    rd = reader(isolate=isolate)
     start = card.apdu_count
     assert isinstance(rd.read(), CardReadOk)
     n_read = card.apdu_count - start
@@ -269,11 +270,12 @@ def identity_of_persona(p: dict) -> tuple[str, str, str]:
     return (p["card_id"].upper(), p["card_number"], p["ssn"])
 
 
-def test_swap_between_read_and_pin_is_reported_as_removal_and_insertion(vcard):
+@pytest.mark.parametrize("isolate", [True, False], ids=["helper", "in-process"])
+def test_swap_between_read_and_pin_is_reported_as_removal_and_insertion(vcard, isolate):
     """With the watcher running, a swap pcscd never saw ends the old session (CardRemoved) and lets the
     session read the card that is there (CardInserted)."""
     events: queue.Queue = queue.Queue()
-    rd = reader(poll_interval=0.1)
+    rd = reader(poll_interval=0.1, isolate=isolate)
     rd.start(events.put)
     try:
         assert _next(events, ReaderStatusChanged).status is DeviceStatus.ONLINE
@@ -360,3 +362,19 @@ def test_recovers_when_pcscd_restarts(pcscd, vcard):
         assert isinstance(result, CardReadOk) and result.data.name == "李建国"
     finally:
         rd.stop()
+
+
+def test_helper_process_ending_between_read_and_pin(vcard):
+    """The card read lives in the helper process: if it ends, VERIFY reports the card as gone (the
+    session starts over) and the next read starts a new helper."""
+    vcard("elder")
+    rd = bound_reader()
+    helper = rd._cmds._proc
+    helper.kill()
+    helper.wait()
+    result = rd.verify_pin("123456")
+    assert (result.outcome, result.fault) == (PinOutcome.FAILED, CardFault.REMOVED)
+    again = rd.read()
+    assert isinstance(again, CardReadOk) and again.data.ssn == persona("elder")["ssn"]
+    assert rd._cmds._proc is not helper
+    assert rd.verify_pin("123456").outcome is PinOutcome.OK
