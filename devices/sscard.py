@@ -450,6 +450,9 @@ class _Commands:
             return
         try:
             removals = self.removals
+            bound = self.pcsc.bound
+            if bound is not None and bound.removals == removals:
+                return  # the session read this card already: its binding must stay the one it showed
             self.prefetched = None
             result = self._read_locked(time.monotonic() + 5.0)
             if self.removals == removals:

@@ -378,3 +378,17 @@ def test_helper_process_ending_between_read_and_pin(vcard):
     assert isinstance(again, CardReadOk) and again.data.ssn == persona("elder")["ssn"]
     assert rd._cmds._proc is not helper
     assert rd.verify_pin("123456").outcome is PinOutcome.OK
+
+
+@pytest.mark.parametrize("isolate", [True, False], ids=["helper", "in-process"])
+def test_late_prefetch_does_not_rebind_the_card_the_session_read(vcard, isolate):
+    """If the session's read() comes before the watcher's prefetch, the prefetch must not read again:
+    a card swapped in between would become the one VERIFY checks against, under the first card's data."""
+    card = vcard(A)
+    rd = reader(isolate=isolate)
+    first = rd.read()
+    assert isinstance(first, CardReadOk) and first.data.ssn == A["ssn"]
+    card.swap(B, warm=True)
+    rd._cmds.prefetch()  # what the watcher does right after CardInserted
+    result = rd.verify_pin(B["pin"])
+    assert (result.outcome, result.fault) == (PinOutcome.FAILED, CardFault.REMOVED)
