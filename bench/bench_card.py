@@ -189,7 +189,7 @@ class _Null:
 # ---------------------------------------------------------------- where a read's time goes
 
 
-def count_calls(port: int) -> dict[str, int]:
+def count_calls(port: int, t0_style: str | None = None) -> dict[str, int]:
     """PC/SC calls made by one read() once the driver has its command context (as for every card after
     the first), counted in-process: in the helper they are the same calls."""
     from smartcard import scard
@@ -204,7 +204,7 @@ def count_calls(port: int) -> dict[str, int]:
             return f(*a)
         return w
 
-    card = VirtualCard(persona("elder"), port=port)
+    card = VirtualCard(persona("elder"), port=port, t0_style=t0_style)
     card.insert()
     try:
         _wait_present(port)
@@ -215,7 +215,9 @@ def count_calls(port: int) -> dict[str, int]:
         for n, f in saved.items():
             setattr(scard, n, wrap(n, f))
         try:
+            t = time.perf_counter()
             result = rd.read()
+            calls["ms"] = (time.perf_counter() - t) * 1000
         finally:
             for n, f in saved.items():
                 setattr(scard, n, f)
@@ -322,13 +324,14 @@ def main() -> int:
             print(f"  {name} …", file=sys.stderr, flush=True)
             res[name] = card_cycle(card, args.runs, args.port, args.seed + i, **kw)
         calls = count_calls(args.port)
+        calls61 = count_calls(args.port, "61")
         apdu_on, conn_both, conn_t0 = per_apdu_and_connect(args.port, True)
         apdu_off, _, _ = per_apdu_and_connect(args.port, False, n=10)
     finally:
         card.close()
         stop_pcscd(proc)
     main_mode = res["helper"]
-    n_calls = sum(v for k, v in calls.items() if k != "APDUs")
+    n_calls = sum(v for k, v in calls.items() if k.startswith("SCard"))
     hop = f"{HOP * 1000:.0f} ms hop"
     print(f"social-security card through pcscd + vpcd ({args.runs} runs per row; card in its own process)")
     print(f"{'figure':58} {'median':>8} {'p90':>8} {'max':>8}   reference (ms)")
@@ -347,7 +350,10 @@ def main() -> int:
     for name, xs, ref in rows:
         print(f"{name:58} {ms(xs)}   {ref}")
     print(f"one read: {calls['APDUs']} APDUs, {n_calls} PC/SC calls in the process that talks to the card "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(calls.items()) if k != 'APDUs')})")
+          f"({', '.join(f'{k} {v}' for k, v in sorted(calls.items()) if k.startswith('SCard'))}), "
+          f"{calls['ms']:.1f} ms in-process")
+    print(f"the same read of a T=0 card answering 61xx (GET RESPONSE after each): {calls61['APDUs']} APDUs, "
+          f"{calls61['ms']:.1f} ms in-process")
     print(f"{'per APDU, TCP_QUICKACK on':58} {apdu_on * 1000:8.3f}{'':18}   0.4 (measured on the reference machine)")
     print(f"{'per APDU, TCP_QUICKACK off':58} {apdu_off * 1000:8.3f}{'':18}   49 (measured on the reference machine)")
     print(f"{'SCardConnect, T=0|T=1 / T=0 only':58} {conn_both * 1000:8.3f} {conn_t0 * 1000:8.3f}{'':9}   —")
