@@ -12,7 +12,9 @@ PC/SC context after any error. The card counts PIN tries; the driver only report
 from __future__ import annotations
 
 import logging
+import pickle
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -662,6 +664,47 @@ class _HelperDown(Exception):
     pass
 
 
+class _Pipe:
+    """Pickled messages, each after its 4-byte length, over one end of a socketpair to our own helper.
+
+    The socket stays blocking (a Python-level timeout would add a poll() per call) and the answer's
+    deadline is the kernel's SO_RCVTIMEO: the driver gives up the GIL once to send and once to
+    receive, where each time winning it back may cost a switch interval."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self._buf = b""
+
+    def send(self, obj: object) -> None:
+        data = pickle.dumps(obj)
+        self.sock.sendall(struct.pack(">I", len(data)) + data)
+
+    def recv(self, timeout: float | None = None) -> object:
+        """The next message; EOFError when the other end closed, TimeoutError after `timeout`."""
+        if timeout is not None:
+            sec = max(timeout, 0.001)
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", int(sec), int(sec % 1 * 1e6))
+            )
+        buf = self._buf
+        while True:
+            if len(buf) >= 4:
+                (n,) = struct.unpack(">I", buf[:4])
+                if len(buf) >= 4 + n:
+                    self._buf = buf[4 + n :]
+                    return pickle.loads(buf[4 : 4 + n])
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except BlockingIOError as e:  # SO_RCVTIMEO ran out
+                raise TimeoutError("no answer") from e
+            if not chunk:
+                raise EOFError
+            buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class _Helper:
     """_Commands in a child process of their own, same methods. Every PC/SC call gives up the GIL and
     must win it back; with the kiosk's UI thread busy drawing, that costs up to the switch interval
@@ -682,8 +725,6 @@ class _Helper:
     def _ensure(self) -> None:
         if self._conn is not None:
             return
-        from multiprocessing.connection import Connection
-
         parent, child = socket.socketpair()
         root = str(Path(__file__).resolve().parents[1])
         code = f"import sys; sys.path.insert(0, {root!r}); from devices.sscard import _helper_main; _helper_main()"
@@ -695,7 +736,7 @@ class _Helper:
             )
         finally:
             child.close()
-        conn = Connection(parent.detach())
+        conn = _Pipe(parent)
         try:
             conn.send(self._args)
         except Exception:
@@ -721,10 +762,11 @@ class _Helper:
                 self._ensure()
                 with self._send_lock:
                     self._conn.send(msg)
-                if not self._conn.poll(timeout):
+                try:
+                    return self._conn.recv(timeout)
+                except TimeoutError:
                     self._kill()  # stuck: a fresh helper serves the next request
-                    raise _Fail(CardFault.TIMEOUT, "card helper did not answer")
-                return self._conn.recv()
+                    raise _Fail(CardFault.TIMEOUT, "card helper did not answer") from None
             except (EOFError, OSError) as e:
                 self._kill()
                 raise _HelperDown(type(e).__name__) from e
@@ -779,9 +821,7 @@ class _Helper:
 
 def _helper_main() -> None:
     """The helper process: serve _Commands over the socket whose descriptor is the last argument."""
-    from multiprocessing.connection import Connection
-
-    conn = Connection(int(sys.argv[-1]))
+    conn = _Pipe(socket.socket(fileno=int(sys.argv[-1])))
     reader_name, psam = conn.recv()
     cmds = _Commands(reader_name, psam)
     try:

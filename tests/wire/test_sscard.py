@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import time
 from datetime import date
 
@@ -392,3 +394,20 @@ def test_late_prefetch_does_not_rebind_the_card_the_session_read(vcard, isolate)
     rd._cmds.prefetch()  # what the watcher does right after CardInserted
     result = rd.verify_pin(B["pin"])
     assert (result.outcome, result.fault) == (PinOutcome.FAILED, CardFault.REMOVED)
+
+
+def test_stuck_helper_process_times_out_and_is_replaced(vcard):
+    vcard("elder")
+    rd = bound_reader()
+    helper = rd._cmds._proc
+    os.kill(helper.pid, signal.SIGSTOP)  # hung, e.g. inside a PC/SC call that never returns
+    try:
+        result = rd.read(timeout=0.5)
+        assert isinstance(result, CardReadFailed) and result.fault is CardFault.TIMEOUT, result
+    finally:
+        if helper.poll() is None:
+            os.kill(helper.pid, signal.SIGCONT)
+    assert helper.wait(5) is not None  # the stuck one was ended
+    again = rd.read()
+    assert isinstance(again, CardReadOk), again
+    assert rd.verify_pin("123456").outcome is PinOutcome.OK
