@@ -7,6 +7,12 @@ decoding) are module functions, unit-tested without a reader.
 Watching readers: pyscard's CardMonitor stops for good when pcscd restarts or a reader is unplugged, so
 this driver runs its own polling thread on SCardGetStatusChange (with a timeout) and re-establishes the
 PC/SC context after any error. The card counts PIN tries; the driver only reports what the card says.
+
+PIN bound to the card read: the connection of a read stays open (shared, never reset) and VERIFY goes
+to it between two checks of the card's identity (card identifier, card number, ID number); a card
+swapped at any point, even one pcscd never saw leave, gives a failure value (REMOVED), never the first
+card's data with the second card's PIN. Card conversations run in a helper process by default, so a
+busy UI thread does not slow every PC/SC call down (see _Helper).
 """
 
 from __future__ import annotations
