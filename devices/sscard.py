@@ -361,8 +361,8 @@ class _Bound:
 
 
 class _Pcsc:
-    """The PC/SC resources of one driver (the command context and the bound card), kept apart from the
-    driver object so a finalizer can release them: pcscd allows each client only a few contexts."""
+    """The PC/SC resources kept between conversations: the command context and the bound card.
+    Released when the driver stops or is collected: pcscd allows each client only a few contexts."""
 
     def __init__(self):
         self.ctx: int | None = None
@@ -522,6 +522,8 @@ class _Commands:
                     self.pcsc.close()
                     continue
                 raise
+            # Shared: the identity checks, not exclusivity, bind VERIFY to the card read (pcscd cannot
+            # tell a swap within one presence poll anyway), and no stale handle can lock the reader.
             hr, card, proto = sc.SCardConnect(
                 ctx, reader, sc.SCARD_SHARE_SHARED, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
             )
