@@ -258,6 +258,12 @@ class VirtualCard:
     Knobs: t0_style ('61' / '6C' T=0 answers), drop_after (disconnect on receiving APDU number N,
     0-based: "pulled out" mid-read), delay (seconds before each answer), quickack (TCP_QUICKACK before
     every recv; off only to measure what it saves).
+
+    swap() / swap_at() put another card in the slot without the TCP connection noticing: pcscd and
+    the reader see one card all along, as with a swap faster than pcscd's presence poll. A `warm`
+    swap hands over a card whose social-security application is already selected, so only the
+    identity it answers with tells it apart (a cold one answers 6986 to READ RECORD, like a card that
+    was never selected).
     """
 
     def __init__(
@@ -277,9 +283,24 @@ class VirtualCard:
         self.quickack = quickack
         self.apdu_count = 0
         self.apdu_headers: list[bytes] = []  # CLA INS P1 P2 of each APDU (no data: a PIN may be in it)
+        self.inserted_at: float | None = None  # time.monotonic() when the TCP connection was made
+        self.first_message_at: float | None = None  # when vpcd first spoke to it (pcscd's presence poll)
+        self._swap: tuple[int, dict, bool] | None = None
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    def swap(self, persona: dict, warm: bool = False) -> None:
+        """Another card in the slot now (power-on state; `warm`: its application already selected)."""
+        chip = SSCardChip(persona, self.chip.t0_style)
+        chip.app_selected = warm and not chip.not_sscard
+        with self._lock:
+            self.chip = chip
+
+    def swap_at(self, index: int, persona: dict, warm: bool = False) -> None:
+        """Swap to `persona` just before APDU number `index` (counted like apdu_count) is answered."""
+        with self._lock:
+            self._swap = (index, persona, warm)
 
     @property
     def inserted(self) -> bool:
@@ -301,6 +322,7 @@ class VirtualCard:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.chip.reset()
+        self.inserted_at, self.first_message_at = time.monotonic(), None
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, args=(sock,), name="vcard", daemon=True)
         self._thread.start()
@@ -349,6 +371,8 @@ class VirtualCard:
                 msg = self._recv_exact(sock, n) if n else b""
                 if msg is None:
                     break
+                if self.first_message_at is None:
+                    self.first_message_at = time.monotonic()
                 if len(msg) == 1:
                     code = msg[0]
                     if code in (_CTRL_OFF, _CTRL_ON, _CTRL_RESET):
@@ -361,6 +385,10 @@ class VirtualCard:
                 self.apdu_headers.append(msg[:4])
                 if self.drop_after is not None and index >= self.drop_after:
                     break  # pulled out while the reader waits for this answer
+                swap = self._swap
+                if swap is not None and swap[0] == index:
+                    self._swap = None
+                    self.swap(swap[1], swap[2])
                 if self.delay:
                     time.sleep(self.delay)
                 answer = self.chip.process(msg)

@@ -8,18 +8,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devices.base import CardFault, PinOutcome, PinResult
 from devices.sscard import (
     EF05_FIELDS,
     EF06_FIELDS,
     SELECT_SSSE,
     RecordError,
+    ResponseLost,
     build_card_data,
     build_read_record,
     build_verify,
     decode_bcd_date,
     decode_ef05,
     decode_ef06,
+    identity_of,
     parse_record,
+    pin_result,
     t0_exchange,
 )
 from sim.personas import load_personas
@@ -134,6 +138,29 @@ def test_t0_exchange_against_the_chip(style):
         assert any(a[:2] == b"\x00\xc0" for a in sent)
     if style == "6C":
         assert sent[-1] == bytes.fromhex("00B2093008")  # repeated with the card's Le
+
+
+def test_t0_get_response_with_nothing_pending_is_a_lost_response():
+    # 61 08 announced, then the card (reset or swapped) has nothing: not data, not a status to act on
+    answers = iter([bytes.fromhex("6108"), bytes.fromhex("6985")])
+    with pytest.raises(ResponseLost):
+        t0_exchange(lambda _apdu: next(answers), build_read_record(0x08, 6))
+
+
+def test_pin_result_maps_the_cards_answers():
+    assert pin_result(0x9000) == PinResult(PinOutcome.OK)
+    assert pin_result(0x63C2) == PinResult(PinOutcome.WRONG, tries_left=2)
+    assert pin_result(0x63C0) == PinResult(PinOutcome.BLOCKED, tries_left=0)
+    assert pin_result(0x6983) == PinResult(PinOutcome.BLOCKED, tries_left=0)
+    assert pin_result(0x6982) == PinResult(PinOutcome.FAILED, fault=CardFault.NEEDS_SAM)
+    assert pin_result(0x6986) == PinResult(PinOutcome.FAILED, fault=CardFault.UNREADABLE)
+
+
+def test_identity_is_card_id_card_number_and_id_number():
+    p = load_personas()[0]
+    files = build_files(p)
+    data = build_card_data(decode_ef05(files[5]), decode_ef06(files[6]))
+    assert identity_of(data) == (p["card_id"].upper(), p["card_number"], p["ssn"])
 
 
 # ---------------------------------------------------------------- properties: no crash, no hang
