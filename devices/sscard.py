@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from api.idnumber import is_valid
 from devices.base import (
@@ -279,7 +279,7 @@ def _hr_name(hr: int) -> str:
 class _Conn:
     """One connected card handle with a deadline; every failure becomes a _Fail."""
 
-    sc: object
+    sc: Any  # pyscard's scard module (loaded lazily)
     card: int
     proto: int
     reader: str
@@ -687,7 +687,7 @@ class _Pipe:
         data = pickle.dumps(obj)
         self.sock.sendall(struct.pack(">I", len(data)) + data)
 
-    def recv(self, timeout: float | None = None) -> object:
+    def recv(self, timeout: float | None = None) -> Any:
         """The next message; EOFError when the other end closed, TimeoutError after `timeout`."""
         if timeout is not None:
             sec = max(timeout, 0.001)
@@ -764,14 +764,17 @@ class _Helper:
             proc.kill()
             proc.wait()
 
-    def _call(self, msg: tuple, timeout: float):
+    def _call(self, msg: tuple, timeout: float) -> Any:
         with self._call_lock:
             try:
                 self._ensure()
+                conn = self._conn
+                if conn is None:
+                    raise _HelperDown("no helper")
                 with self._send_lock:
-                    self._conn.send(msg)
+                    conn.send(msg)
                 try:
-                    return self._conn.recv(timeout)
+                    return conn.recv(timeout)
                 except TimeoutError:
                     self._kill()  # stuck: a fresh helper serves the next request
                     raise _Fail(CardFault.TIMEOUT, "card helper did not answer") from None
@@ -838,6 +841,8 @@ def _helper_main() -> None:
                 msg = conn.recv()
             except (EOFError, OSError):
                 break
+            if not isinstance(msg, tuple) or not msg:
+                break  # only our own kiosk process writes here: anything else ends the helper
             op = msg[0]
             if op == "read":
                 conn.send(cmds.read(msg[1]))

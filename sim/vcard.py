@@ -194,7 +194,7 @@ class SSCardChip:
         if not self.app_selected:
             return b"\x69\x86"
         sfi = p2 >> 3 or self.current_ef
-        ef = self.files.get(sfi)
+        ef = self.files.get(sfi) if sfi is not None else None
         if ef is None:
             return b"\x6a\x82"
         if sfi == 6 and self.needs_sam and not self.authenticated:
