@@ -258,7 +258,8 @@ class Runtime:
         elif isinstance(eff, S.Speak):
             if self.voice is not None:
                 st = self.state
-                self._pools["voice"].submit(self._say, tr(st.locale, eff.msgid), st.locale, st.sid, st.screen)
+                self._pools["voice"].submit(
+                    self._say, tr(st.locale, eff.msgid), st.locale, st.sid, st.screen, eff.msgid)
         elif isinstance(eff, S.SessionEnded):
             log.info("session %d ended: %s", eff.sid, eff.reason)
             self._end_backend_session(eff.sid)
@@ -313,7 +314,7 @@ class Runtime:
             self._tokens.drop(sid, token)
         return r
 
-    def _say(self, text: str, locale: str, sid: int, screen: S.Screen) -> None:
+    def _say(self, text: str, locale: str, sid: int, screen: S.Screen, msgid: str = "") -> None:
         st = self.state  # one reference read: the state object itself is immutable
         if st.sid != sid or st.screen is not screen:
             return  # the person has moved on: a late prompt would only confuse
@@ -321,7 +322,11 @@ class Runtime:
         if voice is None:
             return
         try:
-            voice(text, locale)
+            say = getattr(voice, "say", None)  # kiosk.voice.Voice plays a recorded clip for the msgid
+            if say is not None:
+                say(msgid or None, text, locale)
+            else:
+                voice(text, locale)
         except Exception:
             log.warning("voice prompt failed", exc_info=True)
 

@@ -312,3 +312,21 @@ def test_a_person_who_signs_in_and_leaves_costs_no_session_opening(harness):
     h.rt.post(S.Finish())
     h.until(S.Screen.TAKE_CARD)
     assert backend.of("open") == [] and backend.closed == []
+
+
+def test_a_voice_with_clips_is_told_which_message_it_speaks(harness):
+    """kiosk.voice.Voice plays a station's recorded clip for a message id: the runtime must name it."""
+    heard: list[tuple[str | None, str, str]] = []
+
+    class ClipVoice:
+        def say(self, msgid, text, locale):
+            heard.append((msgid, text, locale))
+
+        def __call__(self, text, locale):  # never used when say() exists
+            raise AssertionError("say() should be used")
+
+    h = harness(Backend(), voice=ClipVoice())
+    h.reader.insert(CARD)
+    h.until(S.Screen.PIN)
+    h.rt._pools["voice"].submit(lambda: None).result(WAIT)
+    assert ("pin.title", "请输入社保卡密码", "zh_CN") in heard
