@@ -84,6 +84,21 @@ def prepare_kivy(*, size: tuple[int, int] | None, dev: bool) -> None:
         Config.set("graphics", "top", "0")
 
 
+def ready_after_first_frame(window, schedule_once, send) -> None:
+    """Send READY=1 once the first frame is on screen, not before: systemd (and whoever waits on the unit)
+    should see READY only when a resident can see the kiosk.
+
+    Kivy calls handlers bound to on_flip before the window's own on_flip, which swaps the buffers; so the
+    first flip only schedules the message, and the clock runs it on its next tick, after the swap.
+    """
+
+    def on_first_flip(*_a):
+        window.unbind(on_flip=on_first_flip)
+        schedule_once(lambda _dt: send("READY=1"), 0)
+
+    window.bind(on_flip=on_first_flip)
+
+
 def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: bool = False, on_ready=None):
     """Create the KioskApp (import Kivy only now, after prepare_kivy)."""
     from kivy.app import App
@@ -161,7 +176,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
 
         def on_start(self):
             runtime.start()
-            Clock.schedule_once(lambda dt: notify("READY=1"), 0)  # after the first frame
+            ready_after_first_frame(Window, Clock.schedule_once, notify)
             if on_ready is not None:
                 Clock.schedule_once(lambda dt: on_ready(self), 0)
 
