@@ -580,10 +580,13 @@ class Starts:
                         res["rss"] = rss_parts_mb(p.pid)
                         self.maps |= mapped_files(p.pid)
             finally:
-                p.terminate()
+                t_stop = time.monotonic()
+                p.terminate()  # what `systemctl stop` sends
                 try:
                     p.wait(10)
+                    res["stop_s"] = time.monotonic() - t_stop
                 except subprocess.TimeoutExpired:
+                    res["stop_s"] = None  # SIGTERM ignored: systemd would wait TimeoutStopSec, then SIGKILL
                     p.kill()
                     p.wait()
         if "error" in res:
@@ -808,6 +811,11 @@ def report(results: dict) -> str:
             ref = f"{s_['median'] - bare_rss:+.0f} over the bare window (goal ≤ +60)" if which == "kiosk" and bare_rss else ""
             rss_rows.append([label, f"{s_['median']:.0f}", f"{s_['max']:.0f}",
                              f"{rs[-1]['RssAnon']:.0f} / {rs[-1]['RssFile']:.0f}", ref])
+        stops = [r.get("stop_s") for per in st.values() for r in per.get("kiosk", []) if "ready_s" in r]
+        if stops:
+            done = [x for x in stops if x is not None]
+            out.append(f"   SIGTERM → exit of `kiosk run`: {len(done)}/{len(stops)} exited within 10 s"
+                       + (f" (median {summary(done, 1000)['median']:.0f} ms)" if done else ""))
         out.append(table(f"3a. idle RSS {SETTLE:.0f} s after READY=1, warm starts (MB)",
                          ["", "median", "max", "anon / file", "reference"], rss_rows))
     card = results.get("card")

@@ -6,15 +6,22 @@ Call prepare_kivy() before anything imports kivy: Kivy reads its config at impor
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 SCREENS = ("idle", "message", "pin", "menu", "pension", "show_qr", "error", "notice", "scan")
+SCREEN_CLASSES = {  # screens/<name>.py holds the class
+    "idle": "IdleScreen", "message": "MessageScreen", "pin": "PinScreen", "menu": "MenuScreen",
+    "pension": "PensionScreen", "show_qr": "ShowQrScreen", "error": "ErrorScreen", "notice": "NoticeScreen",
+    "scan": "ScanScreen",
+}
 SIZES = {"landscape": (1280, 800), "portrait": (1080, 1920)}
 
 
@@ -65,6 +72,9 @@ def prepare_kivy(*, size: tuple[int, int] | None, dev: bool) -> None:
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # our redacting handlers see Kivy's records too
     os.environ.setdefault("KIVY_NO_CONFIG", "1")
+    # SDL would turn SIGTERM/SIGINT into a window close request, which the kiosk refuses; the app
+    # handles SIGTERM itself (build_app).
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     from kivy.config import Config
 
     Config.set("kivy", "exit_on_escape", "0")
@@ -112,29 +122,15 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
     from kiosk import view as V
     from kiosk.i18n import tr
     from kiosk.sdnotify import notify
-    from screens.error import ErrorScreen
-    from screens.idle import IdleScreen
-    from screens.menu import MenuScreen
-    from screens.message import MessageScreen
-    from screens.notice import NoticeScreen
-    from screens.pension import PensionScreen
-    from screens.pin import PinScreen
-    from screens.scan import ScanScreen
-    from screens.show_qr import ShowQrScreen
     from screens.theme import Theme
 
     # Every label uses the CJK font: Chinese must never render as boxes.
     LabelBase.register(DEFAULT_FONT, font_path, font_path, font_path, font_path)
     root_dir = Path(__file__).resolve().parent.parent / "screens"
     Builder.load_file(str(root_dir / "widgets" / "widgets.kv"))
-    for name in SCREENS:
+    for name in SCREENS:  # all rules up front (a few ms; rules of one screen's file are used by another)
         Builder.load_file(str(root_dir / f"{name}.kv"))
     Builder.load_file(str(root_dir / "root.kv"))
-    classes = {
-        "idle": IdleScreen, "message": MessageScreen, "pin": PinScreen, "menu": MenuScreen,
-        "pension": PensionScreen, "show_qr": ShowQrScreen, "error": ErrorScreen, "notice": NoticeScreen,
-        "scan": ScanScreen,
-    }
 
     class KioskApp(App):
         title = "village-kiosk"
@@ -151,18 +147,14 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
 
             root = Factory.KioskRoot()
             sm = ScreenManager(transition=NoTransition())
-            for name in SCREENS:
-                scr = classes[name](name=name)
-                scr.post = runtime.post
-                if name == "pin":
-                    scr.shuffle = shuffle_keypad
-                if name == "scan":
-                    scr.frames = runtime.latest_frame
-                sm.add_widget(scr)
-            root.ids.holder.add_widget(sm)
             self.sm = sm
+            self._screen("idle")  # the rest on first use: most are seen only in a session, some never
+            root.ids.holder.add_widget(sm)
             root.ids.elder_button.bind(on_release=lambda *_: runtime.post(S.ToggleElderMode()))
             Window.bind(on_request_close=lambda *a, **k: not dev)  # closing is refused outside dev
+            # systemd stops the kiosk with SIGTERM: stop cleanly (devices released) at once. SDL's own
+            # handler is off (prepare_kivy): it turned SIGTERM into a close request, which is refused.
+            signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda _dt: self.stop(), 0))
             Window.bind(on_touch_down=lambda *a: runtime.post(S.Touch()) and False)
             runtime.listeners.append(self._on_state)
             # events pump at once through a trigger (Kivy's Clock is safe to trigger from other threads);
@@ -179,6 +171,20 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             ready_after_first_frame(Window, Clock.schedule_once, notify)
             if on_ready is not None:
                 Clock.schedule_once(lambda dt: on_ready(self), 0)
+
+        def _screen(self, name: str):
+            """The screen called `name`, built the first time it is shown."""
+            if not self.sm.has_screen(name):
+                cls = SCREEN_CLASSES[name]
+                module = importlib.import_module(f"screens.{name}")
+                scr = getattr(module, cls)(name=name)
+                scr.post = runtime.post
+                if name == "pin":
+                    scr.shuffle = shuffle_keypad
+                if name == "scan":
+                    scr.frames = runtime.latest_frame
+                self.sm.add_widget(scr)
+            return self.sm.get_screen(name)
 
         def on_stop(self):
             runtime.stop()
@@ -210,6 +216,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             root.ids.app_title.text = tr(v.locale, "app.title")
             root.ids.countdown.text = v.countdown
             if self.sm.current != v.screen:
+                self._screen(v.screen)
                 self.sm.current = v.screen
             self.sm.current_screen.show(v)
 

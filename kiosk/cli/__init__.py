@@ -33,6 +33,20 @@ def _command_modules():
     return {"card": card, "printer": printer, "idcard": idcard, "scan": scan}
 
 
+def _first_word(argv: list[str] | None) -> str | None:
+    """The command word (the first argument that is not an option or --log-file's value)."""
+    args = sys.argv[1:] if argv is None else argv
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--log-file":
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="kiosk", description="Village social-security self-service kiosk")
     ap.add_argument("--log-file", default=None)
@@ -49,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("devices", help="list devices and their status")
     v.add_argument("--config", required=True)
     v.add_argument("--json", action="store_true")
-    mods = _command_modules()
+    # The technician's commands import their drivers (the receipt renderer, PC/SC...): `kiosk run`, what
+    # systemd starts, does not build their parsers, so it does not wait for those imports.
+    mods = {} if _first_word(argv) in ("run", "demo", "devices") else _command_modules()
     for m in mods.values():
         m.add_parser(sub)
     args = ap.parse_args(argv)
