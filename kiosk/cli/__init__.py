@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the kiosk on its configured devices")
     r.add_argument("--config", required=True)
+    r.add_argument("--prepare", action="store_true",
+                   help="make the caches a first start would make (font faces, printer capabilities), then exit")
     d = sub.add_parser("demo", help="run the demo: reference backend + device twins")
     d.add_argument("--out", default=None, help="folder for screenshots and receipts (default: out/demo-TIME)")
     d.add_argument("--scripted", action="store_true", help="run the scripted journeys (default with no display)")
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(args.log_file)
     try:
         if args.command == "run":
-            return run_kiosk(args.config)
+            return run_kiosk(args.config, prepare=args.prepare)
         if args.command == "demo":
             return demo(args)
         if args.command == "devices":
@@ -127,16 +129,56 @@ def run_app(cfg, *, size=None, on_ready=None, voice=True, camera=None) -> int:
     return getattr(application, "exit_code", 0)
 
 
-def run_kiosk(config_path: str) -> int:
+def run_kiosk(config_path: str, *, prepare: bool = False) -> int:
     from kiosk import config
     from kiosk.app import FontMissing
 
     cfg = config.load(config_path)
     try:
-        return run_app(cfg)
+        if prepare:
+            return prepare_caches()
+        return run_app(cfg, on_ready=lambda application: _prepare_later(application, config_path))
     except FontMissing as e:
         print(f"startup error: {e}", file=sys.stderr)
         return 69
+
+
+def prepare_caches() -> int:
+    """What the first start would otherwise pay for: the Chinese face on its own and with its subroutines
+    inlined (less memory per font size), and python-escpos's capability pickle. Run at install."""
+    from kiosk import app as kapp
+
+    face = kapp.find_cjk_font()
+    kapp.make_flat_face(face)
+    import kiosk.receipts  # noqa: F401  (its import writes the escpos capability cache)
+
+    return 0
+
+
+def _prepare_later(application, config_path: str) -> None:
+    """When install did not prepare the caches: make them in a background process at the lowest CPU
+    priority, once the kiosk is up; the next start uses them."""
+    from kivy.clock import Clock
+
+    from kiosk import app as kapp
+
+    face = kapp.find_cjk_font()
+    flat = kapp.flat_face_path(face)
+    if face == str(flat):
+        return
+    tmp = flat.with_suffix(".tmp")
+    if tmp.exists() and time.time() - tmp.stat().st_mtime < 300:
+        return  # another process is making it
+
+    def spawn(_dt):
+        log.info("making the font cache in the background (once)")
+        nice = [exe, "-n", "19"] if (exe := shutil.which("nice")) else []
+        subprocess.Popen(
+            [*nice, sys.executable, "-m", "kiosk", "run", "--config", config_path, "--prepare"],
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    application._prepare_event = Clock.schedule_once(spawn, 10)
 
 
 # ---------------------------------------------------------------- the demo
