@@ -1,22 +1,22 @@
 """The kiosk app's own figures, measured from outside the app (no hooks in kiosk/), printed as tables.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_app.py [--runs 5] [--card-runs 12] [--sessions 200]
-                                                     [--real-sessions 20] [--only coldstart,card,soak,backend]
+    PYTHONPATH=. .venv/bin/python bench/bench_app.py [--runs 5] [--sessions 200]
+                                                     [--only start,soak,card,soak-real,backend]
 
-Starts its own Xvfb and (if none answers) pcscd, plus the demo stack's TLS backend and printer twin.
-Kivy opens one window per process, so every measurement runs in a child process of this script
-(`--child MODE`) that builds the real app with kiosk.app.build_app and watches it through Window.on_flip
-and Clock callbacks:
+Starts its own Xvfb (1280×800). See bench/README.md for what each figure is.
 
-1. cold start: process start (parent's clock just before it spawns the child; CLOCK_MONOTONIC is
-   system-wide) → the first flipped frame on which the idle screen is current and every visible label's
-   texture is drawn. Modes: a bare Kivy window with one Chinese label (baseline), the app on fakes
-   (FakeCardReader, FakePrinter, a fake backend), the app on the real drivers against the demo stack.
-2. card → name: a virtual card connects to vpcd; pcscd reports it (CardInserted, the driver's event);
-   the first flipped frame whose PIN screen shows the holder's masked name.
-3. RSS: VmRSS of the app process at idle, and after each of N scripted sessions (card, PIN by touch,
-   menu, pension, print, take the card) — on fakes, and a smaller run on the real stack.
-4. backend: the kiosk's BackendClient against the demo backend over mutual TLS (in this process).
+1. start: `kiosk run --config F` (what systemd starts) as a process of its own, from spawn to the READY=1
+   it sends on the clock tick after its first frame, on a NOTIFY_SOCKET this script owns; next to a bare
+   Kivy window with one Chinese label that reports the same way. Warm; after a "reboot" (the app's and its
+   packages' files evicted from the page cache with posix_fadvise DONTNEED); first start after an install
+   without `kiosk run --prepare` (the app's caches removed). Idle RSS 3 s after READY; SIGTERM → exit.
+   The config needs no hardware and no pcscd: twins on ptys, the reference backend, no card reader.
+2. card → name (`card`, needs pcscd + vpcd): a virtual card connects; the first flipped frame whose PIN
+   screen shows the holder's masked name. Built in a child of this script (`--child MODE`), watched through
+   Window.on_flip and Clock callbacks.
+3. RSS over N scripted sessions (card, PIN by touch, menu, pension, print, take the card), in a child of
+   this script: on fakes (`soak`), or on the real stack (`soak-real`, needs pcscd).
+4. backend (`backend`, demo stack): the kiosk's BackendClient over mutual TLS, in this process.
 Figures are printed with their reference; nothing is asserted on time (machines differ).
 """
 

@@ -116,10 +116,10 @@ def make_runtime(cfg, *, voice=True, camera=None):
     )
 
 
-def run_app(cfg, *, size=None, on_ready=None, voice=True, camera=None) -> int:
+def run_app(cfg, *, size=None, on_ready=None, voice=True, camera=None, font=None) -> int:
     from kiosk import app as kapp
 
-    font = kapp.find_cjk_font()  # before any window: a clear error, not boxes on screen
+    font = font or kapp.find_cjk_font()  # before any window: a clear error, not boxes on screen
     kapp.prepare_kivy(size=size, dev=cfg.terminal.dev)
     runtime = make_runtime(cfg, voice=voice, camera=camera)
     application = kapp.build_app(
@@ -131,13 +131,14 @@ def run_app(cfg, *, size=None, on_ready=None, voice=True, camera=None) -> int:
 
 def run_kiosk(config_path: str, *, prepare: bool = False) -> int:
     from kiosk import config
-    from kiosk.app import FontMissing
+    from kiosk.app import FontMissing, find_cjk_font
 
     cfg = config.load(config_path)
     try:
         if prepare:
             return prepare_caches()
-        return run_app(cfg, on_ready=lambda application: _prepare_later(application, config_path))
+        font = find_cjk_font()
+        return run_app(cfg, font=font, on_ready=lambda application: _prepare_later(application, config_path, font))
     except FontMissing as e:
         print(f"startup error: {e}", file=sys.stderr)
         return 69
@@ -155,22 +156,20 @@ def prepare_caches() -> int:
     return 0
 
 
-def _prepare_later(application, config_path: str) -> None:
+def _prepare_later(application, config_path: str, font: str) -> None:
     """When install did not prepare the caches: make them in a background process at the lowest CPU
-    priority, once the kiosk is up; the next start uses them."""
+    priority, 10 s after the start (nothing before the first frame); the next start uses them."""
     from kivy.clock import Clock
 
     from kiosk import app as kapp
 
-    face = kapp.find_cjk_font()
-    flat = kapp.flat_face_path(face)
-    if face == str(flat):
-        return
-    tmp = flat.with_suffix(".tmp")
-    if tmp.exists() and time.time() - tmp.stat().st_mtime < 300:
-        return  # another process is making it
-
     def spawn(_dt):
+        flat = kapp.flat_face_path(font)
+        if font == str(flat) or font.lower().endswith((".ttc", ".otc")):
+            return  # made already; or the face could not be extracted (read-only cache): nothing to do
+        tmp = flat.with_suffix(".tmp")
+        if tmp.exists() and time.time() - tmp.stat().st_mtime < 300:
+            return  # another process is making it
         log.info("making the font cache in the background (once)")
         nice = [exe, "-n", "19"] if (exe := shutil.which("nice")) else []
         subprocess.Popen(
