@@ -109,7 +109,7 @@ def prepare_kivy(*, size: tuple[int, int] | None, dev: bool) -> None:
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # our redacting handlers see Kivy's records too
     os.environ.setdefault("KIVY_NO_CONFIG", "1")
     # SDL would turn SIGTERM/SIGINT into a window close request, which the kiosk refuses; the app
-    # handles SIGTERM itself (build_app).
+    # handles them itself (build_app).
     os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     from kivy.config import Config
 
@@ -188,9 +188,11 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             root.ids.holder.add_widget(sm)
             root.ids.elder_button.bind(on_release=lambda *_: runtime.post(S.ToggleElderMode()))
             Window.bind(on_request_close=lambda *a, **k: not dev)  # closing is refused outside dev
-            # systemd stops the kiosk with SIGTERM: stop cleanly (devices released) at once. SDL's own
-            # handler is off (prepare_kivy): it turned SIGTERM into a close request, which is refused.
-            signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda _dt: self.stop(), 0))
+            # systemd stops the kiosk with SIGTERM (Ctrl+C in a terminal sends SIGINT): stop cleanly, devices
+            # released, at once. SDL's own handler is off (prepare_kivy): it turned both into a close
+            # request, which is refused outside dev, so `systemctl stop` waited for its timeout.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: Clock.schedule_once(lambda _dt: self.stop(), 0))
             Window.bind(on_touch_down=lambda *a: runtime.post(S.Touch()) and False)
             runtime.listeners.append(self._on_state)
             # events pump at once through a trigger (Kivy's Clock is safe to trigger from other threads);
