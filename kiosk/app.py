@@ -6,15 +6,22 @@ Call prepare_kivy() before anything imports kivy: Kivy reads its config at impor
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 SCREENS = ("idle", "message", "pin", "menu", "pension", "show_qr", "error", "notice", "scan")
+SCREEN_CLASSES = {  # screens/<name>.py holds the class
+    "idle": "IdleScreen", "message": "MessageScreen", "pin": "PinScreen", "menu": "MenuScreen",
+    "pension": "PensionScreen", "show_qr": "ShowQrScreen", "error": "ErrorScreen", "notice": "NoticeScreen",
+    "scan": "ScanScreen",
+}
 SIZES = {"landscape": (1280, 800), "portrait": (1080, 1920)}
 
 
@@ -34,7 +41,43 @@ def find_cjk_font() -> str:
         raise FontMissing(
             f"no Chinese font found (fc-match sans:lang=zh-cn gave {path!r}) — apt-get install fonts-noto-cjk"
         )
-    return _single_face(path, int(index or 0))
+    face = _single_face(path, int(index or 0))
+    flat = flat_face_path(face)
+    return str(flat) if _fresh(flat, face) else face
+
+
+def _cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kiosk-fonts"
+
+
+def _fresh(made: Path, source: str) -> bool:
+    return made.is_file() and made.stat().st_mtime >= Path(source).stat().st_mtime
+
+
+def flat_face_path(face: str) -> Path:
+    return _cache() / f"{Path(face).stem.removesuffix('-flat')}-flat.otf"
+
+
+def make_flat_face(face: str) -> str:
+    """The face with its CFF subroutines inlined: outlines and rendering are the same (checked pixel for
+    pixel), but FreeType copies a face's subroutines into memory for every font size SDL_ttf opens —
+    2.5 MB per size for Noto Sans CJK, 0.7 MB without them. Slow to make (~25 s of CPU, ~430 MB at its
+    peak), so it is made once: at install (`kiosk run --config F --prepare`) or in the background after
+    a first start; find_cjk_font() uses it from then on."""
+    target = flat_face_path(face)
+    if _fresh(target, face):
+        return str(target)
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(face)
+    if "CFF " not in font:
+        return face  # TrueType outlines: nothing to inline
+    font["CFF "].cff.desubroutinize()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")  # one name: a killed run leaves no pile of 18 MB files
+    font.save(str(tmp))
+    tmp.replace(target)  # atomic: a half-written font is never picked up
+    return str(target)
 
 
 def _single_face(path: str, index: int) -> str:
@@ -42,9 +85,9 @@ def _single_face(path: str, index: int) -> str:
     for many hanzi); so the face fontconfig chose is saved once as a font file of its own."""
     if index == 0 or not path.lower().endswith((".ttc", ".otc")):
         return path
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kiosk-fonts"
+    cache = _cache()
     target = cache / f"{Path(path).stem}-{index}.otf"
-    if target.is_file() and target.stat().st_mtime >= Path(path).stat().st_mtime:
+    if _fresh(target, path):
         return str(target)
     try:
         from fontTools.ttLib import TTCollection
@@ -65,6 +108,9 @@ def prepare_kivy(*, size: tuple[int, int] | None, dev: bool) -> None:
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # our redacting handlers see Kivy's records too
     os.environ.setdefault("KIVY_NO_CONFIG", "1")
+    # SDL would turn SIGTERM/SIGINT into a window close request, which the kiosk refuses; the app
+    # handles them itself (build_app).
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     from kivy.config import Config
 
     Config.set("kivy", "exit_on_escape", "0")
@@ -84,6 +130,21 @@ def prepare_kivy(*, size: tuple[int, int] | None, dev: bool) -> None:
         Config.set("graphics", "top", "0")
 
 
+def ready_after_first_frame(window, schedule_once, send) -> None:
+    """Send READY=1 once the first frame is on screen, not before: systemd (and whoever waits on the unit)
+    should see READY only when a resident can see the kiosk.
+
+    Kivy calls handlers bound to on_flip before the window's own on_flip, which swaps the buffers; so the
+    first flip only schedules the message, and the clock runs it on its next tick, after the swap.
+    """
+
+    def on_first_flip(*_a):
+        window.unbind(on_flip=on_first_flip)
+        schedule_once(lambda _dt: send("READY=1"), 0)
+
+    window.bind(on_flip=on_first_flip)
+
+
 def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: bool = False, on_ready=None):
     """Create the KioskApp (import Kivy only now, after prepare_kivy)."""
     from kivy.app import App
@@ -97,29 +158,15 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
     from kiosk import view as V
     from kiosk.i18n import tr
     from kiosk.sdnotify import notify
-    from screens.error import ErrorScreen
-    from screens.idle import IdleScreen
-    from screens.menu import MenuScreen
-    from screens.message import MessageScreen
-    from screens.notice import NoticeScreen
-    from screens.pension import PensionScreen
-    from screens.pin import PinScreen
-    from screens.scan import ScanScreen
-    from screens.show_qr import ShowQrScreen
     from screens.theme import Theme
 
     # Every label uses the CJK font: Chinese must never render as boxes.
     LabelBase.register(DEFAULT_FONT, font_path, font_path, font_path, font_path)
     root_dir = Path(__file__).resolve().parent.parent / "screens"
     Builder.load_file(str(root_dir / "widgets" / "widgets.kv"))
-    for name in SCREENS:
+    for name in SCREENS:  # all rules up front (a few ms; rules of one screen's file are used by another)
         Builder.load_file(str(root_dir / f"{name}.kv"))
     Builder.load_file(str(root_dir / "root.kv"))
-    classes = {
-        "idle": IdleScreen, "message": MessageScreen, "pin": PinScreen, "menu": MenuScreen,
-        "pension": PensionScreen, "show_qr": ShowQrScreen, "error": ErrorScreen, "notice": NoticeScreen,
-        "scan": ScanScreen,
-    }
 
     class KioskApp(App):
         title = "village-kiosk"
@@ -136,18 +183,16 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
 
             root = Factory.KioskRoot()
             sm = ScreenManager(transition=NoTransition())
-            for name in SCREENS:
-                scr = classes[name](name=name)
-                scr.post = runtime.post
-                if name == "pin":
-                    scr.shuffle = shuffle_keypad
-                if name == "scan":
-                    scr.frames = runtime.latest_frame
-                sm.add_widget(scr)
-            root.ids.holder.add_widget(sm)
             self.sm = sm
+            self._screen("idle")  # the rest on first use: most are seen only in a session, some never
+            root.ids.holder.add_widget(sm)
             root.ids.elder_button.bind(on_release=lambda *_: runtime.post(S.ToggleElderMode()))
             Window.bind(on_request_close=lambda *a, **k: not dev)  # closing is refused outside dev
+            # systemd stops the kiosk with SIGTERM (Ctrl+C in a terminal sends SIGINT): stop cleanly, devices
+            # released, at once. SDL's own handler is off (prepare_kivy): it turned both into a close
+            # request, which is refused outside dev, so `systemctl stop` waited for its timeout.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: Clock.schedule_once(lambda _dt: self.stop(), 0))
             Window.bind(on_touch_down=lambda *a: runtime.post(S.Touch()) and False)
             runtime.listeners.append(self._on_state)
             # events pump at once through a trigger (Kivy's Clock is safe to trigger from other threads);
@@ -161,9 +206,23 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
 
         def on_start(self):
             runtime.start()
-            Clock.schedule_once(lambda dt: notify("READY=1"), 0)  # after the first frame
+            ready_after_first_frame(Window, Clock.schedule_once, notify)
             if on_ready is not None:
                 Clock.schedule_once(lambda dt: on_ready(self), 0)
+
+        def _screen(self, name: str):
+            """The screen called `name`, built the first time it is shown."""
+            if not self.sm.has_screen(name):
+                cls = SCREEN_CLASSES[name]
+                module = importlib.import_module(f"screens.{name}")
+                scr = getattr(module, cls)(name=name)
+                scr.post = runtime.post
+                if name == "pin":
+                    scr.shuffle = shuffle_keypad
+                if name == "scan":
+                    scr.frames = runtime.latest_frame
+                self.sm.add_widget(scr)
+            return self.sm.get_screen(name)
 
         def on_stop(self):
             runtime.stop()
@@ -195,6 +254,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             root.ids.app_title.text = tr(v.locale, "app.title")
             root.ids.countdown.text = v.countdown
             if self.sm.current != v.screen:
+                self._screen(v.screen)
                 self.sm.current = v.screen
             self.sm.current_screen.show(v)
 
