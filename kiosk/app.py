@@ -207,8 +207,9 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
         def on_start(self):
             runtime.start()
             ready_after_first_frame(Window, Clock.schedule_once, notify)
-            if on_ready is not None:
-                Clock.schedule_once(lambda dt: on_ready(self), 0)
+            ready = on_ready
+            if ready is not None:
+                Clock.schedule_once(lambda dt: ready(self), 0)
 
         def _screen(self, name: str):
             """The screen called `name`, built the first time it is shown."""
@@ -256,6 +257,8 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             if self.sm.current != v.screen:
                 self._screen(v.screen)
                 self.sm.current = v.screen
-            self.sm.current_screen.show(v)
+            screen = self.sm.current_screen
+            if screen is not None:
+                screen.show(v)
 
     return KioskApp()

@@ -46,7 +46,6 @@ def build_devices(cfg: Config):
 
 def build_optional_devices(cfg: Config) -> dict:
     """The ID-card reader, QR scanner and camera, each only when configured (None otherwise)."""
-    from devices.camera import V4l2Camera
     from devices.idcard import SerialIdCardReader
     from devices.scanner import SerialScanner
 
@@ -54,6 +53,8 @@ def build_optional_devices(cfg: Config) -> dict:
     term = d.scanner_terminator.encode("utf-8") or b"\r"
     camera = None
     if d.camera:
+        from devices.camera import V4l2Camera  # numpy, OpenCV, zxing-cpp: only when a camera is fitted
+
         camera = V4l2Camera(d.camera)
         if camera.open() is not DeviceStatus.ONLINE:
             # never offer residents a scan screen that shows nothing

@@ -40,7 +40,6 @@ from devices.base import (
 )
 from kiosk import session as S
 from kiosk.i18n import tr
-from kiosk.receipts import Receipt, render_escpos
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -389,6 +388,8 @@ class Runtime:
         return S.ReceiptIssued(r.receipt_id, r.verify_url, _lines(r.lines))
 
     def _print(self, eff: S.PrintReceipt) -> PrintResult:
+        from kiosk.receipts import Receipt, render_escpos  # qrcode, PIL, escpos: loaded at the first print
+
         receipt = Receipt(
             site_name=self.site.site_name,
             terminal_id=self.site.terminal_id,

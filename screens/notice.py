@@ -8,7 +8,7 @@ class NoticeScreen(KioskScreen):
     """A message with facts to read and a decision: confirm a filing, a filing accepted, a receipt checked."""
 
     def render(self, view) -> None:
-        theme = App.get_running_app().theme
+        theme = App.get_running_app().theme  # pyright: ignore[reportOptionalMemberAccess]  # screens live inside the app
         rows = self.ids.rows
         rows.clear_widgets()
         for label, value in view.rows:

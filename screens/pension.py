@@ -8,7 +8,7 @@ class PensionScreen(KioskScreen):
     """Pension and contribution status as label/value rows, the last payments beside them."""
 
     def render(self, view) -> None:
-        theme = App.get_running_app().theme
+        theme = App.get_running_app().theme  # pyright: ignore[reportOptionalMemberAccess]  # screens live inside the app
         rows, pays = self.ids.rows, self.ids.payments
         rows.clear_widgets()
         pays.clear_widgets()

@@ -24,7 +24,7 @@ class PinScreen(KioskScreen):
         if grid.children and view.extra.get("sid") == self._built_for:
             return  # one layout per session: a shuffled keypad must not move under the finger
         self._built_for = view.extra.get("sid")
-        theme = App.get_running_app().theme
+        theme = App.get_running_app().theme  # pyright: ignore[reportOptionalMemberAccess]  # screens live inside the app
         digits = list("1234567890")
         if self.shuffle:
             _rng.shuffle(digits)

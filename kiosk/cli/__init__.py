@@ -19,11 +19,13 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from kiosk import logs
 from kiosk.config import ConfigError, Timeouts
 
 log = logging.getLogger("kiosk")
+Orientation = Literal["landscape", "portrait"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -194,7 +196,7 @@ def demo(args) -> int:
     return _demo_interactive(out, args.orientation or "landscape")
 
 
-def _demo_one(out: Path, journey: str, orientation: str, inactivity: float | None) -> int:
+def _demo_one(out: Path, journey: str, orientation: Orientation, inactivity: float | None) -> int:
     """One journey in one orientation (one process: Kivy opens one window per process)."""
     from kiosk import app as kapp
     from sim.demo import DemoStack
@@ -207,15 +209,13 @@ def _demo_one(out: Path, journey: str, orientation: str, inactivity: float | Non
         cfg = stack.start()
 
         def on_ready(application):
-            from kivy.app import App
-
             from sim.director import Director
 
             def done(director):
                 result["code"] = 1 if director.errors else 0
                 for e in director.errors:
                     log.error("journey %s/%s: %s", journey, orientation, e)
-                App.get_running_app().stop()
+                application.stop()
 
             Director(application, stack, out / "screens", f"{orientation}-{journey}").run(JOURNEYS[journey], done)
 
@@ -233,29 +233,32 @@ class Xvfb:
     """A virtual screen big enough for both orientations (measured on the reference machine)."""
 
     def __init__(self) -> None:
-        self.proc = None
-        self.display = None
+        self.proc: subprocess.Popen | None = None
+        self.display = ""
 
     def __enter__(self):
         exe = shutil.which("Xvfb")
         if exe is None:
             raise RuntimeError("no display and no Xvfb — apt-get install xvfb")
-        for n in range(90, 140):
-            if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-                self.display = f":{n}"
-                break
-        self.proc = subprocess.Popen(
+        free = [n for n in range(90, 140)
+                if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists()]
+        if not free:
+            raise RuntimeError("no free X display number between :90 and :139")
+        self.display = f":{free[0]}"
+        proc = self.proc = subprocess.Popen(
             [exe, self.display, "-screen", "0", "1920x1920x24", "-nolisten", "tcp"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while not Path(f"/tmp/.X11-unix/X{self.display[1:]}").exists():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
+            if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("Xvfb did not start")
-            time.sleep(0.05)
+            time.sleep(0.05)  # Xvfb gives no ready signal but its socket file
         return self
 
     def __exit__(self, *exc):
+        if self.proc is None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(5)
@@ -285,7 +288,7 @@ def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_
     return 0 if ok else 1
 
 
-def _demo_interactive(out: Path, orientation: str) -> int:
+def _demo_interactive(out: Path, orientation: Orientation) -> int:
     from kiosk import app as kapp
     from sim.demo import DemoStack
 

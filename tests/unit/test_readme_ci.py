@@ -19,3 +19,10 @@ def test_ci_runs_the_readme_test_command():
     assert "bash scripts/test.sh" in ci
     for script in ("demo.sh", "test.sh"):
         assert "bash scripts/setup.sh" in (ROOT / "scripts" / script).read_text()
+
+
+def test_the_test_command_enforces_layers_and_types():
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "scripts/test.sh").read_text().splitlines()]
+    for tool in (".venv/bin/ruff check .", ".venv/bin/lint-imports", ".venv/bin/pyright"):
+        assert tool in lines
+    assert lines.index(".venv/bin/pyright") < next(i for i, ln in enumerate(lines) if "pytest" in ln)
