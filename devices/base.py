@@ -217,5 +217,5 @@ class CodeScanned:
 
 @dataclass(frozen=True)
 class ScanRejected:
-    reason: str  # "too_long" | "undecodable"
+    reason: str  # "too_long" | "undecodable" | "not_printable"
     source: str = "scanner"
