@@ -30,28 +30,6 @@ ELDER = "370102195203140527"
 WORKER = "41132219780901441X"
 
 
-class FrozenClock:
-    """The server's clock stands still: rate limits refill only when a test moves it (no timing in asserts)."""
-
-    def __init__(self) -> None:
-        self.t = dt.datetime.now(dt.UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
-
-
-@pytest.fixture
-def server(tmp_path, clock):
-    srv = start_server(tmp_path / "backend", clock=clock)
-    yield srv
-    srv.stop()
-
-
 class Terminal:
     """A terminal talking to the mTLS listener with its own certificate."""
 

@@ -22,26 +22,6 @@ pytestmark = pytest.mark.timeout(120)
 ELDER = "370102195203140527"
 
 
-class FrozenClock:
-    def __init__(self) -> None:
-        self.t = dt.datetime.now(dt.UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
-
-
-@pytest.fixture
-def server(tmp_path, clock):
-    srv = start_server(tmp_path / "backend", clock=clock)
-    yield srv
-    srv.stop()
-
-
 def _phone(server) -> requests.Session:
     """A browser-like client: trusts only the CA, presents no certificate."""
     s = requests.Session()

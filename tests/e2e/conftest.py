@@ -1,0 +1,31 @@
+"""Fixtures shared by the end-to-end tests of the reference backend over TLS."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from backend.server import start_server
+
+
+class FrozenClock:
+    """The server's clock stands still: rate limits refill only when a test moves it (no timing in asserts)."""
+
+    def __init__(self) -> None:
+        self.t = dt.datetime.now(dt.UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def server(tmp_path, clock):
+    srv = start_server(tmp_path / "backend", clock=clock)
+    yield srv
+    srv.stop()
