@@ -53,6 +53,8 @@ class Terminal(_Section):
     dev: bool = False  # cursor visible, insecure backend allowed, dev panel
     elder_mode: bool = True  # start in elder mode: bigger type
     shuffle_keypad: bool = False  # PIN keys in a new order each session, against smudges and onlookers
+    voice_volume: int = Field(default=100, ge=0, le=100, description="voice prompts, 0 (silent) to 100")
+    voice_clips: str = ""  # a station's recorded prompts (<dir>/<locale>/<msgid>.wav), before the shipped ones
 
 
 class Backend(_Section):

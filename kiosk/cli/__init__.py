@@ -90,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- the kiosk
 
 
-def espeak_voice(text: str, locale: str) -> None:
-    """Offline voice prompts (robotic but clear); silent when espeak-ng or audio is missing."""
-    exe = shutil.which("espeak-ng")
-    if exe:
-        subprocess.run([exe, "-v", "cmn" if locale == "zh_CN" else "en", text], capture_output=True, timeout=30)
+def make_voice(cfg):
+    """Offline prompts: a station's recorded clip where there is one, else espeak-ng's Mandarin voice."""
+    from kiosk.voice import CLIPS_DIR, Voice
+
+    t = cfg.terminal
+    dirs = [d for d in (t.voice_clips, CLIPS_DIR) if d]
+    return Voice(dirs, volume=t.voice_volume, elder=t.elder_mode)
 
 
 def make_runtime(cfg, *, voice=True, camera=None):
@@ -113,7 +115,7 @@ def make_runtime(cfg, *, voice=True, camera=None):
                   t.card_read),
         settings=S.Settings(inactivity=t.inactivity, pin=t.pin, warn=t.warn),
         locale=cfg.terminal.locale, elder_mode=cfg.terminal.elder_mode,
-        voice=espeak_voice if voice else None,
+        voice=make_voice(cfg) if voice else None,
         **optional,
     )
 

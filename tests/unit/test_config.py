@@ -564,3 +564,17 @@ def test_kiosk_run_exits_78_with_one_line_per_problem(tmp_path: Path, example_te
     header, *problems = r.stderr.strip().splitlines()
     assert header == "configuration error:"
     assert len(problems) == 1 and problems[0].startswith(f"{p}: ") and says in problems[0]
+
+
+def test_the_voice_follows_the_config(data: dict, tmp_path: Path) -> None:
+    from kiosk.cli import make_voice
+    from kiosk.voice import CLIPS_DIR
+
+    data["terminal"] |= {"voice_volume": 40, "voice_clips": str(tmp_path / "clips"), "elder_mode": True}
+    voice = make_voice(parse(data))
+    assert voice.volume == 40
+    assert voice.clips_dirs == [tmp_path / "clips", CLIPS_DIR]  # the station's recordings win
+    data["terminal"] |= {"voice_volume": 101}
+    assert "voice_volume" in _error(data)
+    data["terminal"] |= {"voice_volume": "40"}  # strict: no "40" -> 40
+    assert "voice_volume" in _error(data)
