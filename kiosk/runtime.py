@@ -7,7 +7,7 @@ Each device has its own single worker, so two commands never talk to one device 
 Backend sessions: the runtime holds the one live bearer token, for the kiosk session (sid) it was opened for.
 It is opened lazily, by the first personal call of that sid (e-card sign-in opens it at once: the scanned code is
 the credential and the answer names the person), and closed (DELETE /v1/sessions/current) when the session
-ends. Why here and not in the state: the state machine stays pure and free of secrets, a person who signs in
+ends, or when the runtime stops (waiting a bounded moment for it). Why here and not in the state: the state machine stays pure and free of secrets, a person who signs in
 and walks away costs the backend's rate-limited session openings nothing, and a Retry after a failure simply
 opens a fresh session. Once a sid has ended, nothing opens, uses or keeps a token for it again.
 """
