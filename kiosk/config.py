@@ -7,7 +7,6 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
@@ -20,7 +19,9 @@ MAX_DEPTH = 8
 
 # host[:port] of an https origin: DNS labels (ASCII; IDN as xn--) or an IPv4 address, or [IPv6]
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_ORIGIN_NETLOC = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[(?P<v6>[0-9A-Fa-f:.]+)\])(?::(?P<port>[0-9]{{1,5}}))?")
+_ORIGIN_NETLOC = re.compile(
+    rf"(?:(?P<host>{_LABEL}(?:\.{_LABEL})*)|\[(?P<v6>[0-9A-Fa-f:.]+)\])(?::(?P<port>[0-9]{{1,5}}))?"
+)
 
 
 def _is_ipv6(text: str) -> bool:
@@ -29,6 +30,39 @@ def _is_ipv6(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _origin(v: str, no_scheme: str, *, plain_http: bool = False) -> str:
+    """v as scheme://host[:port] (a trailing / dropped), or ValueError naming what is wrong. Strict on purpose:
+    the backend client appends /v1/... to it and a receipt QR code prints it, so a path, a query, a
+    user:password@, a port out of range or a host no resolver should see is a mistake to refuse at start."""
+    for scheme in ("https://", "http://") if plain_http else ("https://",):
+        if v.startswith(scheme):
+            rest = v[len(scheme) :]
+            break
+    else:
+        raise ValueError(no_scheme)
+    netloc, _, tail = rest.partition("/")
+    if tail or any(c in rest for c in "?#"):
+        raise ValueError("must be an origin only, https://host[:port], with no /path, ?query or #fragment")
+    if "@" in netloc:
+        raise ValueError("must be https://host[:port] with a host and no user:password@")
+    m = _ORIGIN_NETLOC.fullmatch(netloc)
+    host = (m["host"] if m is not None else None) or ""
+    # digits and dots only (999.1.1.1, 10.1) would be sent to a resolver as a name: it must be a real IPv4
+    if m is None or (m["v6"] and not _is_ipv6(m["v6"])) or (host.replace(".", "").isdigit() and not _is_ipv4(host)):
+        raise ValueError("must be https://host[:port]: a DNS name (IDN in xn-- form) or an IP address, nothing else")
+    if m["port"] is not None and not 1 <= int(m["port"]) <= 65535:
+        raise ValueError("must be https://host[:port] with a valid port (1 to 65535)")
+    return v.rstrip("/")
 
 
 # Paths arrive as TOML strings; every other value must already have the right TOML type (strict mode),
@@ -71,34 +105,15 @@ class Backend(_Section):
     @field_validator("url")
     @classmethod
     def _https(cls, v: str) -> str:
-        if not v.startswith(("https://", "http://")):
-            raise ValueError("must start with https://")
-        u = urlsplit(v)
-        if not u.hostname or u.query or u.fragment:
-            raise ValueError("must be https://host[:port][/path] with a host and no ?query or #fragment")
-        return v.rstrip("/")
+        # http:// passes here only to be refused by check_security outside dev mode, with its own message
+        return _origin(v, "must start with https://", plain_http=True)
 
     @field_validator("receipt_base_url")
     @classmethod
-    def _origin(cls, v: str | None) -> str | None:
+    def _receipt_origin(cls, v: str | None) -> str | None:
         if v is None:
             return None
-        if not v.startswith("https://"):
-            raise ValueError("must start with https:// (receipt QR codes are opened on residents' phones)")
-        rest = v[len("https://") :]
-        netloc, sep, tail = rest.partition("/")
-        if tail or any(c in rest for c in "?#"):
-            raise ValueError("must be an origin only, https://host[:port], with no /path, ?query or #fragment")
-        if "@" in netloc:
-            raise ValueError("must be https://host[:port] with a host and no user:password@")
-        m = _ORIGIN_NETLOC.fullmatch(netloc)
-        if m is None or (m["v6"] and not _is_ipv6(m["v6"])):
-            raise ValueError(
-                "must be https://host[:port]: a DNS name (IDN in xn-- form) or an IP address, nothing else"
-            )
-        if m["port"] is not None and not 1 <= int(m["port"]) <= 65535:
-            raise ValueError("must be https://host[:port] with a valid port (1 to 65535)")
-        return v.rstrip("/")
+        return _origin(v, "must start with https:// (receipt QR codes are opened on residents' phones)")
 
     @model_validator(mode="after")
     def _pair(self):

@@ -7,7 +7,7 @@ Each device has its own single worker, so two commands never talk to one device 
 Backend sessions: the runtime holds the one live bearer token, for the kiosk session (sid) it was opened for.
 It is opened lazily, by the first personal call of that sid (e-card sign-in opens it at once: the scanned code is
 the credential and the answer names the person), and closed (DELETE /v1/sessions/current) when the session
-ends. Why here and not in the state: the state machine stays pure and free of secrets, a person who signs in
+ends, or when the runtime stops (waiting a bounded moment for it). Why here and not in the state: the state machine stays pure and free of secrets, a person who signs in
 and walks away costs the backend's rate-limited session openings nothing, and a Retry after a failure simply
 opens a fresh session. Once a sid has ended, nothing opens, uses or keeps a token for it again.
 """
@@ -173,15 +173,35 @@ class Runtime:
             if dev is not None:
                 dev.start(self.post)
 
-    def stop(self) -> None:
+    def stop(self, close_within: float = 2.0) -> None:
+        """Stop the devices, end the live backend session (waiting at most close_within seconds), stop the
+        workers. Never raises from the backend: a session not closed in time simply expires there."""
         try:
             self._camera(False)
             for dev in (self.card_reader, self.idcard_reader, self.scanner):
                 if dev is not None:
                     dev.stop()
         finally:
-            for pool in self._pools.values():
-                pool.shutdown(wait=False, cancel_futures=True)
+            try:
+                self._end_for_good(close_within)
+            finally:
+                for pool in self._pools.values():
+                    pool.shutdown(wait=False, cancel_futures=True)
+
+    def _end_for_good(self, within: float) -> None:
+        """End the current sid's backend session now, on a thread of its own: the net workers may be busy
+        with calls that would make the close wait, and a hung backend must not hold the shutdown."""
+        try:
+            token = self._tokens.end(self.state.sid)
+            if token is None:
+                return
+            closer = threading.Thread(target=self._close_quietly, args=(token,), name="net-close", daemon=True)
+            closer.start()
+            closer.join(within)
+            if closer.is_alive():
+                log.info("closing the backend session took over %.1f s: it will expire at the backend", within)
+        except Exception:
+            log.warning("ending the backend session on stop failed", exc_info=True)
 
     def pump(self, budget: int = 100) -> bool:
         """Apply queued events in order; returns True when the state changed (the screens re-render)."""
@@ -381,8 +401,21 @@ class Runtime:
     def _issue(self, eff: S.IssueReceipt) -> object:
         key = f"{self._run_id}-{eff.receipt_key}"
         when = self._first_asked.setdefault(key, self.wall())
-        r = _as(self._personal(eff.sid, eff.person, lambda token: self.backend.create_receipt(
-            token, idempotency_key=key, service=eff.service, created_at=when)), ApiReceipt)
+
+        def receipt(token: str) -> object:
+            r = self.backend.create_receipt(token, idempotency_key=key, service=eff.service, created_at=when)
+            if getattr(r, "code", None) != ErrorCode.NOTHING_TO_VOUCH:
+                return r
+            # The backend vouches only for what it answered in this backend session, and a session reopened
+            # after its token expired (15 minutes, however busy the person) has answered nothing yet: ask for
+            # the pension again in it, then for the receipt once more. Should that answer differ from the one
+            # on screen, the receipt prints the backend's new lines anyway: the backend's record is the truth.
+            p = self.backend.pension(token)
+            if isinstance(p, Pension) or getattr(p, "code", None) == ErrorCode.NO_RECORD:
+                return self.backend.create_receipt(token, idempotency_key=key, service=eff.service, created_at=when)
+            return p  # offline, busy, or a dead token (_personal then reopens once)
+
+        r = _as(self._personal(eff.sid, eff.person, receipt), ApiReceipt)
         if isinstance(r, S.BackendFailed):
             return r
         return S.ReceiptIssued(r.receipt_id, r.verify_url, _lines(r.lines))

@@ -1,6 +1,7 @@
 """社保卡临时挂失 end to end: the runtime with a fake card reader and printer, the real backend client and the
 reference backend over mutual TLS. Card + PIN, ID card and e-card each sign in, file, and get the receipt; no
-URL the client sent holds an ID number, and the backend session ends with the kiosk session."""
+URL the client sent holds an ID number, and the backend session ends with the kiosk session. A pension receipt
+still prints after the backend token expired, and stopping the kiosk ends its backend session."""
 
 from __future__ import annotations
 
@@ -112,6 +113,22 @@ def kiosk(server):
     assert k.client.urls and not any(i in u or i.lower() in u for u in k.client.urls for i in ALL_IDS)
 
 
+@pytest.fixture
+def clocked(tmp_path, clock):
+    """A backend of its own whose clock the test moves (conftest's FrozenClock)."""
+    srv = start_server(tmp_path / "backend", clock=clock)
+    yield srv
+    srv.stop()
+
+
+def _sign_in_with_card(kiosk) -> None:
+    kiosk.reader.insert(CARD)
+    kiosk.until(S.Screen.PIN)
+    for d in "123456":
+        kiosk.send(S.KeyDigit(d))
+    kiosk.until(S.Screen.MENU)
+
+
 def _actions(server, ssn: str) -> list[tuple[str, str]]:
     rows = Database(server.db_path).audit_of(ssn)
     return [(str(r.credential), str(r.action)) for r in rows]
@@ -167,3 +184,33 @@ def test_a_second_report_prints_already_reported(server, kiosk):
     kiosk.file_card_loss()
     assert Database(server.db_path).count_filings(CARD.ssn) == 1
     kiosk.finish()
+
+
+def test_a_pension_receipt_prints_after_the_backend_token_expired(clocked, clock):
+    kiosk = Kiosk(clocked)
+    try:
+        _sign_in_with_card(kiosk)
+        kiosk.send(S.Choose("pension_query"))
+        assert kiosk.until(S.Screen.PENSION, S.Screen.ERROR) is S.Screen.PENSION
+        clock.t += 15 * 60 + 1  # the person kept touching the screen; the backend token's 15 minutes ran out
+        kiosk.send(S.PrintRequested())
+        got = kiosk.until(S.Screen.TAKE_CARD, S.Screen.ERROR)
+        assert got is S.Screen.TAKE_CARD, kiosk.rt.state.fault_detail
+        [printed] = kiosk.printer.printed
+        assert "城乡居民基本养老保险".encode("gb18030") in printed  # the backend's lines, from the new session
+        actions = _actions(clocked, CARD.ssn)
+        assert actions.count(("sscard_pin", "session_opened")) == 2, actions
+    finally:
+        kiosk.stop()
+
+
+def test_stopping_the_kiosk_ends_its_backend_session(clocked):
+    kiosk = Kiosk(clocked)
+    try:
+        _sign_in_with_card(kiosk)
+        kiosk.send(S.Choose("pension_query"))
+        assert kiosk.until(S.Screen.PENSION, S.Screen.ERROR) is S.Screen.PENSION
+    finally:
+        kiosk.stop()
+    assert kiosk.client.closed.is_set()  # stop() waited for the close
+    assert ("sscard_pin", "session_closed") in _actions(clocked, CARD.ssn)

@@ -410,6 +410,63 @@ def test_backend_url_needs_a_host_and_no_query(data, url):
     assert "[backend] url" in msg and "host" in msg
 
 
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("https://kiosk-api.example.cn:8443", "https://kiosk-api.example.cn:8443"),
+        ("https://kiosk-api.example.cn/", "https://kiosk-api.example.cn"),
+        ("https://xn--fsqu00a.xn--fiqs8s:8443", "https://xn--fsqu00a.xn--fiqs8s:8443"),
+        ("https://192.0.2.10:1", "https://192.0.2.10:1"),
+        ("https://[2001:db8::1]:65535", "https://[2001:db8::1]:65535"),
+    ],
+)
+def test_backend_url_is_an_https_origin(data: dict, value: str, stored: str) -> None:
+    data["backend"]["url"] = value
+    assert parse(data).backend.url == stored
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("https://kiosk-api.example.cn:99999", "valid port (1 to 65535)"),
+        ("https://kiosk-api.example.cn:0", "valid port"),
+        ("https://kiosk-api.example.cn:abc", "DNS name"),
+        ("https://kiosk-api.example.cn:", "DNS name"),
+        ("https://user:pw@kiosk-api.example.cn", "user:password@"),
+        ("https://kiosk-api.example.cn/api", "origin only"),  # the client appends /v1/... to the origin
+        ("https://kiosk-api.example.cn//", "origin only"),
+        ("https://kiosk-api.example.cn?x=1", "origin only"),
+        ("https://kiosk-api.example.cn#top", "origin only"),
+        ("https://例子.cn", "xn--"),
+        ("https://kiosk api.example.cn", "DNS name"),
+        ("https://kiosk-api.example.cn\\evil.cn", "DNS name"),
+        ("https://[zz::1]", "IP address"),
+        ("https://999.0.2.10", "IP address"),
+        ("https://10.1", "IP address"),
+        ("ftp://kiosk-api.example.cn", "must start with https://"),
+        ("HTTPS://kiosk-api.example.cn", "must start with https://"),
+        (8443, "valid string"),
+    ],
+)
+def test_backend_url_refuses_anything_but_an_origin(data: dict, value: object, says: str) -> None:
+    data["backend"]["url"] = value
+    lines = _error(data).splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kiosk.toml: [backend] url:")
+    assert says in lines[0]
+
+
+def test_backend_url_in_dev_mode_is_checked_as_strictly(data: dict) -> None:
+    data["terminal"]["dev"] = True
+    data["backend"]["url"] = "http://127.0.0.1:99999"
+    msg = _error(data)
+    assert "[backend] url:" in msg and "valid port (1 to 65535)" in msg
+
+
+def test_receipt_base_url_refuses_a_dotted_number_that_is_no_ip(data: dict) -> None:
+    data["backend"]["receipt_base_url"] = "https://256.0.0.1"
+    assert "[backend] receipt_base_url:" in _error(data) and "IP address" in _error(data)
+
+
 def test_client_cert_and_key_go_together(data):
     data["terminal"]["dev"] = True
     del data["backend"]["client_key"]

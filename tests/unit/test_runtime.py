@@ -25,7 +25,6 @@ pytestmark = pytest.mark.timeout(60)
 WAIT = 20.0  # seconds an event may take before the test fails (never reached when things work)
 NOW = dt.datetime(2025, 3, 10, 17, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 URL = "https://127.0.0.1/v1/receipts/R1/verify?sig=xxxxxxxxxx"
-LINES = [("险种", "城乡居民基本养老保险"), ("月领取金额", "238.50元")]
 
 
 def _pension() -> Pension:
@@ -51,6 +50,8 @@ class Backend:
         self.opening = threading.Event()
         self.refuse: set[str] = set()  # tokens answered 401 token_expired
         self.busy = 0  # answer this many session openings with 429
+        self.recorded: dict[str, object] = {}  # token -> the pension answer the receipt of that session vouches for
+        self.close_gate: threading.Event | None = None  # set: closing waits for it
 
     def _log(self, *call) -> None:
         with self.lock:
@@ -73,6 +74,8 @@ class Backend:
         return SessionOpened(token=token, expires_at=NOW, credential=Credential(credential), person=person)
 
     def close_session(self, token):
+        if self.close_gate is not None:
+            self.close_gate.wait(WAIT)
         with self.lock:
             self.closed.append(token)
         self.closed_event.set()
@@ -90,14 +93,25 @@ class Backend:
         refused = self._refused(token)
         if refused:
             return refused
+        with self.lock:
+            self.recorded[token] = self.answer  # like the real backend: the answer is what a receipt vouches for
         if self.answer == "no_record":
             return BackendFailure(FailureKind.NOT_FOUND, code="no_record", status=404)
         return self.answer
 
     def create_receipt(self, token, *, idempotency_key, service, created_at):
         self._log("receipt", token, idempotency_key, created_at)
+        refused = self._refused(token)
+        if refused:
+            return refused
+        with self.lock:
+            answer = self.recorded.get(token)
+        if answer is None:
+            return BackendFailure(FailureKind.REJECTED, code="nothing_to_vouch", status=409)
+        lines = [("查询结果", "暂无养老保险参保记录")] if answer == "no_record" else [
+            ("险种", answer.insurance_type), ("月领取金额", f"{answer.monthly_amount}元")]
         return Receipt(receipt_id="R1", verify_url=URL, service=service, terminal_id="T-1", site_id="S-1",
-                       created_at=created_at, received_at=NOW, replayed=False, lines=LINES)
+                       created_at=created_at, received_at=NOW, replayed=False, lines=lines)
 
     def report_card_loss(self, token, *, idempotency_key, created_at):
         self._log("card_loss", token, idempotency_key, created_at)
@@ -121,15 +135,15 @@ class Harness:
         self.rt.wakeup = self.woke.set
         self.rt.start()
 
-    def until(self, screen: S.Screen) -> None:
-        """Pump until the screen shows; woken by every event the runtime receives."""
+    def until(self, *screens: S.Screen) -> S.Screen:
+        """Pump until one of the screens shows; woken by every event the runtime receives."""
         while True:
             self.woke.clear()
             self.rt.pump()
-            if self.rt.state.screen is screen:
-                return
+            if self.rt.state.screen in screens:
+                return self.rt.state.screen
             if not self.woke.wait(WAIT):
-                raise AssertionError(f"still on {self.rt.state.screen}, wanted {screen}")
+                raise AssertionError(f"still on {self.rt.state.screen}, wanted {screens}")
 
     def to_menu(self) -> None:
         self.reader.insert(CARD)
@@ -330,3 +344,82 @@ def test_a_voice_with_clips_is_told_which_message_it_speaks(harness):
     h.until(S.Screen.PIN)
     h.rt._pools["voice"].submit(lambda: None).result(WAIT)
     assert ("pin.title", "请输入社保卡密码", "zh_CN") in heard
+
+
+def test_a_receipt_after_the_token_expired_asks_the_pension_again_in_the_new_session(harness):
+    """The backend token lives 15 minutes whatever the touches; the reopened session has answered nothing, so
+    the receipt call is refused nothing_to_vouch until the pension is asked again in that session."""
+    printer = FakePrinter()
+    backend = Backend(pension=_pension())
+    h = harness(backend, printer)
+    h.to_pension()
+    backend.refuse = {"tok-1"}  # the person took longer than the token's life
+    backend.answer = _pension().model_copy(update={"monthly_amount": Decimal("240.00")})  # and it changed
+    h.rt.post(S.PrintRequested())
+    assert h.until(S.Screen.TAKE_CARD, S.Screen.ERROR) is S.Screen.TAKE_CARD, h.rt.state.fault_detail
+    assert [c[1] for c in backend.of("receipt")] == ["tok-1", "tok-2", "tok-2"]
+    assert [c[1] for c in backend.of("pension")] == ["tok-1", "tok-2"]
+    assert len({c[2] for c in backend.of("receipt")}) == 1  # one idempotency key throughout
+    # the receipt prints what the backend vouched for, not what was on screen
+    assert "240.00元".encode("gb18030") in printer.printed[0]
+
+
+def test_nothing_to_vouch_is_mended_in_the_same_session_too(harness):
+    backend = Backend(pension=_pension())
+    h = harness(backend)
+    h.to_pension()
+    backend.recorded.clear()  # the backend lost what it answered (e.g. restarted with the token still valid)
+    h.rt.post(S.PrintRequested())
+    assert h.until(S.Screen.TAKE_CARD, S.Screen.ERROR) is S.Screen.TAKE_CARD
+    assert [c[1] for c in backend.of("receipt")] == ["tok-1", "tok-1"] and len(backend.of("open")) == 1
+
+
+def test_a_failed_pension_refetch_is_the_failure_shown(harness):
+    backend = Backend(pension=_pension())
+    h = harness(backend)
+    h.to_pension()
+    backend.recorded.clear()
+    backend.crash = True  # the pension call now fails
+    h.rt.post(S.PrintRequested())
+    assert h.until(S.Screen.TAKE_CARD, S.Screen.ERROR) is S.Screen.ERROR
+    assert len(backend.of("receipt")) == 1  # no second receipt call without a recorded answer
+
+
+def test_stop_ends_the_live_backend_session_before_the_workers_stop(harness):
+    backend = Backend(pension=_pension())
+    h = harness(backend)
+    h.to_pension()
+    h.rt.stop()
+    assert backend.closed == ["tok-1"]  # synchronously: the process may exit right after stop()
+    assert h.rt._tokens.current(h.rt.state.sid) is None
+
+
+def test_stop_does_not_wait_for_a_hung_backend_nor_raise(harness):
+    backend = Backend(pension=_pension())
+    h = harness(backend)
+    h.to_pension()
+    backend.close_gate = threading.Event()  # the close hangs until the test lets it go
+    h.rt.stop(close_within=0.05)
+    assert backend.closed == []  # stop() returned while the close still hung
+    backend.close_gate.set()
+    assert backend.closed_event.wait(WAIT) and backend.closed == ["tok-1"]
+
+
+def test_stop_survives_a_backend_that_raises(harness):
+    backend = Backend(pension=_pension())
+    h = harness(backend)
+    h.to_pension()
+
+    def broken(token):
+        raise RuntimeError("driver bug")
+
+    backend.close_session = broken
+    h.rt.stop()  # logged, never raised
+    assert h.rt._tokens.current(h.rt.state.sid) is None
+
+
+def test_stop_without_a_backend_session_closes_nothing(harness):
+    backend = Backend()
+    h = harness(backend)
+    h.rt.stop()
+    assert backend.closed == []
