@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from api.models import AuditLog, CardLossFiling, Pension, Receipt, SessionOpened, parse
 from backend.app import ServerControl, _parse_ecard, create_app
-from backend.db import PERSONAS_PATH, Database
+from backend.db import PERSONAS_PATH, Database, ECardUsed
 from backend.identity import with_cert_pem
 from backend.pki import issue_client_cert
 
@@ -430,16 +430,29 @@ def test_reused_key_with_different_body_or_person_is_a_conflict(client, other, d
     assert Database(db_path).count_receipts() == 1
 
 
-def test_created_at_must_be_aware_and_near(client):
+def test_created_at_must_be_aware_and_within_the_session(client, clock):
+    """Every receipt or filing needs a live session: created_at lies between its opening and now, give or take
+    5 minutes of clock drift (the session opened at 17:30 +08:00)."""
     auth = open_session(client)
     read_pension(client, auth)
+    clock.t += 600  # ten minutes into the session: now 17:40
     for i, when in enumerate(
-        ("2025-03-10T17:30:00", "2025-03-10T17:36:00+08:00", "2025-02-01T09:00:00+08:00", "9999-12-31T00:00:00Z")
+        (
+            "2025-03-10T17:30:00",  # no time zone
+            "2025-03-10T17:46:00+08:00",  # more than 5 minutes ahead of now
+            "2025-03-10T17:24:00+08:00",  # more than 5 minutes before the session opened
+            "2025-02-09T09:00:00+08:00",  # a month back: no session lives that long
+            "9999-12-31T00:00:00Z",
+        )
     ):
         r = receipt(client, auth, f"key-created-{i:04d}", created_at=when)
-        assert r.status_code == 422 and r.json()["code"] == "invalid_request", when
-    assert receipt(client, auth, "key-created-ok1", created_at="2025-03-10T17:34:00+08:00").status_code == 200
-    assert receipt(client, auth, "key-created-ok2", created_at="2025-02-09T09:00:00+08:00").status_code == 200
+        assert r.status_code == 422 and r.json()["fields"] == [
+            {"loc": ["body", "created_at"], "type": "created_at_out_of_range" if i else "timezone_aware"}
+        ], when
+    assert receipt(client, auth, "key-created-ok1", created_at="2025-03-10T17:44:00+08:00").status_code == 200
+    assert receipt(client, auth, "key-created-ok2", created_at="2025-03-10T17:26:00+08:00").status_code == 200
+    r = report(client, auth, "loss-created-old", created_at="2025-02-09T09:00:00+08:00")
+    assert r.status_code == 422 and r.json()["fields"][0]["type"] == "created_at_out_of_range"
 
 
 def _signed(client, key="key-verify-0001"):
@@ -491,9 +504,9 @@ def test_verify_serves_html_to_a_phone(client):
 
 
 def test_receipt_survives_a_restart(db_path, clock, certs):
-    with _client(create_app(db_path, BASE, clock=clock, today=TODAY), certs["t1"]) as c1:
+    with _client(create_app(db_path, BASE, clock=clock, today=TODAY, demo=True), certs["t1"]) as c1:
         rec = _signed(c1, "key-restart-01")
-    with _client(create_app(db_path, BASE, clock=clock, today=TODAY), certs["t1"]) as c2:  # key from the file
+    with _client(create_app(db_path, BASE, clock=clock, today=TODAY, demo=True), certs["t1"]) as c2:  # key from the file
         assert c2.get(_path(rec["verify_url"])).json()["genuine"] is True
 
 
@@ -515,16 +528,49 @@ def test_ecard_session_is_the_person_of_the_code(client):
 
 
 def test_ecard_code_expires_and_can_be_revoked(client, clock):
-    code = _code(client)
+    code, late = _code(client), _code(client)
     clock.t += 119
     assert client.post("/v1/sessions", json={"credential": "ecard", "code": code}).status_code == 201
     clock.t += 2
-    r = client.post("/v1/sessions", json={"credential": "ecard", "code": code})
+    r = client.post("/v1/sessions", json={"credential": "ecard", "code": late})
     assert r.status_code == 410 and r.json()["code"] == "ecard_expired"
     fresh = _code(client)
     assert client.post("/v1/demo/ecard-revoke", json={"code": fresh}).json() == {"revoked": True}
     r = client.post("/v1/sessions", json={"credential": "ecard", "code": fresh})
     assert r.status_code == 410 and r.json()["code"] == "ecard_revoked"
+
+
+def test_ecard_code_opens_one_session_only(client, other, db_path):
+    """A photographed or replayed QR code is worth nothing once used: not from this terminal, not from another."""
+    code = _code(client)
+    assert client.post("/v1/sessions", json={"credential": "ecard", "code": code}).status_code == 201
+    for c in (client, other):
+        r = c.post("/v1/sessions", json={"credential": "ecard", "code": code})
+        assert r.status_code == 410 and r.json()["code"] == "ecard_revoked"
+        assert "用过" in r.json()["message"]
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sessions WHERE credential = 'ecard'").fetchone()[0] == 1
+    assert client.post("/v1/sessions", json={"credential": "ecard", "code": _code(client)}).status_code == 201
+
+
+def test_ecard_code_racing_terminals_get_one_session(db_path, clock, certs):
+    """The code is marked used in the transaction that opens the session: two openings that both passed the
+    early check still end with one session."""
+    app = create_app(db_path, BASE, clock=clock, today=TODAY, demo=True)
+    code = _code(_client(app, certs["t1"]))
+    nonce, _, _ = _parse_ecard(_ecard_secret(db_path), code)
+    assert nonce is not None
+    db = app.state.db
+    kw = dict(terminal_id="T-0001", site_id="370102-001", cert_fingerprint="f", credential="ecard", ssn=ELDER,
+              name="", opened_at=clock.t, expires_at=clock.t + 900, at=NOW, ecard_nonce=nonce)
+    db.open_session(token_hash="a" * 64, **kw)
+    with pytest.raises(ECardUsed):
+        db.open_session(token_hash="b" * 64, **kw)
+    assert db.session("b" * 64) is None
+
+
+def _ecard_secret(db_path) -> bytes:
+    return bytes.fromhex((db_path.parent / "keys" / "ecard_hmac.key").read_text().strip())
 
 
 def test_tampered_ecard_code_is_unknown(client, clock):
