@@ -179,13 +179,18 @@ def key_file(directory: str | os.PathLike[str], name: str, legacy: Database | No
         return _new_key(path, name, legacy)
     except OSError as e:
         raise KeyFileError(f"signing key {path} cannot be read ({e.strerror}); restore it from backup") from None
-    with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(f.fileno()).st_mode
+    try:
+        mode = os.fstat(fd).st_mode
         if mode & 0o077:
             raise KeyFileError(
                 f"signing key {path} is readable by group or others (mode {mode & 0o777:o}); chmod 600 it"
             )
-        raw = f.read(1024)
+        try:
+            raw = os.read(fd, 1024)
+        except OSError as e:
+            raise KeyFileError(f"signing key {path} cannot be read ({e.strerror}); restore it from backup") from None
+    finally:
+        os.close(fd)
     try:
         data = bytes.fromhex(raw.decode("ascii").strip())
     except ValueError:
