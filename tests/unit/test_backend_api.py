@@ -320,7 +320,15 @@ def test_session_open_refuses_bad_bodies_without_echo(client):
         assert bad not in r.text and ELDER not in r.text
 
 
-@pytest.mark.parametrize("ssn", [ELDER + "\n", "３７０１０２１９５２０３１４０５２７", "٣٧٠١٠٢١٩٥٢٠٣١٤٠٥٢٧", " " + ELDER])
+@pytest.mark.parametrize(
+    "ssn",
+    [
+        ELDER + "\n",
+        " " + ELDER,
+        "１１０１０５１９４９１２３１００２X",  # full-width digits: \d matched them, and the check digit X is ASCII
+        "١١٠١٠٥١٩٤٩١٢٣١٠٠٢X",  # Arabic-Indic digits
+    ],
+)
 def test_id_numbers_are_exactly_18_ascii_characters(client, ssn):
     from api.idnumber import is_valid
 
