@@ -482,7 +482,7 @@ def create_app(
 
     # --- sessions -----------------------------------------------------------------------------------
 
-    def resolve_code(code: str) -> tuple[str, str, str]:
+    def resolve_code(code: str) -> tuple[str, str, str, float]:
         nonce, person_key, expires = _parse_ecard(ecard_secret, code)
         if nonce is None or person_key is None:
             raise ApiError(404, ErrorCode.ECARD_UNKNOWN, "无法识别这个电子社保卡二维码")
@@ -495,7 +495,7 @@ def create_app(
         person = db.person_by_key(person_key)
         if person is None:
             raise ApiError(404, ErrorCode.ECARD_UNKNOWN, "无法识别这个电子社保卡二维码")
-        return person["ssn"], person["name"], nonce
+        return person["ssn"], person["name"], nonce, expires
 
     def _ecard_used() -> ApiError:
         return ApiError(410, ErrorCode.ECARD_REVOKED, "这个电子社保卡二维码已经用过，请在手机上刷新后再扫")
@@ -517,9 +517,10 @@ def create_app(
         """Start serving one resident: the token opens their data, from this terminal only, for 15 minutes.
         An e-card code opens one session: a second use, from any terminal, is 410 ecard_revoked."""
         nonce: str | None = None
+        code_expires = 0.0
         if body.credential is Credential.ECARD:
             assert body.code is not None  # SessionOpen checks it
-            ssn, name, nonce = resolve_code(body.code)
+            ssn, name, nonce, code_expires = resolve_code(body.code)
             recorded = name
         else:
             assert body.ssn is not None
@@ -536,7 +537,7 @@ def create_app(
                 token_hash=_token_hash(token), terminal_id=t.terminal_id, site_id=t.site_id,
                 cert_fingerprint=t.fingerprint, credential=body.credential,
                 ssn=ssn, name=recorded, opened_at=opened, expires_at=expires, at=now().isoformat(),
-                ecard_nonce=nonce,
+                ecard_nonce=nonce, ecard_expires=code_expires,
             )
         except ECardUsed:
             raise _ecard_used() from None

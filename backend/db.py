@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS receipts (
     name TEXT, summary_json TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ecard_revoked (nonce TEXT PRIMARY KEY, revoked_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ecard_used (nonce TEXT PRIMARY KEY, used_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ecard_used (nonce TEXT PRIMARY KEY, used_at TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS filings (
     filing_id TEXT PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, ssn TEXT NOT NULL,
     name TEXT, credential TEXT NOT NULL, terminal_id TEXT NOT NULL, site_id TEXT NOT NULL,
@@ -291,17 +291,20 @@ class Database:
     def open_session(
         self, *, token_hash: str, terminal_id: str, site_id: str, cert_fingerprint: str, credential: str, ssn: str,
         name: str, opened_at: float, expires_at: float, at: str, ecard_nonce: str | None = None,
+        ecard_expires: float = 0.0,
     ) -> None:
         """Record the session and its audit row in one transaction (and forget sessions long expired).
         ecard_nonce: the e-card code that opened it, marked used in the same transaction (raises ECardUsed if it
-        already was: two terminals racing with one code get one session)."""
+        already was: two terminals racing with one code get one session); ecard_expires: when the code expires
+        (after that it is refused as expired, and its row can go)."""
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if ecard_nonce is not None:
                     used = conn.execute(
-                        "INSERT INTO ecard_used (nonce, used_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
-                        (ecard_nonce, at),
+                        "INSERT INTO ecard_used (nonce, used_at, expires_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (nonce) DO NOTHING",
+                        (ecard_nonce, at, ecard_expires),
                     )
                     if used.rowcount != 1:
                         raise ECardUsed(ecard_nonce)
@@ -639,6 +642,8 @@ def _prune(conn: sqlite3.Connection, now: float) -> None:
     conn.execute(f"UPDATE sessions SET {_FORGET} WHERE expires_at <= ? AND ssn != ''", (now,))
     # An expired row is kept a day (without personal data) so its token is answered token_expired, not invalid.
     conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now - 86400,))
+    # A used code past its expiry is refused as expired anyway; a minute's margin for the check-then-open gap.
+    conn.execute("DELETE FROM ecard_used WHERE expires_at < ?", (now - 60,))
 
 
 def _audit_rows(conn: sqlite3.Connection, ssn: str, limit: int) -> list[AuditRow]:

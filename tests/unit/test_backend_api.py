@@ -710,6 +710,17 @@ def test_ecard_code_opens_one_session_only(client, other, db_path):
     assert client.post("/v1/sessions", json={"credential": "ecard", "code": _code(client)}).status_code == 201
 
 
+def test_used_codes_are_forgotten_once_expired(client, clock, db_path):
+    code = _code(client)
+    assert client.post("/v1/sessions", json={"credential": "ecard", "code": code}).status_code == 201
+    clock.t += 121 + 60
+    open_session(client)  # an opening sweeps
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM ecard_used").fetchone()[0] == 0
+    r = client.post("/v1/sessions", json={"credential": "ecard", "code": code})
+    assert r.status_code == 410 and r.json()["code"] == "ecard_expired"
+
+
 def test_ecard_code_racing_terminals_get_one_session(db_path, clock, certs):
     """The code is marked used in the transaction that opens the session: two openings that both passed the
     early check still end with one session."""
@@ -719,7 +730,8 @@ def test_ecard_code_racing_terminals_get_one_session(db_path, clock, certs):
     assert nonce is not None
     db = app.state.db
     kw = dict(terminal_id="T-0001", site_id="370102-001", cert_fingerprint="f", credential="ecard", ssn=ELDER,
-              name="", opened_at=clock.t, expires_at=clock.t + 900, at=NOW, ecard_nonce=nonce)
+              name="", opened_at=clock.t, expires_at=clock.t + 900, at=NOW, ecard_nonce=nonce,
+              ecard_expires=clock.t + 120)
     db.open_session(token_hash="a" * 64, **kw)
     with pytest.raises(ECardUsed):
         db.open_session(token_hash="b" * 64, **kw)
