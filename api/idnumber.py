@@ -7,7 +7,7 @@ from datetime import date
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_SHAPE = re.compile(r"[0-9]{17}[0-9X]")  # [0-9], not \d: no other scripts' digits
 
 
 def check_digit(first17: str) -> str:
@@ -17,7 +17,7 @@ def check_digit(first17: str) -> str:
 def is_valid(number: str) -> bool:
     """Shape, birth date and check digit of an 18-character number ('x' accepted as 'X')."""
     n = number.upper()
-    if not _SHAPE.match(n):
+    if not _SHAPE.fullmatch(n):  # fullmatch: '$' would let a trailing newline through
         return False
     try:
         date(int(n[6:10]), int(n[10:12]), int(n[12:14]))

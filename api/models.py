@@ -223,7 +223,10 @@ class Verification(_Answer):
     title: str | None = None
     name_masked: str | None = None
     id_masked: str | None = None
-    created_at: AwareDatetime | None = None
+    created_at: AwareDatetime | None = Field(default=None, description="When the terminal says it served the resident")
+    received_at: AwareDatetime | None = Field(
+        default=None, description="When the backend recorded the receipt (its own clock: the time to trust)"
+    )
     site_id: str | None = None
     terminal_id: str | None = None
 

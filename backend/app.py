@@ -75,6 +75,7 @@ from backend.db import (
     FILING_ALREADY_REPORTED,
     PERSONAS_PATH,
     Database,
+    ECardUsed,
     IdempotencyConflict,
     SessionRow,
     key_file,
@@ -90,8 +91,10 @@ ECARD_TTL_SECONDS = 120
 SESSION_TTL_SECONDS = 15 * 60
 SESSION_BURST, SESSION_INTERVAL = 5, 3.0  # per terminal: a real counter serves one resident every few minutes
 VERIFY_BURST, VERIFY_INTERVAL = 10, 1.0  # per client address on the public verify listener
-CREATED_AT_AHEAD = dt.timedelta(minutes=5)  # terminal clocks drift; more than this is not a clock
-CREATED_AT_BACK = dt.timedelta(days=30)  # an offline terminal may queue a filing for a while, not for ever
+# Terminal clocks drift; more than this is not a clock. Every receipt or filing needs a live session, so
+# created_at lies between the session's opening and now, give or take this drift.
+CLOCK_DRIFT = dt.timedelta(minutes=5)
+PRUNE_EVERY = 60.0  # seconds between sweeps that forget expired sessions' personal data
 _SIG_BYTES = 16  # 128-bit truncated HMAC: short enough for a small receipt QR, far beyond guessing
 
 PENSION_TITLE = "养老金查询"
@@ -299,6 +302,27 @@ class _PerClientLimit:
         await self.app(scope, receive, send)
 
 
+class _SessionOpenLimit:
+    """Pure ASGI middleware: POST /v1/sessions spends a token of the calling terminal (its certificate CN)
+    before the body guard or the endpoint looks at the body, so malformed and refused attempts cost the same.
+    Without a terminal certificate nothing is spent: the endpoint answers 401."""
+
+    def __init__(self, app: Any, buckets: TokenBuckets) -> None:
+        self.app, self.buckets = app, buckets
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/sessions":
+            t = terminal_of(scope)
+            wait = None if t is None else self.buckets.take(t.terminal_id)
+            if wait is not None:
+                response = _error(
+                    429, ErrorCode.RATE_LIMITED, "本终端开始服务过于频繁，请稍后再试", {"Retry-After": str(wait)}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 _bearer = HTTPBearer(auto_error=False, description="Session token from POST /v1/sessions (this terminal only)")
 
 
@@ -336,6 +360,7 @@ def create_app(
     *,
     personas_path: str | os.PathLike[str] = PERSONAS_PATH,
     demo: bool = False,
+    seed_demo_people: bool | None = None,
     clock: Callable[[], float] = time.time,
     today: dt.date | None = None,
     ecard_ttl: int = ECARD_TTL_SECONDS,
@@ -351,6 +376,8 @@ def create_app(
 
     receipt_base_url: https origin printed in receipt QR codes (normally the public verify listener).
     demo: also serve /v1/demo/* (signed e-card codes for the demo and tests).
+    seed_demo_people: insert the fictional people of personas_path (default: the value of demo); a production
+    backend has none.
     keys_dir: where the signing keys live (default: `keys` beside the database file).
     The public verify listener's app (only the verify route) is `app.state.verify_app`.
     """
@@ -358,7 +385,8 @@ def create_app(
         raise ValueError("receipt_base_url must be an https:// URL")
     base_url = receipt_base_url.rstrip("/")
     db = Database(db_path)
-    db.seed_personas(personas_path, today or dt.datetime.fromtimestamp(clock(), tz).date())
+    if demo if seed_demo_people is None else seed_demo_people:
+        db.seed_personas(personas_path, today or dt.datetime.fromtimestamp(clock(), tz).date())
     keys = Path(keys_dir) if keys_dir is not None else Path(db_path).parent / "keys"
     receipt_secret = key_file(keys, "receipt_hmac", legacy=db)
     ecard_secret = key_file(keys, "ecard_hmac", legacy=db)
@@ -372,9 +400,9 @@ def create_app(
     def verify_url(receipt_id: str) -> str:
         return f"{base_url}/v1/receipts/{receipt_id}/verify?sig={_sign(receipt_secret, 'receipt', receipt_id)}"
 
-    def check_created_at(value: dt.datetime) -> None:
-        n = now()
-        if value > n + CREATED_AT_AHEAD or value < n - CREATED_AT_BACK:
+    def check_created_at(value: dt.datetime, s: SessionRow) -> None:
+        opened = dt.datetime.fromtimestamp(s.opened_at, tz)
+        if value > now() + CLOCK_DRIFT or value < opened - CLOCK_DRIFT:
             raise _field_error(("body", "created_at"), "created_at_out_of_range")
 
     def check_key(key: str | None) -> str:
@@ -392,19 +420,24 @@ def create_app(
             raise ApiError(403, ErrorCode.CERTIFICATE_REVOKED, "本终端证书已被吊销，请联系县级技术人员")
         return t
 
-    def opening_terminal(t: Annotated[Terminal, Depends(terminal)]) -> Terminal:
-        # Spent before the body is looked at: malformed attempts count too.
-        wait = session_limit.take(t.terminal_id)
-        if wait is not None:
-            raise ApiError(
-                429, ErrorCode.RATE_LIMITED, "本终端开始服务过于频繁，请稍后再试", headers={"Retry-After": str(wait)}
-            )
-        return t
+    last_prune = [0.0]
+    prune_lock = threading.Lock()
+
+    def prune_expired() -> None:
+        # On authenticated requests, at most once a minute: expired sessions keep no personal data for long
+        # even when no new session is opened (opening prunes too).
+        t = clock()
+        with prune_lock:
+            if t - last_prune[0] < PRUNE_EVERY:
+                return
+            last_prune[0] = t
+        db.prune_sessions(t)
 
     def session(
         t: Annotated[Terminal, Depends(terminal)],
         auth: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> SessionRow:
+        prune_expired()
         if auth is None:
             raise ApiError(401, ErrorCode.TOKEN_REQUIRED, "请先开始办理（缺少会话令牌）", headers=_BEARER)
         s = db.session(_token_hash(auth.credentials))
@@ -436,7 +469,10 @@ def create_app(
     app.state.db = db
     app.state.control = control
     app.state.session_limit = session_limit
+    # The last added runs first: the session-opening limit runs before the body guard, so a refused body costs
+    # a token too.
     app.add_middleware(BodyGuard, max_body=MAX_BODY)
+    app.add_middleware(_SessionOpenLimit, buckets=session_limit)
     app.add_middleware(_ControlMiddleware, control=control)
     _install_error_handlers(app)
 
@@ -446,18 +482,23 @@ def create_app(
 
     # --- sessions -----------------------------------------------------------------------------------
 
-    def resolve_code(code: str) -> tuple[str, str]:
+    def resolve_code(code: str) -> tuple[str, str, str, float]:
         nonce, person_key, expires = _parse_ecard(ecard_secret, code)
         if nonce is None or person_key is None:
             raise ApiError(404, ErrorCode.ECARD_UNKNOWN, "无法识别这个电子社保卡二维码")
         if db.ecard_revoked(nonce):
             raise ApiError(410, ErrorCode.ECARD_REVOKED, "这个电子社保卡二维码已作废")
+        if db.ecard_used(nonce):
+            raise _ecard_used()
         if expires < clock():
             raise ApiError(410, ErrorCode.ECARD_EXPIRED, "二维码已过期，请在手机上刷新后再扫")
         person = db.person_by_key(person_key)
         if person is None:
             raise ApiError(404, ErrorCode.ECARD_UNKNOWN, "无法识别这个电子社保卡二维码")
-        return person["ssn"], person["name"]
+        return person["ssn"], person["name"], nonce, expires
+
+    def _ecard_used() -> ApiError:
+        return ApiError(410, ErrorCode.ECARD_REVOKED, "这个电子社保卡二维码已经用过，请在手机上刷新后再扫")
 
     @app.post(
         "/v1/sessions",
@@ -468,28 +509,38 @@ def create_app(
             (401, "certificate_required"),
             (403, "certificate_revoked"),
             (404, "ecard_unknown"),
-            (410, "ecard_expired / ecard_revoked"),
+            (410, "ecard_expired / ecard_revoked (also: the code already opened a session; a code opens one)"),
             (429, "rate_limited: header Retry-After (seconds); 5 at once, then one per 3 s per terminal"),
         ),
     )
-    def open_session(body: SessionOpen, t: Annotated[Terminal, Depends(opening_terminal)]) -> SessionOpened:
-        """Start serving one resident: the token opens their data, from this terminal only, for 15 minutes."""
+    def open_session(body: SessionOpen, t: Annotated[Terminal, Depends(terminal)]) -> SessionOpened:
+        """Start serving one resident: the token opens their data, from this terminal only, for 15 minutes.
+        An e-card code opens one session: a second use, from any terminal, is 410 ecard_revoked."""
+        nonce: str | None = None
+        code_expires = 0.0
         if body.credential is Credential.ECARD:
             assert body.code is not None  # SessionOpen checks it
-            ssn, name = resolve_code(body.code)
+            ssn, name, nonce, code_expires = resolve_code(body.code)
+            recorded = name
         else:
             assert body.ssn is not None
             ssn = body.ssn
             on_file = db.person_by_ssn(ssn)
-            name = on_file["name"] if on_file is not None else (body.name or "")
+            # A name the terminal read is echoed back, never recorded: nothing the backend signs may carry it.
+            recorded = on_file["name"] if on_file is not None else ""
+            name = recorded or body.name or ""
         token = secrets.token_urlsafe(32)
         opened = clock()
         expires = opened + SESSION_TTL_SECONDS
-        db.open_session(
-            token_hash=_token_hash(token), terminal_id=t.terminal_id, site_id=t.site_id,
-            cert_fingerprint=t.fingerprint, credential=body.credential,
-            ssn=ssn, name=name, opened_at=opened, expires_at=expires, at=now().isoformat(),
-        )
+        try:
+            db.open_session(
+                token_hash=_token_hash(token), terminal_id=t.terminal_id, site_id=t.site_id,
+                cert_fingerprint=t.fingerprint, credential=body.credential,
+                ssn=ssn, name=recorded, opened_at=opened, expires_at=expires, at=now().isoformat(),
+                ecard_nonce=nonce, ecard_expires=code_expires,
+            )
+        except ECardUsed:
+            raise _ecard_used() from None
         return SessionOpened(
             token=token,
             expires_at=dt.datetime.fromtimestamp(expires, tz),
@@ -565,7 +616,7 @@ def create_app(
     def create_receipt(body: ReceiptRequest, s: Session, idempotency_key: IdempotencyKey = None) -> Receipt:
         """A receipt for what the backend answered in this session; it writes the title and lines itself."""
         key = check_key(idempotency_key)
-        check_created_at(body.created_at)
+        check_created_at(body.created_at, s)
         if s.pension is None:
             raise ApiError(409, ErrorCode.NOTHING_TO_VOUCH, "本次办理还没有可出具回执的查询结果")
         lines = _pension_lines(s.pension)
@@ -587,7 +638,7 @@ def create_app(
                 site_id=s.site_id,
                 service=str(body.service),
                 ssn=s.ssn,
-                name=s.name or db.person_name(s.ssn),
+                name=db.person_name(s.ssn),  # only a name on record: none for a person the backend does not know
                 summary={"title": PENSION_TITLE, "lines": lines},
                 created_at=body.created_at.isoformat(),
                 received_at=received.isoformat(),
@@ -626,7 +677,7 @@ def create_app(
         """社保卡临时挂失 of the session's person (whatever credential opened the session). Reporting an already
         suspended card again is not an error: 200 with status already_reported and the earlier filing."""
         key = check_key(idempotency_key)
-        check_created_at(body.created_at)
+        check_created_at(body.created_at, s)
         person = db.person_by_ssn(s.ssn)
         if person is None:
             raise ApiError(404, ErrorCode.NO_CARD, "没有查到这个人的社保卡")
@@ -676,10 +727,9 @@ def create_app(
         responses=_errors((404, "unknown_filing (also for another person's filing)"), auth=True),
     )
     def filing_status(s: Session, filing_id: str = PathParam(pattern=FILING_ID_PATTERN)) -> FilingStatus:
-        f = db.filing(filing_id)
-        if f is None or f.ssn != s.ssn:
+        f = db.read_filing(s, filing_id, now().isoformat())
+        if f is None:
             raise ApiError(404, ErrorCode.UNKNOWN_FILING, "没有查到这份申请")
-        db.audit(s, AuditAction.FILING_READ, now().isoformat())
         return FilingStatus(
             filing_id=f.filing_id,
             type=FilingType(f.type),
@@ -692,8 +742,7 @@ def create_app(
     @app.get("/v1/audit", response_model=AuditLog, tags=["audit"], responses=_errors(auth=True))
     def audit_log(s: Session) -> AuditLog:
         """Every access to the session's person's data, newest first: what the resident can see later."""
-        rows = db.audit_of(s.ssn)
-        db.audit(s, AuditAction.AUDIT_READ, now().isoformat())
+        rows = db.read_audit(s, now().isoformat())
         return AuditLog(
             entries=[
                 AuditEntry(
@@ -723,6 +772,7 @@ def create_app(
             name_masked=mask_name(row.name) if row.name else None,
             id_masked=mask_id(row.ssn),
             created_at=dt.datetime.fromisoformat(row.created_at),
+            received_at=dt.datetime.fromisoformat(row.received_at),
             site_id=row.site_id,
             terminal_id=row.terminal_id,
         )
@@ -833,7 +883,8 @@ def _verification_page(v: Verification) -> str:
             ("办理事项", v.title or v.service or ""),
             ("姓名", v.name_masked or ""),
             ("身份证号", v.id_masked or ""),
-            ("办理时间", v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else ""),
+            # The backend's own clock: the terminal's created_at is only what the terminal says.
+            ("办理时间", v.received_at.strftime("%Y-%m-%d %H:%M") if v.received_at else ""),
             ("服务站", v.site_id or ""),
             ("终端", v.terminal_id or ""),
             ("回执编号", v.receipt_id or ""),

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS receipts (
     name TEXT, summary_json TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ecard_revoked (nonce TEXT PRIMARY KEY, revoked_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ecard_used (nonce TEXT PRIMARY KEY, used_at TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS filings (
     filing_id TEXT PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, ssn TEXT NOT NULL,
     name TEXT, credential TEXT NOT NULL, terminal_id TEXT NOT NULL, site_id TEXT NOT NULL,
@@ -81,6 +82,14 @@ PAYMENT_PAID = "已发放"
 
 class IdempotencyConflict(Exception):
     """The idempotency key was already used for a different request body."""
+
+
+class ECardUsed(Exception):
+    """This e-card code already opened a session (a code is good for one opening)."""
+
+
+class KeyFileError(RuntimeError):
+    """A signing key file exists but cannot be used: start-up must stop rather than make a new key."""
 
 
 @dataclass(frozen=True)
@@ -156,25 +165,56 @@ class AuditRow:
 
 def key_file(directory: str | os.PathLike[str], name: str, legacy: Database | None = None) -> bytes:
     """A 32-byte signing key kept in DIRECTORY/NAME.key (mode 0600), created on first use.
-    A key an older version kept in the database's meta table is moved out (signatures stay valid)."""
+    A key an older version kept in the database's meta table is moved out (signatures stay valid).
+
+    Only a missing file makes a new key: a new key would make every receipt printed so far verify as forged,
+    so a file that is unreadable, malformed or readable by others stops start-up instead (KeyFileError)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o700)
     path = d / f"{name}.key"
     try:
-        data = bytes.fromhex(path.read_text(encoding="ascii").strip())
-        if len(data) == 32:
-            return data
-    except (OSError, ValueError):
-        pass
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return _new_key(path, name, legacy)
+    except OSError as e:
+        raise KeyFileError(f"signing key {path} cannot be read ({e.strerror}); restore it from backup") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077:
+            raise KeyFileError(
+                f"signing key {path} is readable by group or others (mode {mode & 0o777:o}); chmod 600 it"
+            )
+        try:
+            raw = os.read(fd, 1024)
+        except OSError as e:
+            raise KeyFileError(f"signing key {path} cannot be read ({e.strerror}); restore it from backup") from None
+    finally:
+        os.close(fd)
+    try:
+        data = bytes.fromhex(raw.decode("ascii").strip())
+    except ValueError:
+        data = b""
+    if len(data) != 32:
+        raise KeyFileError(f"signing key {path} is not a 32-byte hex key; restore it from backup")
+    return data
+
+
+def _new_key(path: Path, name: str, legacy: Database | None) -> bytes:
     data = (legacy.take_legacy_secret(name) if legacy is not None else None) or secrets.token_bytes(32)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # left by a crash between create and rename: it never held a key in use
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(data.hex() + "\n")
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written key
+    try:
+        os.link(tmp, path)  # atomic and never over an existing key (another process may have made one)
+    except FileExistsError:
+        tmp.unlink()
+        return key_file(path.parent, name)
+    tmp.unlink()
     return data
 
 
@@ -250,13 +290,25 @@ class Database:
 
     def open_session(
         self, *, token_hash: str, terminal_id: str, site_id: str, cert_fingerprint: str, credential: str, ssn: str,
-        name: str, opened_at: float, expires_at: float, at: str,
+        name: str, opened_at: float, expires_at: float, at: str, ecard_nonce: str | None = None,
+        ecard_expires: float = 0.0,
     ) -> None:
-        """Record the session and its audit row in one transaction (and forget sessions long expired)."""
+        """Record the session and its audit row in one transaction (and forget sessions long expired).
+        ecard_nonce: the e-card code that opened it, marked used in the same transaction (raises ECardUsed if it
+        already was: two terminals racing with one code get one session); ecard_expires: when the code expires
+        (after that it is refused as expired, and its row can go)."""
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("DELETE FROM sessions WHERE expires_at < ?", (opened_at - 86400,))
+                if ecard_nonce is not None:
+                    used = conn.execute(
+                        "INSERT INTO ecard_used (nonce, used_at, expires_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (nonce) DO NOTHING",
+                        (ecard_nonce, at, ecard_expires),
+                    )
+                    if used.rowcount != 1:
+                        raise ECardUsed(ecard_nonce)
+                _prune(conn, opened_at)
                 conn.execute(
                     "INSERT INTO sessions (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name,"
                     " opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -284,7 +336,7 @@ class Database:
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("UPDATE sessions SET closed = 1 WHERE token_hash = ?", (s.token_hash,))
+                conn.execute(f"UPDATE sessions SET closed = 1, {_FORGET} WHERE token_hash = ?", (s.token_hash,))
                 _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "session_closed")
                 conn.execute("COMMIT")
             except BaseException:
@@ -306,9 +358,47 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
 
-    def audit(self, s: SessionRow, action: str, at: str) -> None:
+    def prune_sessions(self, now: float) -> None:
+        """Forget the personal data of expired sessions, and the rows of sessions expired a day ago."""
         with self.connect() as conn:
-            _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, action)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _prune(conn, now)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def read_filing(self, s: SessionRow, filing_id: str, at: str) -> FilingRow | None:
+        """The session's person's filing, audited (filing_read) in the same transaction; None if unknown or
+        someone else's (nothing is audited then: nothing was read)."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT * FROM filings WHERE filing_id = ? AND ssn = ?", (filing_id, s.ssn)
+                ).fetchone()
+                if row is not None:
+                    _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "filing_read")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return None if row is None else _filing(row)
+
+    def read_audit(self, s: SessionRow, at: str, limit: int = 500) -> list[AuditRow]:
+        """The session's person's access log, newest first, and its own audit_read row, in one transaction
+        (the row it writes is not in what it returns)."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = _audit_rows(conn, s.ssn, limit)
+                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "audit_read")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return rows
 
     def revoke_certificate(self, fingerprint: str, terminal_id: str, site_id: str, at: str) -> None:
         """From now on this certificate opens nothing, and the sessions it opened are dead."""
@@ -320,7 +410,7 @@ class Database:
                     " VALUES (?, ?, ?, ?)",
                     (fingerprint, terminal_id, site_id, at),
                 )
-                conn.execute("UPDATE sessions SET closed = 1 WHERE cert_fingerprint = ?", (fingerprint,))
+                conn.execute(f"UPDATE sessions SET closed = 1, {_FORGET} WHERE cert_fingerprint = ?", (fingerprint,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -334,12 +424,7 @@ class Database:
     def audit_of(self, ssn: str, limit: int = 500) -> list[AuditRow]:
         """Accesses to this person's data, newest first."""
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT at, terminal_id, site_id, credential, action FROM audit WHERE ssn = ? ORDER BY id DESC"
-                " LIMIT ?",
-                (ssn, limit),
-            ).fetchall()
-        return [AuditRow(r["at"], r["terminal_id"], r["site_id"], r["credential"], r["action"]) for r in rows]
+            return _audit_rows(conn, ssn, limit)
 
     # --- reads ---------------------------------------------------------------------------------------
 
@@ -511,13 +596,7 @@ class Database:
     def filing(self, filing_id: str) -> FilingRow | None:
         with self.connect() as conn:
             row = conn.execute("SELECT * FROM filings WHERE filing_id = ?", (filing_id,)).fetchone()
-        if row is None:
-            return None
-        return FilingRow(
-            filing_id=row["filing_id"], type=row["type"], status=row["status"], ssn=row["ssn"],
-            terminal_id=row["terminal_id"], site_id=row["site_id"], credential=row["credential"],
-            receipt_id=row["receipt_id"], created_at=row["created_at"], received_at=row["received_at"],
-        )
+        return None if row is None else _filing(row)
 
     def card_status(self, ssn: str) -> tuple[str, str, str] | None:
         """(status, since, filing_id) of a card with a recorded status, else None (card in normal use)."""
@@ -541,6 +620,10 @@ class Database:
         with self.connect() as conn:
             return conn.execute("SELECT 1 FROM ecard_revoked WHERE nonce = ?", (nonce,)).fetchone() is not None
 
+    def ecard_used(self, nonce: str) -> bool:
+        with self.connect() as conn:
+            return conn.execute("SELECT 1 FROM ecard_used WHERE nonce = ?", (nonce,)).fetchone() is not None
+
 
 def _audit(
     conn: sqlite3.Connection, at: str, ssn: str, terminal_id: str, site_id: str, credential: str, action: str
@@ -548,6 +631,34 @@ def _audit(
     conn.execute(
         "INSERT INTO audit (at, ssn, terminal_id, site_id, credential, action) VALUES (?, ?, ?, ?, ?, ?)",
         (at, ssn, terminal_id, site_id, credential, action),
+    )
+
+
+# What a session keeps of its person only while it is live: the audit table keeps who, when and what.
+_FORGET = "name = '', ssn = '', pension_json = NULL"
+
+
+def _prune(conn: sqlite3.Connection, now: float) -> None:
+    conn.execute(f"UPDATE sessions SET {_FORGET} WHERE expires_at <= ? AND ssn != ''", (now,))
+    # An expired row is kept a day (without personal data) so its token is answered token_expired, not invalid.
+    conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now - 86400,))
+    # A used code past its expiry is refused as expired anyway; a minute's margin for the check-then-open gap.
+    conn.execute("DELETE FROM ecard_used WHERE expires_at < ?", (now - 60,))
+
+
+def _audit_rows(conn: sqlite3.Connection, ssn: str, limit: int) -> list[AuditRow]:
+    rows = conn.execute(
+        "SELECT at, terminal_id, site_id, credential, action FROM audit WHERE ssn = ? ORDER BY id DESC LIMIT ?",
+        (ssn, limit),
+    ).fetchall()
+    return [AuditRow(r["at"], r["terminal_id"], r["site_id"], r["credential"], r["action"]) for r in rows]
+
+
+def _filing(row: sqlite3.Row) -> FilingRow:
+    return FilingRow(
+        filing_id=row["filing_id"], type=row["type"], status=row["status"], ssn=row["ssn"],
+        terminal_id=row["terminal_id"], site_id=row["site_id"], credential=row["credential"],
+        receipt_id=row["receipt_id"], created_at=row["created_at"], received_at=row["received_at"],
     )
 
 

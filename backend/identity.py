@@ -53,7 +53,7 @@ def _parse(pem: str) -> Terminal | None:
     terminal_id, site_id = cn[0].value, ou[0].value
     if not isinstance(terminal_id, str) or not isinstance(site_id, str):
         return None
-    if not _ID.match(terminal_id) or not _ID.match(site_id):
+    if not _ID.fullmatch(terminal_id) or not _ID.fullmatch(site_id):  # match + "$" lets a final "\n" in
         return None
     return Terminal(terminal_id, site_id, cert.fingerprint(hashes.SHA256()).hex())
 

@@ -217,9 +217,9 @@ def _sans(cert: x509.Certificate) -> set[str]:
 
 
 def _check_ids(terminal_id: str, site_id: str) -> None:
-    if not _TERMINAL_ID.match(terminal_id):
+    if not _TERMINAL_ID.fullmatch(terminal_id):  # match + "$" would let a final "\n" in
         raise ValueError("terminal_id must be 1-64 characters of A-Z a-z 0-9 . _ -")
-    if not _TERMINAL_ID.match(site_id):
+    if not _TERMINAL_ID.fullmatch(site_id):
         raise ValueError("site_id must be 1-64 characters of A-Z a-z 0-9 . _ -")
 
 

@@ -26,6 +26,6 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def server(tmp_path, clock):
-    srv = start_server(tmp_path / "backend", clock=clock)
+    srv = start_server(tmp_path / "backend", clock=clock, seed_demo_people=True)  # the fictional residents, no /v1/demo
     yield srv
     srv.stop()

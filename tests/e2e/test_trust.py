@@ -232,6 +232,34 @@ def test_demo_endpoints_only_with_demo(tmp_path, t1):
         demo.stop()
 
 
+def test_an_ecard_code_opens_one_session_from_any_terminal(tmp_path):
+    demo = start_server(tmp_path / "demo1", demo=True)
+    cert2, key2 = issue_client_cert(demo.pki.directory, "T-0002", site_id="site-02")
+    a, b = Terminal(demo, demo.client_cert, demo.client_key), Terminal(demo, cert2, key2)
+    try:
+        code = a.get("/v1/demo/ecard-code/elder").json()["code"]
+        assert a.post("/v1/sessions", {"credential": "ecard", "code": code}).status_code == 201
+        for t in (a, b):  # a photographed code is spent: not here again, not at the next station
+            r = t.post("/v1/sessions", {"credential": "ecard", "code": code})
+            assert r.status_code == 410 and r.json()["code"] == "ecard_revoked"
+    finally:
+        a.close()
+        b.close()
+        demo.stop()
+
+
+def test_without_demo_the_backend_knows_no_demo_people(tmp_path):
+    bare = start_server(tmp_path / "bare")
+    t = Terminal(bare, bare.client_cert, bare.client_key)
+    try:
+        r = t.post("/v1/sessions", {"credential": "id_card", "ssn": ELDER})
+        assert r.status_code == 201 and r.json()["person"] == {"name": "", "ssn": ELDER}
+        assert t.post("/v1/pension", {}, token=r.json()["token"]).json()["code"] == "no_record"
+    finally:
+        t.close()
+        bare.stop()
+
+
 def test_a_revoked_certificate_opens_nothing(server, t1, t2):
     token1, token2 = t1.open(), t2.open()
     t = server.revoke(t2.cert_path)

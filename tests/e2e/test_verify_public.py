@@ -115,7 +115,9 @@ def test_per_address_rate_limit(server, clock):
 
 
 def test_receipt_base_url_names_a_public_front(tmp_path, clock):
-    srv = start_server(tmp_path / "front", clock=clock, receipt_base_url="https://verify.example.cn/")
+    srv = start_server(
+        tmp_path / "front", clock=clock, receipt_base_url="https://verify.example.cn/", seed_demo_people=True
+    )
     try:
         rec = _receipt(srv, clock)
         assert rec["verify_url"].startswith(f"https://verify.example.cn/v1/receipts/{rec['receipt_id']}/verify?sig=")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from api.models import AuditLog, CardLossFiling, Pension, Receipt, SessionOpened, parse
 from backend.app import ServerControl, _parse_ecard, create_app
-from backend.db import PERSONAS_PATH, Database
+from backend.db import PERSONAS_PATH, Database, ECardUsed, KeyFileError, key_file
 from backend.identity import with_cert_pem
 from backend.pki import issue_client_cert
 
@@ -161,6 +161,42 @@ def test_keys_are_0600_files_and_not_in_the_database(db_path, client):
     assert stat.S_IMODE((db_path.parent / "keys").stat().st_mode) == 0o700
 
 
+@pytest.mark.parametrize(
+    ("content", "mode", "why"),
+    [
+        (b"not hex at all\n", 0o600, "not a 32-byte hex key"),
+        (b"abcd\n", 0o600, "not a 32-byte hex key"),
+        (b"", 0o600, "not a 32-byte hex key"),
+        (("ab" * 32 + "\n").encode(), 0o640, "readable by group or others"),
+        (("ab" * 32 + "\n").encode(), 0o604, "readable by group or others"),
+    ],
+)
+def test_a_damaged_or_exposed_key_stops_start_up_and_is_kept(tmp_path, clock, content, mode, why):
+    """A new key would make every receipt printed so far verify as forged: never replace one silently."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    bad = keys / "receipt_hmac.key"
+    bad.write_bytes(content)
+    bad.chmod(mode)
+    with pytest.raises(KeyFileError, match=why):
+        create_app(tmp_path / "b.sqlite3", BASE, clock=clock, today=TODAY)
+    assert bad.read_bytes() == content
+
+
+def test_an_unreadable_key_stops_start_up(tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "receipt_hmac.key").mkdir(mode=0o700)  # reading it fails whoever runs the test (root ignores mode 000)
+    with pytest.raises(KeyFileError, match="cannot be read|not a 32-byte"):
+        key_file(keys, "receipt_hmac")
+
+
+def test_a_missing_key_is_made_once_and_then_read(tmp_path):
+    first = key_file(tmp_path / "keys", "receipt_hmac")
+    assert key_file(tmp_path / "keys", "receipt_hmac") == first and len(first) == 32
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["receipt_hmac.key"]
+
+
 def test_a_key_kept_in_the_database_by_an_older_version_moves_to_a_file(tmp_path, clock):
     db_path = tmp_path / "old.sqlite3"
     secret = "ab" * 32
@@ -201,6 +237,28 @@ def test_a_certificate_without_a_site_is_not_a_terminal(app, tmp_path):
             assert r.status_code == 401 and r.json()["code"] == "certificate_required"
 
 
+def test_a_certificate_name_with_a_trailing_newline_is_not_a_terminal(app, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    from backend.identity import terminal_from_pem
+    from backend.pki import _ensure_ca, _issue
+
+    ca_key, ca_cert, _ = _ensure_ca(tmp_path)
+    for cn, ou in (("T-0009\n", "370102-001"), ("T-0009", "370102-001\n")):
+        _, cert = _issue(ca_key, ca_cert, cn, unit=ou)
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        assert terminal_from_pem(pem) is None
+        with _client(app, pem) as c:
+            r = c.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER})
+            assert r.status_code == 401 and r.json()["code"] == "certificate_required"
+
+
+def test_enrolment_refuses_ids_with_a_trailing_newline(tmp_path):
+    for terminal, site in (("T-0009\n", "370102-001"), ("T-0009", "370102-001\n")):
+        with pytest.raises(ValueError):
+            issue_client_cert(tmp_path, terminal, site_id=site)
+
+
 def test_a_header_cannot_stand_in_for_the_certificate(app):
     with TestClient(app, base_url=BASE) as c:
         r = c.post(
@@ -229,6 +287,22 @@ def test_session_without_a_record_keeps_the_name_as_given(client):
     assert r.json()["person"] == {"name": "赵某", "ssn": "11010519491231002X"}
 
 
+def test_a_receipt_never_carries_a_name_the_backend_does_not_know(client, db_path):
+    """For a person without a record the terminal's name is echoed back to it, but not recorded: the receipt and
+    its verification show the masked ID only."""
+    ssn = "11010519491231002X"
+    auth = open_session(client, ssn=ssn, name="赵某")
+    assert read_pension(client, auth).status_code == 404
+    rec = receipt(client, auth, "key-noname-0001").json()
+    v = client.get(_path(rec["verify_url"])).json()
+    assert v["genuine"] is True and v["name_masked"] is None and v["id_masked"] == "1101**********002X"
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT name FROM receipts").fetchall() == [(None,)]
+        assert conn.execute("SELECT name FROM sessions").fetchall() == [("",)]
+    page = client.get(_path(rec["verify_url"]), headers={"Accept": "text/html"}).text
+    assert "赵" not in page
+
+
 def test_session_open_refuses_bad_bodies_without_echo(client):
     bad = ELDER[:-1] + "1"
     cases = [
@@ -244,6 +318,23 @@ def test_session_open_refuses_bad_bodies_without_echo(client):
         r = client.post("/v1/sessions", json=body)
         assert r.status_code == 422 and r.json()["code"] == "invalid_request", body
         assert bad not in r.text and ELDER not in r.text
+
+
+@pytest.mark.parametrize(
+    "ssn",
+    [
+        ELDER + "\n",
+        " " + ELDER,
+        "１１０１０５１９４９１２３１００２X",  # full-width digits: \d matched them, and the check digit X is ASCII
+        "١١٠١٠٥١٩٤٩١٢٣١٠٠٢X",  # Arabic-Indic digits
+    ],
+)
+def test_id_numbers_are_exactly_18_ascii_characters(client, ssn):
+    from api.idnumber import is_valid
+
+    assert is_valid(ELDER) and not is_valid(ssn)
+    r = client.post("/v1/sessions", json={"credential": "id_card", "ssn": ssn})
+    assert r.status_code == 422 and r.json()["fields"][0]["loc"] == ["body", "ssn"]
 
 
 def test_session_open_rate_limit_is_a_burst_of_five_then_one_per_three_seconds(tmp_path, clock, certs):
@@ -267,6 +358,19 @@ def _rate_limit(client, other, clock):
     assert client.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER}).status_code == 429
 
 
+def test_bodies_the_guard_refuses_spend_session_tokens_too(tmp_path, clock, certs):
+    """The limit runs before the body guard: odd bodies are no free way to probe."""
+    app = create_app(tmp_path / "rl.sqlite3", BASE, clock=clock, today=TODAY, demo=True)
+    with _client(app, certs["t1"]) as client:
+        for _ in range(5):
+            r = client.post("/v1/sessions", content=b'{"credential": "ecard", "code": "\\u0000"}',
+                            headers={"Content-Type": "application/json"})
+            assert r.status_code == 422 and r.json()["fields"][0]["type"] == "string_nul"
+        r = client.post("/v1/sessions", content=b"\xff", headers={"Content-Type": "application/json"})
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited"
+        assert client.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER}).status_code == 429
+
+
 def test_token_lifecycle(client, clock):
     auth = open_session(client)
     assert read_pension(client, auth).status_code == 200
@@ -282,6 +386,46 @@ def test_token_lifecycle(client, clock):
     r = client.post("/v1/pension", json={})
     assert r.status_code == 401 and r.json()["code"] == "token_required"
     assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def _session_rows(db_path):
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("SELECT name, ssn, pension_json, closed FROM sessions ORDER BY opened_at").fetchall()
+
+
+def test_a_closed_session_keeps_no_personal_data(client, db_path):
+    auth = open_session(client)
+    read_pension(client, auth)
+    assert _session_rows(db_path)[0][:2] == ("王秀兰", ELDER) and _session_rows(db_path)[0][2]
+    assert client.delete("/v1/sessions/current", headers=auth).status_code == 204
+    assert _session_rows(db_path) == [("", "", None, 1)]
+    with sqlite3.connect(db_path) as conn:  # what the audit needs stays in the audit table
+        assert [r[0] for r in conn.execute("SELECT action FROM audit WHERE ssn = ?", (ELDER,))] == [
+            "session_opened", "pension_read", "session_closed",
+        ]
+
+
+def test_revocation_clears_the_sessions_personal_data(app, client, certs, db_path, clock):
+    from backend.identity import terminal_from_pem
+
+    auth = open_session(client)
+    read_pension(client, auth)
+    t = terminal_from_pem(certs["t1"])
+    assert t is not None
+    app.state.db.revoke_certificate(t.fingerprint, t.terminal_id, t.site_id, NOW)
+    assert _session_rows(db_path) == [("", "", None, 1)]
+
+
+def test_expired_sessions_forget_personal_data_without_a_new_opening(client, other, db_path, clock):
+    auth = open_session(client)
+    read_pension(client, auth)
+    clock.t += 15 * 60 + 1
+    assert read_pension(client, auth).json()["code"] == "token_expired"  # any authenticated request sweeps
+    assert _session_rows(db_path) == [("", "", None, 0)]
+    assert read_pension(client, auth).json()["code"] == "token_expired"  # the row still answers
+    clock.t += 86400
+    other.get("/v1/audit")  # unauthenticated for this token, but it sweeps
+    assert _session_rows(db_path) == []
 
 
 def test_token_of_another_terminal_is_refused(client, other):
@@ -430,16 +574,29 @@ def test_reused_key_with_different_body_or_person_is_a_conflict(client, other, d
     assert Database(db_path).count_receipts() == 1
 
 
-def test_created_at_must_be_aware_and_near(client):
+def test_created_at_must_be_aware_and_within_the_session(client, clock):
+    """Every receipt or filing needs a live session: created_at lies between its opening and now, give or take
+    5 minutes of clock drift (the session opened at 17:30 +08:00)."""
     auth = open_session(client)
     read_pension(client, auth)
+    clock.t += 600  # ten minutes into the session: now 17:40
     for i, when in enumerate(
-        ("2025-03-10T17:30:00", "2025-03-10T17:36:00+08:00", "2025-02-01T09:00:00+08:00", "9999-12-31T00:00:00Z")
+        (
+            "2025-03-10T17:30:00",  # no time zone
+            "2025-03-10T17:46:00+08:00",  # more than 5 minutes ahead of now
+            "2025-03-10T17:24:00+08:00",  # more than 5 minutes before the session opened
+            "2025-02-09T09:00:00+08:00",  # a month back: no session lives that long
+            "9999-12-31T00:00:00Z",
+        )
     ):
         r = receipt(client, auth, f"key-created-{i:04d}", created_at=when)
-        assert r.status_code == 422 and r.json()["code"] == "invalid_request", when
-    assert receipt(client, auth, "key-created-ok1", created_at="2025-03-10T17:34:00+08:00").status_code == 200
-    assert receipt(client, auth, "key-created-ok2", created_at="2025-02-09T09:00:00+08:00").status_code == 200
+        assert r.status_code == 422 and r.json()["fields"] == [
+            {"loc": ["body", "created_at"], "type": "created_at_out_of_range" if i else "timezone_aware"}
+        ], when
+    assert receipt(client, auth, "key-created-ok1", created_at="2025-03-10T17:44:00+08:00").status_code == 200
+    assert receipt(client, auth, "key-created-ok2", created_at="2025-03-10T17:26:00+08:00").status_code == 200
+    r = report(client, auth, "loss-created-old", created_at="2025-02-09T09:00:00+08:00")
+    assert r.status_code == 422 and r.json()["fields"][0]["type"] == "created_at_out_of_range"
 
 
 def _signed(client, key="key-verify-0001"):
@@ -460,7 +617,20 @@ def test_verify_url_is_https_on_the_base_and_genuine(client):
     assert v["name_masked"] == "王*兰" and v["id_masked"] == "3701**********0527"
     assert v["site_id"] == "370102-001" and v["terminal_id"] == "T-0001"
     assert dt.datetime.fromisoformat(v["created_at"]) == dt.datetime.fromisoformat(NOW)
+    assert dt.datetime.fromisoformat(v["received_at"]) == dt.datetime.fromisoformat(NOW)
     assert ELDER not in json.dumps(v) and "王秀兰" not in json.dumps(v, ensure_ascii=False)
+
+
+def test_verification_shows_the_backends_time_not_the_terminals(client, clock):
+    auth = open_session(client)
+    read_pension(client, auth)
+    clock.t += 240  # the backend records at 17:34; the terminal says 17:27 (3 minutes before the opening)
+    rec = receipt(client, auth, "key-time-00001", created_at="2025-03-10T17:27:00+08:00").json()
+    v = client.get(_path(rec["verify_url"])).json()
+    assert dt.datetime.fromisoformat(v["received_at"]) == dt.datetime.fromisoformat("2025-03-10T17:34:00+08:00")
+    assert dt.datetime.fromisoformat(v["created_at"]) == dt.datetime.fromisoformat("2025-03-10T17:27:00+08:00")
+    page = client.get(_path(rec["verify_url"]), headers={"Accept": "text/html"}).text
+    assert "2025-03-10 17:34" in page and "17:27" not in page
 
 
 def test_forged_or_altered_verify_urls_are_not_genuine(client):
@@ -491,9 +661,9 @@ def test_verify_serves_html_to_a_phone(client):
 
 
 def test_receipt_survives_a_restart(db_path, clock, certs):
-    with _client(create_app(db_path, BASE, clock=clock, today=TODAY), certs["t1"]) as c1:
+    with _client(create_app(db_path, BASE, clock=clock, today=TODAY, demo=True), certs["t1"]) as c1:
         rec = _signed(c1, "key-restart-01")
-    with _client(create_app(db_path, BASE, clock=clock, today=TODAY), certs["t1"]) as c2:  # key from the file
+    with _client(create_app(db_path, BASE, clock=clock, today=TODAY, demo=True), certs["t1"]) as c2:  # key from the file
         assert c2.get(_path(rec["verify_url"])).json()["genuine"] is True
 
 
@@ -515,16 +685,61 @@ def test_ecard_session_is_the_person_of_the_code(client):
 
 
 def test_ecard_code_expires_and_can_be_revoked(client, clock):
-    code = _code(client)
+    code, late = _code(client), _code(client)
     clock.t += 119
     assert client.post("/v1/sessions", json={"credential": "ecard", "code": code}).status_code == 201
     clock.t += 2
-    r = client.post("/v1/sessions", json={"credential": "ecard", "code": code})
+    r = client.post("/v1/sessions", json={"credential": "ecard", "code": late})
     assert r.status_code == 410 and r.json()["code"] == "ecard_expired"
     fresh = _code(client)
     assert client.post("/v1/demo/ecard-revoke", json={"code": fresh}).json() == {"revoked": True}
     r = client.post("/v1/sessions", json={"credential": "ecard", "code": fresh})
     assert r.status_code == 410 and r.json()["code"] == "ecard_revoked"
+
+
+def test_ecard_code_opens_one_session_only(client, other, db_path):
+    """A photographed or replayed QR code is worth nothing once used: not from this terminal, not from another."""
+    code = _code(client)
+    assert client.post("/v1/sessions", json={"credential": "ecard", "code": code}).status_code == 201
+    for c in (client, other):
+        r = c.post("/v1/sessions", json={"credential": "ecard", "code": code})
+        assert r.status_code == 410 and r.json()["code"] == "ecard_revoked"
+        assert "用过" in r.json()["message"]
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sessions WHERE credential = 'ecard'").fetchone()[0] == 1
+    assert client.post("/v1/sessions", json={"credential": "ecard", "code": _code(client)}).status_code == 201
+
+
+def test_used_codes_are_forgotten_once_expired(client, clock, db_path):
+    code = _code(client)
+    assert client.post("/v1/sessions", json={"credential": "ecard", "code": code}).status_code == 201
+    clock.t += 121 + 60
+    open_session(client)  # an opening sweeps
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM ecard_used").fetchone()[0] == 0
+    r = client.post("/v1/sessions", json={"credential": "ecard", "code": code})
+    assert r.status_code == 410 and r.json()["code"] == "ecard_expired"
+
+
+def test_ecard_code_racing_terminals_get_one_session(db_path, clock, certs):
+    """The code is marked used in the transaction that opens the session: two openings that both passed the
+    early check still end with one session."""
+    app = create_app(db_path, BASE, clock=clock, today=TODAY, demo=True)
+    code = _code(_client(app, certs["t1"]))
+    nonce, _, _ = _parse_ecard(_ecard_secret(db_path), code)
+    assert nonce is not None
+    db = app.state.db
+    kw = dict(terminal_id="T-0001", site_id="370102-001", cert_fingerprint="f", credential="ecard", ssn=ELDER,
+              name="", opened_at=clock.t, expires_at=clock.t + 900, at=NOW, ecard_nonce=nonce,
+              ecard_expires=clock.t + 120)
+    db.open_session(token_hash="a" * 64, **kw)
+    with pytest.raises(ECardUsed):
+        db.open_session(token_hash="b" * 64, **kw)
+    assert db.session("b" * 64) is None
+
+
+def _ecard_secret(db_path) -> bytes:
+    return bytes.fromhex((db_path.parent / "keys" / "ecard_hmac.key").read_text().strip())
 
 
 def test_tampered_ecard_code_is_unknown(client, clock):
@@ -536,6 +751,18 @@ def test_tampered_ecard_code_is_unknown(client, clock):
         clock.t += 3  # one opening per 3 s: stay under the rate limit
         r = client.post("/v1/sessions", json={"credential": "ecard", "code": bad})
         assert r.status_code == 404 and r.json()["code"] == "ecard_unknown", bad
+
+
+def test_without_demo_there_are_no_demo_people(db_path, clock, certs):
+    with _client(create_app(db_path, BASE, clock=clock, today=TODAY), certs["t1"]) as c:
+        r = c.post("/v1/sessions", json={"credential": "id_card", "ssn": ELDER})
+        assert r.json()["person"] == {"name": "", "ssn": ELDER}
+        assert read_pension(c, {"Authorization": f"Bearer {r.json()['token']}"}).status_code == 404
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0] == 0
+    create_app(db_path, BASE, clock=clock, today=TODAY, seed_demo_people=True)
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0] > 0
 
 
 def test_demo_routes_only_in_demo(db_path, clock, certs):
@@ -559,21 +786,42 @@ def test_ecard_parser_never_crashes(code):
 # --- bodies the app never has to parse ------------------------------------------------------------------
 
 
+_VALID = b'"credential": "id_card", "ssn": "370102195203140527"'
+
+
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "problem"),
     [
-        b'{"credential": "id_card", "ssn": "\\ud800"}',
-        b'{"credential": "id_card", "name": "a\\u0000b", "ssn": "370102195203140527"}',
-        b'{"\\udfff": 1}',
-        b"[" * 1000 + b"]" * 1000,
-        b'{"a":' * 33 + b"1" + b"}" * 33,
-        b"\xff\xfe not utf-8",
-        b"{not json",
+        # Each bad thing sits in an otherwise valid body, so only the guard can name it (without the guard the
+        # body would open a session, or fail validation with another type).
+        (b'{' + _VALID + b', "name": "a\\ud800"}', "string_lone_surrogate"),
+        (b'{' + _VALID + b', "name": "a\\u0000b"}', "string_nul"),
+        (b'{' + _VALID + b', "\\udfff": 1}', "string_lone_surrogate"),
+        (b'{' + _VALID + b', "name": "\xff\xfe"}', "json_not_utf8"),
+        (b'{' + _VALID + b', "name": ' + b"[" * 40 + b"]" * 40 + b"}", "json_too_deep"),
+        (b"[" * 1000 + b"]" * 1000, "json_too_deep"),
+        (b'{"a":' * 33 + b"1" + b"}" * 33, "json_too_deep"),
+        (b"{not json", "json_invalid"),
     ],
 )
-def test_odd_bodies_are_422_never_500(client, raw):
+def test_odd_bodies_are_422_never_500(client, db_path, raw, problem):
     r = client.post("/v1/sessions", content=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    assert r.json()["fields"] == [{"loc": ["body"], "type": problem}]
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+
+
+def test_odd_bodies_on_personal_endpoints_are_refused_by_the_guard(client):
+    auth = open_session(client)
+    read_pension(client, auth)
+    for path, raw in (
+        ("/v1/receipts", b'{"service": "pension_query", "created_at": "2025-03-10T17:30:00+08:00\\u0000"}'),
+        ("/v1/filings/card-loss", b'{"created_at": "2025-03-10T17:30:00+08:00", "\\ud800": 1}'),
+    ):
+        r = client.post(path, content=raw, headers={**auth, "Idempotency-Key": "key-odd-00001",
+                                                     "Content-Type": "application/json"})
+        assert r.status_code == 422 and r.json()["fields"][0]["type"] in ("string_nul", "string_lone_surrogate")
 
 
 def test_nesting_up_to_the_limit_reaches_validation(client):
