@@ -134,7 +134,8 @@ def _receipt_check(state: S.State, t, common) -> View:
             "notice", t("receipt_check.not_genuine"), t("receipt_check.not_genuine.body"), tone="error",
             buttons=done, **common,
         )
-    when = v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else ""
+    at = v.received_at or v.created_at  # the backend's own time when it gives one: a terminal cannot set it
+    when = at.strftime("%Y-%m-%d %H:%M") if at else ""
     rows = (
         (t("receipt.service"), v.title or v.service or ""),
         (t("receipt.name"), v.name_masked or ""),
