@@ -284,44 +284,36 @@ def _install_error_handlers(app: FastAPI, *, only_not_found: bool = False) -> No
         return _error(422, ErrorCode.INVALID_REQUEST, "请求内容不完整或格式不对", fields=fields)
 
 
-class _PerClientLimit:
-    """Pure ASGI middleware of the public verify listener: every request spends a token of its client address."""
+class _RateLimit:
+    """Pure ASGI middleware: a request that key_of() names spends a token of that key before anything reads its
+    body, so malformed and refused attempts cost the same; no token left: 429 with Retry-After."""
 
-    def __init__(self, app: Any, buckets: TokenBuckets) -> None:
-        self.app, self.buckets = app, buckets
+    def __init__(self, app: Any, buckets: TokenBuckets, key_of: Any, message: str) -> None:
+        self.app, self.buckets, self.key_of, self.message = app, buckets, key_of, message
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            client = scope.get("client")
-            wait = self.buckets.take(client[0] if client else "-")
-            if wait is not None:
-                response = _error(
-                    429, ErrorCode.RATE_LIMITED, "请求太频繁，请稍后再试", {"Retry-After": str(wait)}
-                )
-                await response(scope, receive, send)
-                return
+        key = self.key_of(scope) if scope["type"] == "http" else None
+        wait = None if key is None else self.buckets.take(key)
+        if wait is not None:
+            response = _error(429, ErrorCode.RATE_LIMITED, self.message, {"Retry-After": str(wait)})
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
-class _SessionOpenLimit:
-    """Pure ASGI middleware: POST /v1/sessions spends a token of the calling terminal (its certificate CN)
-    before the body guard or the endpoint looks at the body, so malformed and refused attempts cost the same.
-    Without a terminal certificate nothing is spent: the endpoint answers 401."""
+def _client_address(scope: dict[str, Any]) -> str:
+    """The public verify listener counts every request of a client address (the TCP peer)."""
+    client = scope.get("client")
+    return client[0] if client else "-"
 
-    def __init__(self, app: Any, buckets: TokenBuckets) -> None:
-        self.app, self.buckets = app, buckets
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/sessions":
-            t = terminal_of(scope)
-            wait = None if t is None else self.buckets.take(t.terminal_id)
-            if wait is not None:
-                response = _error(
-                    429, ErrorCode.RATE_LIMITED, "本终端开始服务过于频繁，请稍后再试", {"Retry-After": str(wait)}
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def _opening_terminal(scope: dict[str, Any]) -> str | None:
+    """POST /v1/sessions spends a token of the calling terminal (its certificate CN); without a certificate
+    nothing is spent: the endpoint answers 401."""
+    if scope["method"] != "POST" or scope["path"] != "/v1/sessions":
+        return None
+    t = terminal_of(scope)
+    return None if t is None else t.terminal_id
 
 
 _bearer = HTTPBearer(auto_error=False, description="Session token from POST /v1/sessions (this terminal only)")
@@ -473,7 +465,9 @@ def create_app(
     # The last added runs first: the session-opening limit runs before the body guard, so a refused body costs
     # a token too.
     app.add_middleware(BodyGuard, max_body=MAX_BODY)
-    app.add_middleware(_SessionOpenLimit, buckets=session_limit)
+    app.add_middleware(
+        _RateLimit, buckets=session_limit, key_of=_opening_terminal, message="本终端开始服务过于频繁，请稍后再试"
+    )
     app.add_middleware(_ControlMiddleware, control=control)
     _install_error_handlers(app)
 
@@ -851,7 +845,9 @@ def create_app(
     _install_error_handlers(public, only_not_found=True)
     add_verify_route(public)
     public.add_middleware(BodyGuard, max_body=MAX_BODY)
-    public.add_middleware(_PerClientLimit, buckets=verify_limit)
+    public.add_middleware(
+        _RateLimit, buckets=verify_limit, key_of=_client_address, message="请求太频繁，请稍后再试"
+    )
     public.state.db = db
     app.state.verify_app = public
     return app

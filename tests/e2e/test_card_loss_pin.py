@@ -22,6 +22,7 @@ from kiosk import session as S
 from kiosk.backend_client import BackendClient
 from kiosk.runtime import Runtime, Site
 from sim.fakes import FakeCardReader, FakePrinter
+from tests.runtime_driver import pump_until
 from tests.unit.test_session import CARD
 
 pytestmark = pytest.mark.timeout(90)
@@ -76,13 +77,7 @@ class Kiosk:
         self.rt.start()
 
     def until(self, *screens: S.Screen) -> S.Screen:
-        while True:
-            self.woke.clear()
-            self.rt.pump()
-            if self.rt.state.screen in screens:
-                return self.rt.state.screen
-            if not self.woke.wait(WAIT):
-                raise AssertionError(f"still on {self.rt.state.screen}, wanted {screens}")
+        return pump_until(self.rt, self.woke, screens, WAIT)
 
     def send(self, event: object) -> None:
         self.rt.post(event)

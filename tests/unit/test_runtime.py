@@ -18,6 +18,7 @@ from kiosk import session as S
 from kiosk.backend_client import BackendFailure, FailureKind
 from kiosk.runtime import Runtime, Site
 from sim.fakes import FakeCardReader, FakePrinter
+from tests.runtime_driver import pump_until
 from tests.unit.test_session import CARD
 
 pytestmark = pytest.mark.timeout(60)
@@ -136,14 +137,7 @@ class Harness:
         self.rt.start()
 
     def until(self, *screens: S.Screen) -> S.Screen:
-        """Pump until one of the screens shows; woken by every event the runtime receives."""
-        while True:
-            self.woke.clear()
-            self.rt.pump()
-            if self.rt.state.screen in screens:
-                return self.rt.state.screen
-            if not self.woke.wait(WAIT):
-                raise AssertionError(f"still on {self.rt.state.screen}, wanted {screens}")
+        return pump_until(self.rt, self.woke, screens, WAIT)
 
     def to_menu(self) -> None:
         self.reader.insert(CARD)

@@ -32,16 +32,11 @@ from devices.base import (
     PinResult,
     PrintOutcome,
     PrintResult,
-    SSCardData,
 )
 from devices.sam_frames import CardType, IdCardData
 from kiosk import session as S
+from tests.unit.test_session import CARD
 
-CARD = SSCardData(
-    name="王秀兰", ssn="370102195203140527", card_number="M37010001", card_id="370100D156000005",
-    card_type="1", card_version="2.00", init_org="370100000001", issue_date=date(2018, 6, 1),
-    expiry_date=date(2028, 6, 1), gender="2", nation=1, birth_place="370102", birth_date=date(1952, 3, 14),
-)
 IDCARD = IdCardData(
     card_type=CardType.RESIDENT, name="李建国", gender="1", nation=1, birth_date=date(1958, 7, 1),
     address="山东省济南市历下区", id_number="11010519491231002X", issuer="济南市公安局历下分局",
