@@ -43,10 +43,52 @@ class ErrorCode(StrEnum):
     HTTP_ERROR = "http_error"  # any other HTTP-level refusal
     SERVER_ERROR = "server_error"
     OFFLINE = "offline"
+    UNKNOWN_SERVICE = "unknown_service"
+    LEVEL_TOO_LOW = "level_too_low"  # the credential used does not reach the service's level
+    ATTACHMENT_MISSING = "attachment_missing"  # a filing names an attachment not uploaded yet: upload, then retry
+    ATTACHMENT_INVALID = "attachment_invalid"  # wrong type, too large, or the bytes do not match the digest
 
 
 class FilingType(StrEnum):
     CARD_LOSS = "card_loss"
+
+
+class ServiceLevel(StrEnum):
+    """The credential level a service needs (the kiosk's catalog.Level on the wire)."""
+
+    ID_CARD = "id_card"  # the resident ID card alone is enough
+    STRONG = "strong"  # social-security card + PIN, or the electronic social-security card
+
+
+class Handling(StrEnum):
+    DIRECT = "direct"  # the village station decides it
+    FORWARDED = "forwarded"  # goes to the township's worklist (上下联办)
+
+
+class Progress(StrEnum):
+    """Where a filing stands (我的办件)."""
+
+    RECEIVED = "received"
+    IN_PROGRESS = "in_progress"
+    FORWARDED = "forwarded"
+    DONE = "done"
+    RETURNED = "returned"  # with a reason
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"  # 满意
+    BASICALLY = "basically_satisfied"  # 基本满意
+    DISSATISFIED = "dissatisfied"  # 不满意
+
+
+class RatingReason(StrEnum):
+    """Reason buttons under 不满意 (no typing)."""
+
+    TOO_SLOW = "too_slow"  # 办得太慢
+    HARD_TO_USE = "hard_to_use"  # 机器不好用
+    NOT_CLEAR = "not_clear"  # 说得不清楚
+    NOT_SOLVED = "not_solved"  # 事情没办成
+    STAFF = "staff"  # 工作人员态度
 
 
 class FilingState(StrEnum):
@@ -78,5 +120,7 @@ class AuditAction(StrEnum):
     PENSION_READ = "pension_read"
     RECEIPT_ISSUED = "receipt_issued"
     CARD_LOSS_FILED = "card_loss_filed"
+    FILING_FILED = "filing_filed"
+    FILINGS_LISTED = "filings_listed"
     FILING_READ = "filing_read"
     AUDIT_READ = "audit_read"

@@ -33,11 +33,23 @@ from api.enums import (
     ErrorCode,
     FilingState,
     FilingType,
+    Handling,
+    Progress,
+    RatingReason,
     ReceiptService,
+    Satisfaction,
+    ServiceLevel,
     VerifyReason,
 )
 from api.idnumber import is_valid as ssn_is_valid
-from api.patterns import FILING_ID_PATTERN, ID_PATTERN, MONEY_PATTERN, SERVICE_KEY_PATTERN
+from api.patterns import (
+    FILING_ID_PATTERN,
+    ID_PATTERN,
+    LOCAL_NUMBER_PATTERN,
+    MONEY_PATTERN,
+    SERVICE_KEY_PATTERN,
+    SHA256_PATTERN,
+)
 
 API_VERSION = "1"
 
@@ -90,6 +102,9 @@ Ssn = Annotated[
 
 TerminalId = Annotated[str, Field(pattern=ID_PATTERN)]
 FilingId = Annotated[str, Field(pattern=FILING_ID_PATTERN)]
+LocalNumber = Annotated[str, Field(pattern=LOCAL_NUMBER_PATTERN)]
+ServiceKey = Annotated[str, Field(pattern=SERVICE_KEY_PATTERN)]
+Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 Line = tuple[str, str]
 
 
@@ -229,6 +244,8 @@ class Verification(_Answer):
     )
     site_id: str | None = None
     terminal_id: str | None = None
+    filing_status: Progress | None = Field(default=None, description="For a filing's receipt: where it stands")
+    filing_reason: str | None = Field(default=None, description="Why it was returned, if it was")
 
 
 # --- filings ---------------------------------------------------------------------------------------------
@@ -260,6 +277,130 @@ class FilingStatus(_Answer):
     type: FilingType
     status: FilingState
     created_at: AwareDatetime
+
+
+# --- catalog (GET /v1/services) -----------------------------------------------------------------------------
+
+
+class ServiceInfo(_Answer):
+    """One service and what every station must publish about it (八公开), plus how the kiosk files it."""
+
+    key: ServiceKey
+    title: str = Field(min_length=1, max_length=64)
+    description: str
+    basis: str = Field(description="Policy basis (办理依据)")
+    materials: list[str] = Field(description="Materials the resident needs (申请材料)")
+    process: list[str] = Field(description="Steps (办理流程)")
+    fee: str = Field(description="收费标准, usually 不收费")
+    time_limit_days: int = Field(ge=0, le=365, description="Promised working days (办理时限); 0: on the spot")
+    phone: str = Field(description="The service's enquiry phone (咨询电话)")
+    supervision_phone: str = Field(description="监督电话")
+    level: ServiceLevel
+    handling: Handling
+    online_only: bool = Field(description="Never tell the resident 'done' before the backend confirms it")
+    form: dict[str, Any] = Field(
+        description="JSON Schema 2020-12 of the answers, with UI hints (x-widget, x-order, x-prefill); "
+        "validated by the kiosk and the backend with the same schema"
+    )
+
+
+class ServiceCatalog(_Answer):
+    services: list[dict[str, Any]] = Field(
+        description="ServiceInfo objects; a client checks each on its own, so one bad service hides only itself"
+    )
+
+
+# --- generic filings (POST /v1/filings) --------------------------------------------------------------------
+
+
+class FilingPerson(_Request):
+    """Who the filing is for, as the credential at the terminal told it (the certificate vouches for the
+    terminal): a filing queued offline is sent long after its session, so it carries its person."""
+
+    ssn: Ssn
+    name: str = Field(min_length=1, max_length=64)
+    credential: Credential
+
+
+class FilingRequest(_Request):
+    """A confirmed filing from the terminal's outbox. Idempotency-Key header required: a retry, a restart or a
+    crash never files it twice. Attachment answers are SHA-256 digests of bytes uploaded first with
+    PUT /v1/attachments/{sha256}; a missing one is 409 attachment_missing (upload, then send again)."""
+
+    service: ServiceKey
+    local_number: LocalNumber = Field(description="The number the terminal printed; the backend keeps it")
+    person: FilingPerson
+    answers: dict[str, Any] = Field(description="Validated against the service's form schema (422 names the field)")
+    created_at: AwareDatetime = Field(description="When the resident confirmed it at the terminal")
+
+
+class Filing(_Answer):
+    """The backend's answer to a filing: its number, where it stands, and the receipt lines to print."""
+
+    filing_id: FilingId
+    local_number: LocalNumber | None = None
+    service: ServiceKey
+    title: str
+    status: Progress
+    handling: Handling
+    due_date: dt.date = Field(description="Promised completion: time_limit_days working days after received_at")
+    receipt_id: str
+    verify_url: str = Field(description="Full https URL printed as the receipt's QR code")
+    lines: list[Line] = Field(description="Label / value lines of the receipt (masked); print them as given")
+    created_at: AwareDatetime
+    received_at: AwareDatetime
+    replayed: bool = Field(description="True when this idempotency key had already filed it")
+
+
+class FilingSummary(_Answer):
+    """One row of 我的办件 (no personal data beyond the masked name)."""
+
+    filing_id: FilingId
+    local_number: LocalNumber | None = None
+    service: ServiceKey
+    title: str
+    status: Progress
+    handling: Handling
+    reason: str | None = Field(default=None, description="Why it was returned (status returned)")
+    due_date: dt.date
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class FilingList(_Answer):
+    filings: list[FilingSummary] = Field(description="The session person's filings, newest first")
+
+
+class AttachmentStored(_Answer):
+    sha256: Sha256
+    size: int
+    media_type: str
+    replayed: bool = Field(description="True when these bytes were already stored")
+
+
+class RatingRequest(_Request):
+    """满意度评价 after a service. Idempotency-Key header required."""
+
+    service: ServiceKey
+    filing_ref: str | None = Field(default=None, max_length=64, description="filing_id or local_number, if any")
+    satisfaction: Satisfaction
+    reasons: list[RatingReason] = Field(default_factory=list, max_length=5, description="Only with dissatisfied")
+    created_at: AwareDatetime
+
+
+class RatingStored(_Answer):
+    rating_id: str
+    replayed: bool
+
+
+class RatingSummary(_Answer):
+    """Per station (the certificate's site): the satisfaction figure stations report."""
+
+    site_id: str
+    counts: dict[Satisfaction, int]
+    reasons: dict[RatingReason, int]
+    total: int
+    satisfied_share: float = Field(description="(satisfied + basically_satisfied) / total; 0 when total is 0")
 
 
 # --- audit ------------------------------------------------------------------------------------------------
@@ -321,10 +462,13 @@ def encode(body: BaseModel) -> bytes:
     return body.model_dump_json(exclude_none=True).encode("utf-8")
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (SessionOpen, PensionRequest, ReceiptRequest, CardLossRequest)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    SessionOpen, PensionRequest, ReceiptRequest, CardLossRequest, FilingRequest, RatingRequest,
+)
 ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     ErrorBody, InvalidRequestBody, Health, SessionOpened, Pension, Receipt, Verification, CardLossFiling,
-    FilingStatus, AuditLog,
+    FilingStatus, AuditLog, ServiceInfo, ServiceCatalog, Filing, FilingSummary, FilingList, AttachmentStored,
+    RatingStored, RatingSummary,
 )
 DEMO_MODELS: tuple[type[BaseModel], ...] = (ECardResolveIn, DemoECardCode, Revoked)  # only with --demo
 
@@ -332,6 +476,8 @@ __all__ = [
     "API_VERSION", "Money", "Ssn", "TerminalId", "Line", "ErrorBody", "FieldProblem", "InvalidRequestBody", "Health",
     "SessionOpen", "Person", "SessionOpened", "PensionRequest", "Payment", "Pension", "ReceiptRequest", "Receipt",
     "Verification", "CardLossRequest", "CardLossFiling", "FilingStatus", "AuditEntry", "AuditLog",
+    "ServiceInfo", "ServiceCatalog", "FilingPerson", "FilingRequest", "Filing", "FilingSummary", "FilingList",
+    "AttachmentStored", "RatingRequest", "RatingStored", "RatingSummary", "LocalNumber", "ServiceKey", "Sha256",
     "ECardResolveIn", "ECardPerson", "DemoECardCode", "Revoked", "parse", "encode", "adapter",
     "REQUEST_MODELS", "ANSWER_MODELS", "DEMO_MODELS",
 ]
