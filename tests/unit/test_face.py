@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -189,7 +191,7 @@ def test_throttle_never_chatters(stream):
         if got is not None:
             assert got == hint
             said.append((got, now))
-    for (a, ta), (b, tb) in zip(said, said[1:]):
+    for (a, ta), (b, tb) in pairwise(said):
         assert a != b and tb - ta >= 3.0
     if stream:
         assert said and said[0] == (stream[0][0], stream[0][1])  # the first hint is said at once
