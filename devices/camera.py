@@ -59,6 +59,7 @@ class StillCamera(FrameSource, Protocol):
 
     def capture_still(self) -> np.ndarray:
         """One fresh colour frame for a photo; raises CameraError when the camera gives none."""
+        ...
 
 
 class V4l2Camera:

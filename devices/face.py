@@ -53,7 +53,8 @@ class FaceDetector:
         import cv2  # opencv-python-headless: its wheel ships the cascades
 
         self._cv2 = cv2
-        self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
+        path = cv2.data.haarcascades + CASCADE  # pyright: ignore[reportAttributeAccessIssue]  (missing from the stubs)
+        self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
             raise RuntimeError(f"OpenCV cascade {CASCADE} did not load")
         self.work_width = work_width

@@ -27,7 +27,7 @@ class PhotoError(ValueError):
 def to_pil(image) -> Image.Image:
     """numpy BGR (OpenCV order), BGRA, or grey, or a PIL image → an RGB or L PIL image with no metadata."""
     if isinstance(image, Image.Image):
-        im = ImageOps.exif_transpose(image)  # a photo taken sideways shows upright; the tag is then dropped
+        im = ImageOps.exif_transpose(image) or image  # a photo taken sideways shows upright; the tag is then dropped
         if im.mode in ("RGBA", "LA", "P", "PA"):
             im = im.convert("RGBA")
             white = Image.new("RGBA", im.size, (255, 255, 255, 255))

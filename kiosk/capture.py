@@ -19,7 +19,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as _field
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ except ImportError:  # until the session has them: same names and fields as the 
         """A JPEG from the document camera or an accepted face, for the question `field`."""
 
         field: str
-        data: bytes = field(repr=False)
+        data: bytes = _field(repr=False)
         media_type: str
 
 
