@@ -59,6 +59,26 @@ except ImportError:  # not in the contract yet: proposed to the session (FORMS h
         reason: str  # camera | encode
 
 
+try:  # UI events of the contract, posted by the capture and signature screens
+    from kiosk.session import Attach, CaptureNow, Retake  # type: ignore[attr-defined]
+except ImportError:  # until the session has them; drop at merge
+
+    @dataclass(frozen=True)
+    class Attach:  # type: ignore[no-redef]
+        """The signature pad's PNG (or an accepted capture) for the current question."""
+
+        data: bytes = _field(repr=False)
+        media_type: str = PNG
+
+    @dataclass(frozen=True)
+    class CaptureNow:  # type: ignore[no-redef]
+        """拍照 on the document camera screen."""
+
+    @dataclass(frozen=True)
+    class Retake:  # type: ignore[no-redef]
+        """重拍: back to the live preview."""
+
+
 def _result(sid: int, value: object) -> object:
     from kiosk.session import Result
 
