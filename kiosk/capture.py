@@ -206,8 +206,11 @@ class FaceWatcher(LiveFeed):
     """
 
     def __init__(self, camera, post: Callable[[object], None], sid: int, field: str, *, guide=None,
-                 hint_interval: float = 3.0, clock: Callable[[], float] = time.monotonic, give_up: float = 3.0):
+                 hint_interval: float = 3.0, clock: Callable[[], float] = time.monotonic, give_up: float = 3.0,
+                 max_fps: float = 12.0):
         super().__init__(camera, give_up=give_up, clock=clock, on_lost=self._camera_lost)
+        self.min_gap = 1.0 / max_fps if max_fps > 0 else 0.0
+        self._judged_at: float | None = None
         from devices.face import FaceGuide, HintThrottle
 
         self.post = post
@@ -220,6 +223,11 @@ class FaceWatcher(LiveFeed):
         self.judge_seconds = 0.0
 
     def on_frame(self, frame, now: float) -> bool:
+        # every frame goes to the preview; only max_fps of them to the detector: it is ~20 ms of CPU a frame,
+        # and the UI of a 2-core terminal needs its share
+        if self._judged_at is not None and now - self._judged_at < self.min_gap:
+            return False
+        self._judged_at = now
         return self.step(frame, now)
 
     def step(self, frame, now: float) -> bool:
