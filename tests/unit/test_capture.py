@@ -211,3 +211,23 @@ def test_live_feed_reports_a_lost_camera_once():
     assert done.wait(20)
     feed.stop()
     assert lost == [1]
+
+
+# ------------------------------------------------------------------ words for every hint and button
+
+
+def test_every_hint_and_screen_text_has_words_in_both_locales(monkeypatch):
+    for k, v in {"KIVY_NO_ARGS": "1", "KIVY_NO_FILELOG": "1", "KIVY_NO_CONFIG": "1", "KIVY_LOG_MODE": "PYTHON"}.items():
+        monkeypatch.setenv(k, v)
+    from devices.face import HINTS
+    from screens.capture import MESSAGES, t
+
+    assert MESSAGES["zh_CN"].keys() == MESSAGES["en"].keys()
+    for hint in HINTS:
+        assert t("zh_CN", f"face.hint.{hint}") != f"face.hint.{hint}"
+        assert t("en", f"face.hint.{hint}") != t("zh_CN", f"face.hint.{hint}")
+    assert t("zh_CN", "face.hint.look_at_camera") == "请看摄像头"
+    assert t("zh_CN", "face.hint.closer") == "请靠近一点"
+    assert [t("zh_CN", f"capture.btn.{b}") for b in ("shoot", "retake", "use")] == ["拍照", "重拍", "使用这张"]
+    assert [t("zh_CN", f"signature.btn.{b}") for b in ("clear", "done")] == ["重写", "完成"]
+    assert t("xx", "signature.btn.done") == "完成"  # an unknown locale falls back to Chinese
