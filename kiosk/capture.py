@@ -22,67 +22,70 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as _field
 
+from kiosk import session as _session
+
 log = logging.getLogger(__name__)
 
 JPEG = "image/jpeg"
 PNG = "image/png"
 
-try:  # the session's events (kiosk/session.py, FORMS helper)
-    from kiosk.session import Captured, FaceHint  # type: ignore[attr-defined]
-except ImportError:  # until the session has them: same names and fields as the contract; drop at merge
-
-    @dataclass(frozen=True)
-    class Captured:  # type: ignore[no-redef]
-        """A JPEG from the document camera or an accepted face, for the question `field`."""
-
-        field: str
-        data: bytes = _field(repr=False)
-        media_type: str
+# The session's events (kiosk/session.py, FORMS helper). Until the session defines them, these stand-ins carry
+# the same names and fields as the contract; once it does, the session's own classes are used. Drop at merge.
 
 
-    @dataclass(frozen=True)
-    class FaceHint:  # type: ignore[no-redef]
-        """What the person should do: look_at_camera, closer, farther, centre, hold_still, one_face_only."""
+@dataclass(frozen=True)
+class _Captured:
+    """A JPEG from the document camera or an accepted face, for the question `field`."""
 
-        hint: str
-
-
-try:
-    from kiosk.session import CaptureFailed  # type: ignore[attr-defined]
-except ImportError:  # not in the contract yet: proposed to the session (FORMS helper)
-
-    @dataclass(frozen=True)
-    class CaptureFailed:  # type: ignore[no-redef]
-        """The camera gave no picture (unplugged, driver failure): the screen says so, the form stays."""
-
-        field: str
-        reason: str  # camera | encode
+    field: str
+    data: bytes = _field(repr=False)
+    media_type: str = JPEG
 
 
-try:  # UI events of the contract, posted by the capture and signature screens
-    from kiosk.session import Attach, CaptureNow, Retake  # type: ignore[attr-defined]
-except ImportError:  # until the session has them; drop at merge
+@dataclass(frozen=True)
+class _FaceHint:
+    """What the person should do: look_at_camera, closer, farther, centre, hold_still, one_face_only."""
 
-    @dataclass(frozen=True)
-    class Attach:  # type: ignore[no-redef]
-        """The signature pad's PNG (or an accepted capture) for the current question."""
+    hint: str
 
-        data: bytes = _field(repr=False)
-        media_type: str = PNG
 
-    @dataclass(frozen=True)
-    class CaptureNow:  # type: ignore[no-redef]
-        """拍照 on the document camera screen."""
+@dataclass(frozen=True)
+class _CaptureFailed:
+    """The camera gave no picture (unplugged, driver failure): the screen says so, the form stays.
+    Not in the contract yet: proposed to the session."""
 
-    @dataclass(frozen=True)
-    class Retake:  # type: ignore[no-redef]
-        """重拍: back to the live preview."""
+    field: str
+    reason: str  # camera | encode
+
+
+@dataclass(frozen=True)
+class _Attach:
+    """The signature pad's PNG (or an accepted capture) for the current question."""
+
+    data: bytes = _field(repr=False)
+    media_type: str = PNG
+
+
+@dataclass(frozen=True)
+class _CaptureNow:
+    """拍照 on the document camera screen."""
+
+
+@dataclass(frozen=True)
+class _Retake:
+    """重拍: back to the live preview."""
+
+
+Captured = getattr(_session, "Captured", _Captured)
+FaceHint = getattr(_session, "FaceHint", _FaceHint)
+CaptureFailed = getattr(_session, "CaptureFailed", _CaptureFailed)
+Attach = getattr(_session, "Attach", _Attach)
+CaptureNow = getattr(_session, "CaptureNow", _CaptureNow)
+Retake = getattr(_session, "Retake", _Retake)
 
 
 def _result(sid: int, value: object) -> object:
-    from kiosk.session import Result
-
-    return Result(sid, value)
+    return _session.Result(sid, value)
 
 
 def still_of(camera):
@@ -96,7 +99,7 @@ def still_of(camera):
     return frame
 
 
-def capture_document(camera, field: str) -> Captured | CaptureFailed:
+def capture_document(camera, field: str) -> object:
     """Take one still and make it an attachment (JPEG ≤ 1600 px, ≤ 300 KB). Never raises."""
     from devices.camera import CameraError
     from devices.photo import PhotoError, fit_jpeg

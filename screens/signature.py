@@ -33,7 +33,7 @@ class SignaturePad(Widget):
         self.pen = dp(2.5)
         self.strokes: list[list[tuple[float, float]]] = []
         self._ink = InstructionGroup()
-        self.canvas.after.add(self._ink)
+        self.canvas.after.add(self._ink)  # pyright: ignore[reportOptionalMemberAccess]  (a widget has a canvas)
         self._points = 0
         self.bind(pos=self._redraw, size=self._redraw)
 
