@@ -4,7 +4,8 @@
   CaptureFailed(field, reason) when the camera gives nothing; the runtime runs it on a worker and posts the
   value inside Result(sid, value), like every device result.
 - `LiveFeed(camera)` reads frames on a thread of its own while a capture screen is up and keeps the newest for
-  the preview (`latest()`); nothing is read while no capture screen is shown.
+  the preview (`latest()`); nothing is read while no capture screen is shown. `DocumentPreview` is one that
+  posts Result(sid, CaptureFailed(field, "camera")) when the camera stops giving frames.
 - `FaceWatcher(camera, post, sid, field)` is a LiveFeed that also feeds frames to a FaceGuide on that thread
   (the UI thread never waits for the detector), posts Result(sid, FaceHint(hint)) when the guidance changes
   (rate-limited: the voice must not chatter), and Result(sid, Captured(...)) once, when the guide says capture.
@@ -199,6 +200,19 @@ class LiveFeed:
     def on_frame(self, frame, now: float) -> bool:
         """A subclass's work on each frame; True ends the feed."""
         return False
+
+
+class DocumentPreview(LiveFeed):
+    """The document camera's live preview; a camera that stops giving frames posts
+    Result(sid, CaptureFailed(field, "camera")) once and the preview stops."""
+
+    def __init__(self, camera, post: Callable[[object], None], sid: int, field: str, *,
+                 clock: Callable[[], float] = time.monotonic, give_up: float = 3.0):
+        super().__init__(camera, give_up=give_up, clock=clock, on_lost=self._camera_lost)
+        self.post, self.sid, self.field = post, sid, field
+
+    def _camera_lost(self) -> None:
+        self.post(_result(self.sid, CaptureFailed(self.field, "camera")))
 
 
 class FaceWatcher(LiveFeed):

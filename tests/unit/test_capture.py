@@ -21,6 +21,7 @@ from kiosk.capture import (
     JPEG,
     Captured,
     CaptureFailed,
+    DocumentPreview,
     FaceHint,
     FaceWatcher,
     LiveFeed,
@@ -211,6 +212,23 @@ def test_live_feed_reports_a_lost_camera_once():
     assert done.wait(20)
     feed.stop()
     assert lost == [1]
+
+
+def test_document_preview_unplugged_posts_capture_failed_once():
+    q: queue.Queue = queue.Queue()
+    cam = PictureTwin(document_frame((640, 360)))
+    cam.break_after(2)
+    feed = DocumentPreview(cam, q.put, 7, "doc", clock=Ticks(), give_up=3.0)
+    feed.start()
+    try:
+        ev = q.get(timeout=20)
+        assert ev == S.Result(7, CaptureFailed("doc", "camera"))
+        assert feed._thread is not None
+        feed._thread.join(5)
+        assert not feed._thread.is_alive() and feed.frames == 2
+    finally:
+        feed.stop()
+    assert q.empty()
 
 
 # ------------------------------------------------------------------ words for every hint and button
