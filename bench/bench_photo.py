@@ -48,7 +48,7 @@ def watcher_to_capture(n: int) -> tuple[float, float]:
     from start to the Captured event (steady_frames frames plus the JPEG)."""
     fps, to_capture = [], []
     for i in range(n):
-        cam = PictureTwin(face_frame((1280, 720), width=0.28, seed=i))
+        cam = PictureTwin(face_frame((1280, 720), width=0.28, seed=i), pace=False)
         got: list = []
         w = FaceWatcher(cam, got.append, 1, "face", guide=FaceGuide(steady_frames=5))
         t0 = time.perf_counter()

@@ -223,10 +223,11 @@ class PictureTwin:
 
     `show(frames)` changes what is in front of it; `break_after(n)` makes it fail after n more reads (a camera
     unplugged mid-capture): then read() gives None, capture_still() raises CameraError, status is NO_DEVICE.
+    Reads are paced at `fps` like a real camera (a feed thread reading it does not spin); pace=False for tests.
     """
 
     def __init__(self, frames: Sequence[np.ndarray] | np.ndarray | None = None, fps: float = 15.0,
-                 pace: bool = False):
+                 pace: bool = True):
         self._lock = threading.Lock()
         self._frames: list[np.ndarray] = []
         self._i = 0

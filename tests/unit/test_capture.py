@@ -249,3 +249,54 @@ def test_every_hint_and_screen_text_has_words_in_both_locales(monkeypatch):
     assert [t("zh_CN", f"capture.btn.{b}") for b in ("shoot", "retake", "use")] == ["拍照", "重拍", "使用这张"]
     assert [t("zh_CN", f"signature.btn.{b}") for b in ("clear", "done")] == ["重写", "完成"]
     assert t("xx", "signature.btn.done") == "完成"  # an unknown locale falls back to Chinese
+
+
+# ------------------------------------------------------------------ the V4L2 camera's still capture
+
+
+class FakeCap:
+    def __init__(self, frames):
+        self.frames = list(frames)
+        self.grabs = 0
+
+    def grab(self):
+        self.grabs += 1
+        return True
+
+    def read(self):
+        f = self.frames.pop(0) if self.frames else None
+        return (f is not None), f
+
+    def release(self):
+        pass
+
+
+def test_v4l2_still_skips_the_buffered_frame_and_fails_cleanly():
+    from devices.base import DeviceStatus
+    from devices.camera import V4l2Camera
+
+    cam = V4l2Camera("/dev/video99")
+    with pytest.raises(CameraError):
+        cam.capture_still()  # never opened
+    frame = document_frame((320, 180))
+    cap = FakeCap([frame, None])
+    cam._cap, cam._status = cap, DeviceStatus.ONLINE
+    assert cam.capture_still() is frame and cap.grabs == 1
+    with pytest.raises(CameraError):
+        cam.capture_still()  # unplugged: the driver gives nothing
+    assert cam.status() is DeviceStatus.NO_DEVICE
+    assert capture_document(cam, "doc") == CaptureFailed("doc", "camera")
+
+
+def test_v4l2_read_gives_grey_and_read_colour_gives_bgr():
+    from devices.base import DeviceStatus
+    from devices.camera import V4l2Camera
+
+    frame = document_frame((320, 180))
+    cam = V4l2Camera("/dev/video99")
+    cam._cap, cam._status = FakeCap([frame, frame]), DeviceStatus.ONLINE
+    assert cam.read_colour().shape == (180, 320, 3)
+    grey = cam.read()
+    assert grey is not None and grey.shape == (180, 320)
+    cam.close()
+    assert cam.read() is None
