@@ -218,6 +218,16 @@ def face_frame(
     return _to_bgr(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)))
 
 
+def face_approach(size: tuple[int, int] = (1280, 720), fps: float = 15.0, hold: float = 1.5) -> list[np.ndarray]:
+    """A person walking up to the camera, as frames at `fps`: nobody, a small face off to one side, a good-sized
+    face off centre, then a centred face (the last frame: show it with loop=False and it stays).
+    FaceGuide hints along the way: look_at_camera, closer, centre, hold_still, then capture."""
+    n = max(1, int(hold * fps))
+    steps = [face_frame(size, width=0, seed=1), face_frame(size, centre=(0.3, 0.5), width=0.12, seed=2),
+             face_frame(size, centre=(0.28, 0.5), width=0.28, seed=3), face_frame(size, width=0.28, seed=4)]
+    return [f for f in steps[:-1] for _ in range(n)] + [steps[-1]]
+
+
 class PictureTwin:
     """A photo camera twin: shows one colour frame (or a looped list) until told otherwise.
 
@@ -235,12 +245,15 @@ class PictureTwin:
         self._next = 0.0
         self.fps, self.pace = fps, pace
         self.reads = 0
+        self._loop = True
         self.show(frames if frames is not None else face_frame())
 
-    def show(self, frames: Sequence[np.ndarray] | np.ndarray) -> None:
+    def show(self, frames: Sequence[np.ndarray] | np.ndarray, loop: bool = True) -> None:
+        """What the camera sees from now on: one frame, or frames in turn (looped, or holding the last)."""
         with self._lock:
             self._frames = [frames] if isinstance(frames, np.ndarray) else list(frames)
             self._i = 0
+            self._loop = loop
 
     def break_after(self, n: int | None) -> None:
         with self._lock:
@@ -262,7 +275,8 @@ class PictureTwin:
                 self._left -= 1
             if not self._frames:
                 return None
-            frame = self._frames[self._i % len(self._frames)]
+            i = self._i % len(self._frames) if self._loop else min(self._i, len(self._frames) - 1)
+            frame = self._frames[i]
             self._i += 1
             self.reads += 1
             return frame

@@ -27,7 +27,7 @@ from kiosk.capture import (
     LiveFeed,
     capture_document,
 )
-from sim.camera_twin import FileFrameSource, PictureTwin, document_frame, face_frame
+from sim.camera_twin import FileFrameSource, PictureTwin, document_frame, face_approach, face_frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -137,6 +137,21 @@ def test_face_watcher_posts_nothing_but_hints_until_the_guide_says_capture():
     for i, frame in enumerate([EMPTY, SMALL, face_frame(centre=(0.25, 0.5), width=0.28)] * 4):
         w.step(frame, i * 1.1)
     assert posted and all(isinstance(v, FaceHint) for v in values(posted))
+
+
+def test_a_person_walking_up_is_guided_then_captured():
+    posted: list = []
+    cam = PictureTwin(pace=False)
+    cam.show(face_approach(fps=4, hold=4.0), loop=False)  # 4 s each: every hint outlasts the 3 s throttle
+    w = FaceWatcher(cam, posted.append, 7, "face")
+    now = 0.0
+    while not w.step(cam.read_colour(), now):
+        now += 0.25
+        assert now < 60
+    got = values(posted)
+    assert [v.hint for v in got[:-1]] == ["look_at_camera", "closer", "centre", "hold_still"][:len(got) - 1]
+    assert [v.hint for v in got[:3]] == ["look_at_camera", "closer", "centre"]
+    assert isinstance(got[-1], Captured)
 
 
 # ------------------------------------------------------------------ the face watcher on its thread
