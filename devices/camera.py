@@ -1,7 +1,8 @@
 """Camera frames and QR decoding off the main thread.
 
 `FrameSource` gives grey frames; `V4l2Camera` is the real one (OpenCV, if installed); the twin in
-sim/camera_twin.py serves image files. `QrDecoder` keeps only the newest frame (a slow
+sim/camera_twin.py serves image files. A camera that takes photos (the document camera, the face photo) also
+has `read_colour()` (the preview) and `capture_still()` (one fresh colour frame, or CameraError). `QrDecoder` keeps only the newest frame (a slow
 decode drops stale frames instead of queueing them), decodes with zxing-cpp on its own thread and
 emits CodeScanned(text, source="camera") once per code shown (debounced while it stays in view).
 A decode that is not printable text becomes ScanRejected("not_printable", "camera"), by the same rule
@@ -48,8 +49,24 @@ def decode_qr(grey: np.ndarray) -> list[str]:
     return [r.text for r in zxingcpp.read_barcodes(grey, formats=qr) if r.valid]  # pyright: ignore[reportArgumentType]
 
 
+class CameraError(RuntimeError):
+    """The camera gave no frame when one was asked for (unplugged, driver failure)."""
+
+
+class StillCamera(FrameSource, Protocol):
+    def read_colour(self) -> np.ndarray | None:
+        """Next frame in colour (BGR, OpenCV order), or None."""
+
+    def capture_still(self) -> np.ndarray:
+        """One fresh colour frame for a photo; raises CameraError when the camera gives none."""
+        ...
+
+
 class V4l2Camera:
-    """A USB/V4L2 camera through OpenCV. Without OpenCV, or without the device, status is NO_DEVICE."""
+    """A USB/V4L2 camera through OpenCV. Without OpenCV, or without the device, status is NO_DEVICE.
+
+    Reads are serialised by a lock: the preview thread and a still capture may ask at the same moment, and an
+    OpenCV capture object is not safe to use from two threads at once."""
 
     def __init__(self, device: int | str = 0, width: int = 1280, height: int = 720, fps: int = 30):
         self.device = device
@@ -57,6 +74,7 @@ class V4l2Camera:
         self.detail = ""
         self._cap = None
         self._status = DeviceStatus.NO_DEVICE
+        self._lock = threading.Lock()
 
     def open(self) -> DeviceStatus:
         try:
@@ -87,21 +105,45 @@ class V4l2Camera:
         return self._status
 
     def read(self) -> np.ndarray | None:
-        if self._cap is None:
-            return None
-        try:
-            ok, frame = self._cap.read()
-        except Exception:  # unplugged mid-read
-            ok, frame = False, None
-        if not ok or frame is None:
-            self._status = DeviceStatus.NO_DEVICE
-            return None
-        return to_grey(frame)
+        frame = self.read_colour()
+        return None if frame is None else to_grey(frame)
+
+    def read_colour(self) -> np.ndarray | None:
+        with self._lock:
+            if self._cap is None:
+                return None
+            try:
+                ok, frame = self._cap.read()
+            except Exception:  # unplugged mid-read
+                ok, frame = False, None
+            if not ok or frame is None:
+                self._status = DeviceStatus.NO_DEVICE
+                return None
+            return frame
+
+    def capture_still(self, flush: int = 1) -> np.ndarray:
+        """A fresh frame: the driver may hold one already-exposed frame (buffer size 1), so it is skipped."""
+        with self._lock:
+            cap = self._cap
+            if cap is None:
+                raise CameraError(self.detail or "camera not open")
+            try:
+                for _ in range(flush):
+                    cap.grab()
+                ok, frame = cap.read()
+            except Exception as exc:  # unplugged mid-read
+                ok, frame = False, None
+                self.detail = type(exc).__name__
+            if not ok or frame is None:
+                self._status = DeviceStatus.NO_DEVICE
+                raise CameraError("no frame from the camera")
+            return frame
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        with self._lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
 
 
 class QrDecoder:
