@@ -205,7 +205,9 @@ def answer_rows(catalog: Catalog, f: FilingRow) -> list[dict[str, Any]]:
         prop, value = form["properties"][field], answers[field]
         widget = prop.get("x-widget")
         row: dict[str, Any] = {"title": prop.get("title", field), "text": "", "image": None}
-        if widget in ATTACHMENT_MEDIA and isinstance(value, str) and re.fullmatch(SHA256_PATTERN, value):
+        if prop.get("x-prefill") == "id_number" and isinstance(value, str):
+            row["text"] = mask_id(value)  # as everywhere on these pages: the last digits identify, no more
+        elif widget in ATTACHMENT_MEDIA and isinstance(value, str) and re.fullmatch(SHA256_PATTERN, value):
             row["image"] = value
         elif widget in ("choice", "pick"):
             row["text"] = _option_title(prop, value)
