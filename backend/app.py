@@ -99,7 +99,7 @@ from backend.db import (
 from backend.guard import MAX_BODY, BodyGuard
 from backend.identity import Terminal, terminal_of
 from backend.ratelimit import TokenBuckets
-from backend.worklist import create_worklist_app, rating_summary_of
+from backend.worklist import STATUS_TEXT, create_worklist_app, rating_summary_of
 
 MODES = ("online", "offline", "error", "slow")
 Mode = Literal["online", "offline", "error", "slow"]
@@ -1229,6 +1229,9 @@ def _verification_page(v: Verification) -> str:
             ("终端", v.terminal_id or ""),
             ("回执编号", v.receipt_id or ""),
         ]
+        if v.filing_status is not None:
+            progress = STATUS_TEXT.get(v.filing_status, str(v.filing_status))
+            rows.insert(1, ("办理进度", f"{progress}（{v.filing_reason}）" if v.filing_reason else progress))
         body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(val)}</td></tr>" for k, val in rows)
         detail = f"<table>{body}</table>"
     else:

@@ -811,3 +811,25 @@ def test_logout_ends_the_clerk_session(clerk):
     token = csrf(clerk)
     assert clerk.post("/logout", data={"csrf": token}).status_code == 303
     assert clerk.get("/").status_code == 303
+
+
+def test_verify_page_shows_where_a_filing_stands(client):
+    f = file(client, body("public_welfare_job", _valid(client, "public_welfare_job"))).json()
+    parts = urlsplit(f["verify_url"])
+    page = client.get(f"{parts.path}?{parts.query}", headers={"Accept": "text/html"})
+    assert "办理进度" in page.text and "待乡镇受理" in page.text
+
+
+def test_a_revoked_terminal_files_nothing(app, client, certs, tmp_path, db_path):
+    from backend.identity import certificate_fingerprint, terminal_from_pem
+
+    t = terminal_from_pem(certs["t1"])
+    Database(db_path).revoke_certificate(certificate_fingerprint(certs["t1"]), t.terminal_id, t.site_id, NOW)
+    for r in (
+        client.get("/v1/services"),
+        put(client, jpeg(1)),
+        file(client, body("card_loss", {})),
+        rate(client),
+        client.get("/v1/ratings/summary"),
+    ):
+        assert r.status_code == 403 and r.json()["code"] == "certificate_revoked"
