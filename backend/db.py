@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -290,6 +291,7 @@ class Database:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
@@ -301,14 +303,20 @@ class Database:
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-        try:
+        """This thread's connection (made on first use, kept: opening one per call cost more than the query).
+        Every caller ends its own transaction; one left open by an exception is rolled back here."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=True)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        try:
             yield conn
         finally:
-            conn.close()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
     # --- seeding -------------------------------------------------------------------------------------
 
