@@ -3,8 +3,9 @@ filings (every service of the catalog, 社保卡临时挂失 among them) with th
 their SHA-256), ratings, card status, sessions (hashed tokens) and the audit log.
 Signing keys are not in here: they are files beside it (`key_file`), so a copy of the database cannot forge.
 
-One short-lived connection per call (FastAPI runs sync endpoints on a thread pool); WAL so readers never
-block the writer; synchronous=FULL so an accepted receipt survives a power cut.
+One connection per thread, kept (FastAPI runs sync endpoints on a thread pool; each call is its own
+transaction); WAL so readers never block the writer; synchronous=FULL so an accepted receipt survives a power cut.
+An older database gains the filing columns at start (ALTER TABLE), its card-loss filings read as done.
 """
 
 from __future__ import annotations

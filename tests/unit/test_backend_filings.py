@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+import sqlite3
 import stat
 import sys
 import warnings
@@ -833,3 +834,29 @@ def test_a_revoked_terminal_files_nothing(app, client, certs, tmp_path, db_path)
         client.get("/v1/ratings/summary"),
     ):
         assert r.status_code == 403 and r.json()["code"] == "certificate_revoked"
+
+
+def test_an_older_database_gains_the_filing_columns(tmp_path, clock, certs):
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE filings (
+            filing_id TEXT PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, ssn TEXT NOT NULL,
+            name TEXT, credential TEXT NOT NULL, terminal_id TEXT NOT NULL, site_id TEXT NOT NULL,
+            receipt_id TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL
+        );
+        INSERT INTO filings VALUES ('F20250101-0000000001', 'card_loss', 'accepted', '370102195203140527', '王秀兰',
+            'sscard_pin', 'T-0001', '370102-001', 'R20250101-0000000001', '2025-01-01T09:00:00+08:00',
+            '2025-01-01T09:00:01+08:00');
+        """
+    )
+    conn.commit()
+    conn.close()
+    app = create_app(path, BASE, clock=clock, seed_demo_people=True)
+    old = Database(path).filing("F20250101-0000000001")
+    assert (old.service, old.progress, old.handling, old.due_date) == ("card_loss", "done", "direct", "2025-01-01")
+    with TestClient(with_cert_pem(app, certs["t1"]), base_url=BASE) as c:
+        rows = c.get("/v1/filings", headers=open_session(c)).json()["filings"]
+        assert [r["filing_id"] for r in rows] == ["F20250101-0000000001"]
+        assert file(c, body("unemployment_registration", answers_for(c, "unemployment_registration", ELDER))).status_code == 201
