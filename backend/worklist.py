@@ -353,9 +353,10 @@ def create_worklist_app(
         f = forwarded(filing_id)
         if f is None:
             return message("没有这份办件", 404)
+        service = catalog.get(f.service)
         return page(
             "detail.html", clerk=s, f=f, answers=answer_rows(catalog, f), reasons=RETURN_REASONS,
-            title=(catalog.get(f.service).info.title if catalog.get(f.service) else f.service),
+            title=service.info.title if service is not None else f.service,
         )
 
     @app.get("/attachments/{sha256}")
