@@ -1,5 +1,5 @@
-"""python -m backend --data DIR [--host H] [--port N] [--verify-port M] [--demo] [--receipt-base-url URL]
-| --write-openapi [PATH]"""
+"""python -m backend --data DIR [--host H] [--port N] [--verify-port M] [--worklist-port W] [--demo]
+[--receipt-base-url URL] | --data DIR --set-clerk-password (reads it from stdin) | --write-openapi [PATH]"""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         "--verify-port", type=int, default=8444,
         # Fixed by default: printed receipts carry this origin in their QR code for years.
         help="public receipt-verification port, no client certificate (default 8444; 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--worklist-port", type=int, default=8445,
+        help="township worklist port, HTTPS with clerk sign-in (default 8445; 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--set-clerk-password", action="store_true",
+        help="read the township clerk's password from stdin (one line), store its hash under --data and exit",
     )
     parser.add_argument("--demo", action="store_true", help="also serve /v1/demo/* (e-card codes for demos)")
     parser.add_argument(
@@ -48,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.data is None:
         parser.error("--data is required to run the server")
+    if args.set_clerk_password:
+        from backend.worklist import set_clerk_password
+
+        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            path = set_clerk_password(args.data / "keys", password)
+        except ValueError as e:
+            print(f"not set: {e}", file=sys.stderr)
+            return 2
+        print(f"clerk password set ({path.name})", flush=True)
+        return 0
     if args.revoke_cert is not None:
         from backend.server import revoke_certificate
 
@@ -63,12 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(
         args.data, host=args.host, port=args.port, terminal_id=args.terminal_id, site_id=args.site_id,
         demo=args.demo, verify_port=args.verify_port, receipt_base_url=args.receipt_base_url,
+        worklist_port=args.worklist_port,
     )
     print(f"backend listening on {server.url}", flush=True)
     print(f"  CA:          {server.ca_path}", flush=True)
     print(f"  client cert: {server.client_cert}", flush=True)
     print(f"  client key:  {server.client_key}", flush=True)
     print(f"verify listening on {server.verify_url}", flush=True)
+    print(f"worklist listening on {server.worklist_url}", flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -43,11 +43,14 @@ from api.enums import (
     Credential,
     ErrorCode,
     FilingState,
-    FilingType,
+    Handling,
+    Progress,
+    Satisfaction,
     VerifyReason,
 )
 from api.models import (
     API_VERSION,
+    AttachmentStored,
     AuditEntry,
     AuditLog,
     CardLossFiling,
@@ -55,34 +58,48 @@ from api.models import (
     DemoECardCode,
     ECardResolveIn,
     ErrorBody,
-    FilingStatus,
+    Filing,
+    FilingList,
+    FilingRequest,
+    FilingSummary,
     Health,
     InvalidRequestBody,
     Payment,
     Pension,
     PensionRequest,
     Person,
+    RatingRequest,
+    RatingStored,
+    RatingSummary,
     Receipt,
     ReceiptRequest,
     Revoked,
+    ServiceCatalog,
     SessionOpen,
     SessionOpened,
     Verification,
 )
-from api.patterns import FILING_ID_PATTERN, IDEMPOTENCY_KEY_PATTERN
+from api.patterns import FILING_ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, SHA256_PATTERN
 from api.privacy import mask_id, mask_name
+from api.workdays import add_working_days
+from backend.attachments import MAX_ATTACHMENT, MEDIA_TYPES, AttachmentProblem, check_image
+from backend.catalog import CATALOG_PATH, Catalog, load_catalog, reaches
 from backend.db import (
     FILING_ALREADY_REPORTED,
     PERSONAS_PATH,
     Database,
     ECardUsed,
+    FilingConflict,
+    FilingRow,
     IdempotencyConflict,
+    NewFiling,
     SessionRow,
     key_file,
 )
 from backend.guard import MAX_BODY, BodyGuard
 from backend.identity import Terminal, terminal_of
 from backend.ratelimit import TokenBuckets
+from backend.worklist import STATUS_TEXT, create_worklist_app, rating_summary_of
 
 MODES = ("online", "offline", "error", "slow")
 Mode = Literal["online", "offline", "error", "slow"]
@@ -95,6 +112,9 @@ VERIFY_BURST, VERIFY_INTERVAL = 10, 1.0  # per client address on the public veri
 # or take a terminal clock's drift. Generous on purpose: verification shows the backend's own received_at, so a
 # village terminal whose clock is some minutes off must still serve people; more than an hour is not a clock.
 CLOCK_DRIFT = dt.timedelta(hours=1)
+# A filing or rating queued offline in a terminal's outbox is sent when the network returns: days late, at most
+# this many (older than that is not a queue but a lost terminal: the station files it again by hand).
+QUEUED_FOR = dt.timedelta(days=30)
 PRUNE_EVERY = 60.0  # seconds between sweeps that forget expired sessions' personal data
 _SIG_BYTES = 16  # 128-bit truncated HMAC: short enough for a small receipt QR, far beyond guessing
 
@@ -337,6 +357,26 @@ def _pension_lines(p: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+def _filing_lines(
+    *, filing_id: str, title: str, name: str | None, ssn: str, forwarded: bool, due: dt.date, days: int,
+    local_number: str | None, phone: str, supervision: str, attached: list[str],
+) -> list[list[str]]:
+    """Receipt lines of a filing (masked: a receipt may be lost or photographed)."""
+    lines = [["受理编号", filing_id], ["事项", title]]
+    if name:
+        lines.append(["姓名", mask_name(name)])
+    lines.append(["身份证号", mask_id(ssn)])
+    if attached:
+        lines.append(["提交材料", "、".join(attached)])
+    lines.append(["办理方式", "转乡镇办理" if forwarded else "本站办理"])
+    lines.append(["承诺办结", "当场办结" if days == 0 else f"{due.year}年{due.month}月{due.day}日前（{days}个工作日）"])
+    if local_number:
+        lines.append(["本地编号", local_number])
+    lines.append(["咨询电话", phone])
+    lines.append(["监督电话", supervision])
+    return lines
+
+
 def _stored_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
     raw = summary.get("lines")
     if isinstance(raw, list):
@@ -364,6 +404,8 @@ def create_app(
     session_interval: float = SESSION_INTERVAL,
     verify_burst: int = VERIFY_BURST,
     verify_interval: float = VERIFY_INTERVAL,
+    catalog_path: str | os.PathLike[str] = CATALOG_PATH,
+    holidays: frozenset[dt.date] = frozenset(),
 ) -> FastAPI:
     """Build the app on a SQLite file (created and seeded from personas on first use).
 
@@ -371,8 +413,10 @@ def create_app(
     demo: also serve /v1/demo/* (signed e-card codes for the demo and tests).
     seed_demo_people: insert the fictional people of personas_path (default: the value of demo); a production
     backend has none.
-    keys_dir: where the signing keys live (default: `keys` beside the database file).
-    The public verify listener's app (only the verify route) is `app.state.verify_app`.
+    keys_dir: where the signing keys live (default: `keys` beside the database file; the clerk password too).
+    catalog_path: the service catalog (data file); holidays: dates that are not working days (due dates).
+    The public verify listener's app (only the verify route) is `app.state.verify_app`; the township worklist's
+    (backend/worklist.py) is `app.state.worklist_app`.
     """
     if not receipt_base_url.startswith("https://"):
         raise ValueError("receipt_base_url must be an https:// URL")
@@ -381,6 +425,7 @@ def create_app(
     if demo if seed_demo_people is None else seed_demo_people:
         db.seed_personas(personas_path, today or dt.datetime.fromtimestamp(clock(), tz).date())
     keys = Path(keys_dir) if keys_dir is not None else Path(db_path).parent / "keys"
+    catalog: Catalog = load_catalog(catalog_path)
     receipt_secret = key_file(keys, "receipt_hmac", legacy=db)
     ecard_secret = key_file(keys, "ecard_hmac", legacy=db)
     control = control or ServerControl()
@@ -443,6 +488,17 @@ def create_app(
         return s
 
     Session = Annotated[SessionRow, Depends(session)]
+
+    def optional_session(
+        t: Annotated[Terminal, Depends(terminal)],
+        auth: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> SessionRow | None:
+        """A token is optional (a filing queued offline outlives its session), but one that is sent must be
+        good: valid, live and this terminal's."""
+        return None if auth is None else session(t, auth)
+
+    MaybeSession = Annotated[SessionRow | None, Depends(optional_session)]
+    CallingTerminal = Annotated[Terminal, Depends(terminal)]
     IdempotencyKey = Annotated[
         str | None,
         Header(
@@ -464,7 +520,8 @@ def create_app(
     app.state.session_limit = session_limit
     # The last added runs first: the session-opening limit runs before the body guard, so a refused body costs
     # a token too.
-    app.add_middleware(BodyGuard, max_body=MAX_BODY)
+    app.state.catalog = catalog
+    app.add_middleware(BodyGuard, max_body=MAX_BODY, raw=(("PUT", "/v1/attachments/", MAX_ATTACHMENT),))
     app.add_middleware(
         _RateLimit, buckets=session_limit, key_of=_opening_terminal, message="本终端开始服务过于频繁，请稍后再试"
     )
@@ -715,22 +772,304 @@ def create_app(
             replayed=got.replayed,
         )
 
+    # --- the catalog (GET /v1/services) -------------------------------------------------------------
+
+    @app.get(
+        "/v1/services",
+        response_model=ServiceCatalog,
+        tags=["filings"],
+        responses={
+            304: {"description": "Not modified: If-None-Match names the current ETag"},
+            **_errors((401, "certificate_required"), (403, "certificate_revoked")),
+        },
+    )
+    def services(
+        t: CallingTerminal,
+        if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    ) -> Response:
+        """The services this backend files, with their 八公开 and form schemas. Strong ETag: a terminal sends
+        If-None-Match with the one it cached and gets 304 when nothing changed."""
+        headers = {"ETag": catalog.etag, "Cache-Control": "no-cache"}
+        if if_none_match is not None:
+            offered = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+            if catalog.etag in offered or "*" in offered:
+                return Response(status_code=304, headers=headers)
+        return Response(catalog.body, media_type="application/json", headers=headers)
+
+    # --- attachments --------------------------------------------------------------------------------
+
+    @app.put(
+        "/v1/attachments/{sha256}",
+        status_code=201,
+        response_model=AttachmentStored,
+        tags=["filings"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {m: {"schema": {"type": "string", "contentMediaType": m}} for m in MEDIA_TYPES},
+            }
+        },
+        responses={
+            200: {"model": AttachmentStored, "description": "already stored (replayed)"},
+            **_errors((401, "certificate_required"), (403, "certificate_revoked")),
+            413: {"model": ErrorBody, "description": "attachment_invalid: more than 307,200 bytes"},
+            422: {
+                "model": InvalidRequestBody,
+                "description": "attachment_invalid: type not image/jpeg or image/png, digest or magic bytes do "
+                "not match, the image does not decode; invalid_request: bad digest in the path",
+            },
+        },
+    )
+    async def put_attachment(
+        request: Request,
+        response: Response,
+        t: CallingTerminal,
+        sha256: str = PathParam(pattern=SHA256_PATTERN, description="SHA-256 of the bytes, lower-case hex"),
+        content_type: Annotated[str | None, Header(alias="Content-Type")] = None,
+    ) -> AttachmentStored:
+        """Store an attachment (document photo, face photo, signature) under its digest, before the filing that
+        names it. Sending the same bytes again is harmless (200, replayed): an interrupted upload is resent."""
+        data = await request.body()
+        try:
+            media_type = await asyncio.to_thread(check_image, sha256, content_type, data)
+        except AttachmentProblem as e:
+            raise ApiError(
+                422, ErrorCode.ATTACHMENT_INVALID, e.message, fields=[{"loc": list(e.loc), "type": e.kind}]
+            ) from None
+        size, stored_type, replayed = await asyncio.to_thread(
+            db.store_attachment, sha256, media_type, data, now().isoformat()
+        )
+        response.status_code = 200 if replayed else 201
+        return AttachmentStored(sha256=sha256, size=size, media_type=stored_type, replayed=replayed)
+
+    # --- filings ------------------------------------------------------------------------------------
+
+    def title_of(service: str) -> str:
+        found = catalog.get(service)
+        return found.info.title if found is not None else (CARD_LOSS_TITLE if service == "card_loss" else service)
+
+    def filing_answer(f: FilingRow, replayed: bool) -> Filing:
+        receipt = db.receipt(f.receipt_id)
+        lines = _stored_lines(receipt.summary) if receipt is not None else []
+        return Filing(
+            filing_id=f.filing_id,
+            local_number=f.local_number,
+            service=f.service,
+            title=title_of(f.service),
+            status=Progress(f.progress),
+            handling=Handling(f.handling),
+            due_date=dt.date.fromisoformat(f.due_date),
+            receipt_id=f.receipt_id,
+            verify_url=verify_url(f.receipt_id),
+            lines=lines,
+            created_at=dt.datetime.fromisoformat(f.created_at),
+            received_at=dt.datetime.fromisoformat(f.received_at),
+            replayed=replayed,
+        )
+
+    def summary_of(f: FilingRow) -> FilingSummary:
+        return FilingSummary(
+            filing_id=f.filing_id,
+            local_number=f.local_number,
+            service=f.service,
+            title=title_of(f.service),
+            status=Progress(f.progress),
+            handling=Handling(f.handling),
+            reason=f.reason,
+            due_date=dt.date.fromisoformat(f.due_date),
+            created_at=dt.datetime.fromisoformat(f.created_at),
+            updated_at=dt.datetime.fromisoformat(f.updated_at),
+        )
+
+    def check_queued_at(value: dt.datetime, loc: tuple[str, ...] = ("body", "created_at")) -> None:
+        current = now()
+        if value > current + CLOCK_DRIFT or value < current - QUEUED_FOR:
+            raise _field_error(loc, "created_at_out_of_range")
+
+    def conflict() -> ApiError:
+        return ApiError(409, ErrorCode.IDEMPOTENCY_CONFLICT, "该 Idempotency-Key 已用于另一份内容")
+
+    @app.post(
+        "/v1/filings",
+        status_code=201,
+        response_model=Filing,
+        tags=["filings"],
+        responses={
+            200: {"model": Filing, "description": "replayed: this key, or this terminal's local number, filed it"},
+            **_errors(
+                (400, "idempotency_key_required"),
+                (403, "level_too_low: the credential does not reach the service's level"),
+                (404, "unknown_service; no_card: card_loss for a person without a card"),
+                (409, "attachment_missing (fields name the answer): upload it, send again; idempotency_conflict"),
+                auth=True,
+            ),
+        },
+    )
+    def file_service(
+        body: FilingRequest,
+        response: Response,
+        t: CallingTerminal,
+        s: MaybeSession,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Filing:
+        """File a confirmed filing from the terminal's outbox. The client certificate vouches for the terminal
+        and the terminal for the person it read (a queued filing outlives its session); a session token, when
+        sent, must be this person's. Safe to repeat: the same key answers the same filing (replayed), and so
+        does the terminal's local number under another key: the local number printed on an offline receipt
+        IS the filing, so it is never filed twice."""
+        key = check_key(idempotency_key)
+        person = body.person
+        if s is not None and s.ssn != person.ssn:
+            raise ApiError(403, ErrorCode.PERSON_MISMATCH, "只能为本人办理")
+        canonical = json.dumps(
+            {"terminal": t.terminal_id, "site": t.site_id, "body": body.model_dump(mode="json")},
+            sort_keys=True, ensure_ascii=False,
+        )
+        request_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        seen = db.filing_by_key(key)
+        if seen is not None:
+            if seen[0] != request_hash:
+                raise conflict()
+            response.status_code = 200
+            return filing_answer(seen[1], replayed=True)
+        service = catalog.get(body.service)
+        if service is None:
+            raise ApiError(404, ErrorCode.UNKNOWN_SERVICE, "没有这项服务")
+        info = service.info
+        if not reaches(person.credential, info.level):
+            raise ApiError(403, ErrorCode.LEVEL_TOO_LOW, "这项服务需要刷社保卡并输入密码，或使用电子社保卡")
+        check_queued_at(body.created_at)
+        problems = service.problems(body.answers)
+        for field, value in body.answers.items():
+            # What the credential told is filled in, never asked: it must be the person's own.
+            prefill = service.info.form["properties"].get(field, {}).get("x-prefill")
+            own = {"name": person.name, "id_number": person.ssn}.get(prefill) if isinstance(prefill, str) else None
+            if own is not None and isinstance(value, str) and value.upper() != own.upper():
+                problems.append({"loc": ["body", "answers", field], "type": "prefill_mismatch"})
+        if problems:
+            raise ApiError(422, ErrorCode.INVALID_REQUEST, "填写的内容有误", fields=problems)
+        wanted = list(service.attachments(body.answers))
+        stored = db.attachment_types([digest for _, digest, _ in wanted])
+        missing = [f for f, digest, _ in wanted if digest not in stored]
+        if missing:
+            raise ApiError(
+                409, ErrorCode.ATTACHMENT_MISSING, "附件还没有上传，请先上传再提交",
+                fields=[{"loc": ["body", "answers", f], "type": "attachment_missing"} for f in missing],
+            )
+        wrong = [f for f, digest, media in wanted if stored[digest] != media]
+        if wrong:
+            raise ApiError(
+                422, ErrorCode.INVALID_REQUEST, "附件类型不对",
+                fields=[{"loc": ["body", "answers", f], "type": "media_type"} for f in wrong],
+            )
+        card_loss = info.key == "card_loss"
+        on_file = db.person_by_ssn(person.ssn)
+        if card_loss and on_file is None:
+            raise ApiError(404, ErrorCode.NO_CARD, "没有查到这个人的社保卡")
+        received = now()
+        stamp = f"{received:%Y%m%d}-{secrets.token_hex(5).upper()}"
+        filing_id = f"F{stamp}"
+        due = add_working_days(received.date(), info.time_limit_days, holidays)
+        forwarded = info.handling is Handling.FORWARDED
+        progress = Progress.DONE if card_loss else Progress.FORWARDED if forwarded else Progress.RECEIVED
+        record_name = on_file["name"] if on_file is not None else None
+        lines = _filing_lines(
+            filing_id=filing_id, title=info.title, name=record_name, ssn=person.ssn, forwarded=forwarded,
+            due=due, days=info.time_limit_days, local_number=body.local_number, phone=info.phone,
+            supervision=info.supervision_phone,
+            attached=[service.info.form["properties"][f].get("title", f) for f, _, _ in wanted],
+        )
+        if card_loss:
+            lines[2:2] = [list(x) for x in CARD_LOSS_LINES]
+        try:
+            row, replayed = db.file_service(
+                NewFiling(
+                    filing_id=filing_id, receipt_id=f"R{stamp}", idempotency_key=key, request_hash=request_hash,
+                    terminal_id=t.terminal_id, site_id=t.site_id, service=info.key,
+                    local_number=body.local_number, ssn=person.ssn, name=person.name, receipt_name=record_name,
+                    credential=str(person.credential), progress=str(progress), handling=str(info.handling),
+                    due_date=due.isoformat(), answers=body.answers, summary={"title": info.title, "lines": lines},
+                    created_at=body.created_at.isoformat(), received_at=received.isoformat(),
+                    suspend_card=card_loss,
+                )
+            )
+        except (IdempotencyConflict, FilingConflict):
+            raise conflict() from None
+        response.status_code = 200 if replayed else 201
+        return filing_answer(row, replayed)
+
+    @app.get("/v1/filings", response_model=FilingList, tags=["filings"], responses=_errors(auth=True))
+    def my_filings(s: Session) -> FilingList:
+        """我的办件: the session's person's filings, newest first (audited: filings_listed)."""
+        return FilingList(filings=[summary_of(f) for f in db.person_filings(s, now().isoformat())])
+
     @app.get(
         "/v1/filings/{filing_id}",
-        response_model=FilingStatus,
+        response_model=FilingSummary,
         tags=["filings"],
         responses=_errors((404, "unknown_filing (also for another person's filing)"), auth=True),
     )
-    def filing_status(s: Session, filing_id: str = PathParam(pattern=FILING_ID_PATTERN)) -> FilingStatus:
+    def filing_status(
+        s: Session,
+        filing_id: str = PathParam(
+            pattern=FILING_ID_PATTERN, description="The filing id, or the local number the terminal printed"
+        ),
+    ) -> FilingSummary:
+        """One filing of the session's person, by its filing id or by the local number of an offline receipt."""
         f = db.read_filing(s, filing_id, now().isoformat())
         if f is None:
             raise ApiError(404, ErrorCode.UNKNOWN_FILING, "没有查到这份申请")
-        return FilingStatus(
-            filing_id=f.filing_id,
-            type=FilingType(f.type),
-            status=FilingState(f.status),
-            created_at=dt.datetime.fromisoformat(f.created_at),
+        return summary_of(f)
+
+    # --- ratings ------------------------------------------------------------------------------------
+
+    @app.post(
+        "/v1/ratings",
+        status_code=201,
+        response_model=RatingStored,
+        tags=["ratings"],
+        responses={
+            200: {"model": RatingStored, "description": "replayed"},
+            **_errors(
+                (400, "idempotency_key_required"), (401, "certificate_required"), (403, "certificate_revoked"),
+                (409, "idempotency_conflict"),
+            ),
+        },
+    )
+    def rate(body: RatingRequest, response: Response, t: CallingTerminal,
+             idempotency_key: IdempotencyKey = None) -> RatingStored:
+        """满意度评价 of a service at this terminal's station. Reasons only with dissatisfied (no typing)."""
+        key = check_key(idempotency_key)
+        if body.reasons and body.satisfaction is not Satisfaction.DISSATISFIED:
+            raise _field_error(("body", "reasons"), "reasons_not_allowed")
+        check_queued_at(body.created_at)
+        canonical = json.dumps(
+            {"terminal": t.terminal_id, "site": t.site_id, "body": body.model_dump(mode="json")}, sort_keys=True
         )
+        received = now()
+        try:
+            rating_id, replayed = db.store_rating(
+                idempotency_key=key, request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+                new_rating_id=f"S{received:%Y%m%d}-{secrets.token_hex(5).upper()}", terminal_id=t.terminal_id,
+                site_id=t.site_id, service=body.service, filing_ref=body.filing_ref,
+                satisfaction=str(body.satisfaction), reasons=sorted({str(r) for r in body.reasons}),
+                created_at=body.created_at.isoformat(), received_at=received.isoformat(),
+            )
+        except IdempotencyConflict:
+            raise conflict() from None
+        response.status_code = 200 if replayed else 201
+        return RatingStored(rating_id=rating_id, replayed=replayed)
+
+    @app.get(
+        "/v1/ratings/summary",
+        response_model=RatingSummary,
+        tags=["ratings"],
+        responses=_errors((401, "certificate_required"), (403, "certificate_revoked")),
+    )
+    def rating_summary(t: CallingTerminal) -> RatingSummary:
+        """The satisfaction counts of the calling terminal's station (its certificate's site)."""
+        return rating_summary_of(db, t.site_id)
+
 
     # --- audit --------------------------------------------------------------------------------------
 
@@ -758,7 +1097,10 @@ def create_app(
         if row is None:
             return Verification(genuine=False, reason=VerifyReason.UNKNOWN_RECEIPT)
         title = row.summary.get("title")
+        filing = db.filing_of_receipt(receipt_id)
         return Verification(
+            filing_status=None if filing is None else Progress(filing.progress),
+            filing_reason=None if filing is None else filing.reason,
             genuine=True,
             reason=VerifyReason.OK,
             receipt_id=row.receipt_id,
@@ -850,6 +1192,7 @@ def create_app(
     )
     public.state.db = db
     app.state.verify_app = public
+    app.state.worklist_app = create_worklist_app(db, catalog, keys, clock=clock, tz=tz)
     return app
 
 
@@ -886,6 +1229,9 @@ def _verification_page(v: Verification) -> str:
             ("终端", v.terminal_id or ""),
             ("回执编号", v.receipt_id or ""),
         ]
+        if v.filing_status is not None:
+            progress = STATUS_TEXT.get(v.filing_status, str(v.filing_status))
+            rows.insert(1, ("办理进度", f"{progress}（{v.filing_reason}）" if v.filing_reason else progress))
         body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(val)}</td></tr>" for k, val in rows)
         detail = f"<table>{body}</table>"
     else:

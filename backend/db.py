@@ -1,9 +1,11 @@
 """SQLite store of the reference backend: people, pension records, payments, receipts, revoked e-card codes,
-filings (社保卡临时挂失), card status, sessions (hashed tokens) and the audit log.
+filings (every service of the catalog, 社保卡临时挂失 among them) with their answers, attachments (bytes keyed by
+their SHA-256), ratings, card status, sessions (hashed tokens) and the audit log.
 Signing keys are not in here: they are files beside it (`key_file`), so a copy of the database cannot forge.
 
-One short-lived connection per call (FastAPI runs sync endpoints on a thread pool); WAL so readers never
-block the writer; synchronous=FULL so an accepted receipt survives a power cut.
+One connection per thread, kept (FastAPI runs sync endpoints on a thread pool; each call is its own
+transaction); WAL so readers never block the writer; synchronous=FULL so an accepted receipt survives a power cut.
+An older database gains the filing columns at start (ALTER TABLE), its card-loss filings read as done.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,10 +70,31 @@ CREATE TABLE IF NOT EXISTS audit (
     site_id TEXT NOT NULL, credential TEXT NOT NULL, action TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_person ON audit (ssn, id);
+CREATE TABLE IF NOT EXISTS attachments (
+    sha256 TEXT PRIMARY KEY, media_type TEXT NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL, stored_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ratings (
+    rating_id TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, request_hash TEXT NOT NULL,
+    terminal_id TEXT NOT NULL, site_id TEXT NOT NULL, service TEXT NOT NULL, filing_ref TEXT,
+    satisfaction TEXT NOT NULL, reasons_json TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ratings_by_site ON ratings (site_id);
 CREATE TABLE IF NOT EXISTS card_status (
     ssn TEXT PRIMARY KEY, status TEXT NOT NULL, since TEXT NOT NULL,
     filing_id TEXT NOT NULL REFERENCES filings(filing_id)
 );
+"""
+
+# Columns the generic filings added to the card-loss table (older databases gain them at start).
+_FILING_COLUMNS = (
+    ("service", "TEXT"), ("local_number", "TEXT"), ("progress", "TEXT"), ("handling", "TEXT"), ("reason", "TEXT"),
+    ("due_date", "TEXT"), ("answers_json", "TEXT"), ("updated_at", "TEXT"),
+)
+_FILING_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS filings_by_local ON filings (terminal_id, local_number)
+    WHERE local_number IS NOT NULL;
+CREATE INDEX IF NOT EXISTS filings_by_person ON filings (ssn, received_at);
+CREATE INDEX IF NOT EXISTS filings_by_handling ON filings (handling, received_at);
 """
 
 CARD_SUSPENDED = "temporarily_suspended"
@@ -104,6 +128,52 @@ class FilingRow:
     receipt_id: str
     created_at: str
     received_at: str
+    # Generic filings (POST /v1/filings); a card-loss filing of the old route reads as a done direct card_loss.
+    name: str | None = None
+    service: str = "card_loss"
+    local_number: str | None = None
+    progress: str = "done"
+    handling: str = "direct"
+    reason: str | None = None
+    due_date: str = ""
+    answers: dict[str, Any] | None = None
+    updated_at: str = ""
+
+
+@dataclass(frozen=True)
+class NewFiling:
+    """What POST /v1/filings records (ids made by the caller, lines written by the backend)."""
+
+    filing_id: str
+    receipt_id: str
+    idempotency_key: str
+    request_hash: str
+    terminal_id: str
+    site_id: str
+    service: str
+    local_number: str
+    ssn: str
+    name: str
+    receipt_name: str | None  # a name on record only: a receipt never carries a name the terminal chose
+    credential: str
+    progress: str
+    handling: str
+    due_date: str
+    answers: dict[str, Any]
+    summary: dict[str, Any]
+    created_at: str
+    received_at: str
+    suspend_card: bool = False
+
+
+class FilingConflict(Exception):
+    """The terminal's local number already names a filing of another person (a terminal bug, never merged)."""
+
+
+@dataclass(frozen=True)
+class RatingCounts:
+    satisfaction: dict[str, int]
+    reasons: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -222,20 +292,32 @@ class Database:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            have = {r["name"] for r in conn.execute("PRAGMA table_info(filings)")}
+            for column, kind in _FILING_COLUMNS:
+                if column not in have:
+                    conn.execute(f"ALTER TABLE filings ADD COLUMN {column} {kind}")
+            conn.executescript(_FILING_INDEXES)
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-        try:
+        """This thread's connection (made on first use, kept: opening one per call cost more than the query).
+        Every caller ends its own transaction; one left open by an exception is rolled back here."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=True)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        try:
             yield conn
         finally:
-            conn.close()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
     # --- seeding -------------------------------------------------------------------------------------
 
@@ -369,14 +451,17 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
 
-    def read_filing(self, s: SessionRow, filing_id: str, at: str) -> FilingRow | None:
-        """The session's person's filing, audited (filing_read) in the same transaction; None if unknown or
-        someone else's (nothing is audited then: nothing was read)."""
+    def read_filing(self, s: SessionRow, ref: str, at: str) -> FilingRow | None:
+        """The session's person's filing named by its filing id or by the local number a terminal printed,
+        audited (filing_read) in the same transaction; None if unknown or someone else's (nothing is audited
+        then: nothing was read)."""
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
-                    "SELECT * FROM filings WHERE filing_id = ? AND ssn = ?", (filing_id, s.ssn)
+                    "SELECT * FROM filings WHERE (filing_id = ? OR local_number = ?) AND ssn = ?"
+                    " ORDER BY filing_id = ? DESC, received_at DESC LIMIT 1",
+                    (ref, ref, s.ssn, ref),
                 ).fetchone()
                 if row is not None:
                     _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "filing_read")
@@ -562,12 +647,12 @@ class Database:
                             created_at, received_at,
                         ),
                     )
-                    conn.execute(
-                        "INSERT INTO filings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            new_filing_id, "card_loss", FILING_ACCEPTED, ssn, name, credential, terminal_id,
-                            site_id, new_receipt_id, created_at, received_at,
-                        ),
+                    _insert_filing(
+                        conn, filing_id=new_filing_id, type="card_loss", status=FILING_ACCEPTED, ssn=ssn, name=name,
+                        credential=credential, terminal_id=terminal_id, site_id=site_id, receipt_id=new_receipt_id,
+                        created_at=created_at, received_at=received_at, service="card_loss", local_number=None,
+                        progress="done", handling="direct", reason=None, due_date=received_at[:10],
+                        answers_json="{}", updated_at=received_at,
                     )
                     conn.execute(
                         "INSERT OR REPLACE INTO card_status (ssn, status, since, filing_id) VALUES (?, ?, ?, ?)",
@@ -609,6 +694,231 @@ class Database:
             if ssn is None:
                 return conn.execute("SELECT COUNT(*) FROM filings").fetchone()[0]
             return conn.execute("SELECT COUNT(*) FROM filings WHERE ssn = ?", (ssn,)).fetchone()[0]
+
+    # --- generic filings (POST /v1/filings) ------------------------------------------------------------
+
+    def filing_by_key(self, idempotency_key: str) -> tuple[str, FilingRow] | None:
+        """(request hash, filing) an idempotency key already answered, or None."""
+        with self.connect() as conn:
+            seen = conn.execute(
+                "SELECT request_hash, filing_id FROM filing_keys WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            if seen is None:
+                return None
+            row = conn.execute("SELECT * FROM filings WHERE filing_id = ?", (seen["filing_id"],)).fetchone()
+        return seen["request_hash"], _filing(row)
+
+    def filing_by_local(self, terminal_id: str, local_number: str) -> FilingRow | None:
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM filings WHERE terminal_id = ? AND local_number = ?", (terminal_id, local_number)
+            ).fetchone()
+        return None if row is None else _filing(row)
+
+    def file_service(self, f: NewFiling) -> tuple[FilingRow, bool]:
+        """Record a filing, its receipt, its key and its audit row (filing_filed) in one transaction; returns
+        (filing, replayed). Checked again inside the transaction, so racing retries file once:
+        - the idempotency key seen before: its filing (IdempotencyConflict when the body differs);
+        - the terminal's local number seen before (with another key): that filing. The local number is the
+          filing: the terminal printed it on the resident's receipt, so the backend never makes a second one
+          (FilingConflict when it names another person's filing).
+        suspend_card: also mark the person's card temporarily suspended (社保卡临时挂失)."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                seen = conn.execute(
+                    "SELECT request_hash, filing_id FROM filing_keys WHERE idempotency_key = ?", (f.idempotency_key,)
+                ).fetchone()
+                if seen is not None:
+                    conn.execute("ROLLBACK")
+                    if seen["request_hash"] != f.request_hash:
+                        raise IdempotencyConflict(f.idempotency_key)
+                    found = self.filing(seen["filing_id"])
+                    assert found is not None
+                    return found, True
+                local = conn.execute(
+                    "SELECT filing_id, ssn FROM filings WHERE terminal_id = ? AND local_number = ?",
+                    (f.terminal_id, f.local_number),
+                ).fetchone()
+                if local is not None:
+                    if local["ssn"] != f.ssn:
+                        conn.execute("ROLLBACK")
+                        raise FilingConflict(f.local_number)
+                    conn.execute(
+                        "INSERT INTO filing_keys VALUES (?, ?, ?, ?, ?)",
+                        (f.idempotency_key, f.request_hash, local["filing_id"], FILING_ACCEPTED, f.received_at),
+                    )
+                    conn.execute("COMMIT")
+                    found = self.filing(local["filing_id"])
+                    assert found is not None
+                    return found, True
+                conn.execute(
+                    "INSERT INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        # '/' is outside the client key alphabet: never collides with POST /v1/receipts keys
+                        f.receipt_id, f"filing/{f.filing_id}", f.request_hash, f.terminal_id, f.site_id, f.service,
+                        f.ssn, f.receipt_name, json.dumps(f.summary, ensure_ascii=False, sort_keys=True),
+                        f.created_at, f.received_at,
+                    ),
+                )
+                _insert_filing(
+                    conn, filing_id=f.filing_id, type=f.service, status=FILING_ACCEPTED, ssn=f.ssn, name=f.name,
+                    credential=f.credential, terminal_id=f.terminal_id, site_id=f.site_id, receipt_id=f.receipt_id,
+                    created_at=f.created_at, received_at=f.received_at, service=f.service,
+                    local_number=f.local_number, progress=f.progress, handling=f.handling, reason=None,
+                    due_date=f.due_date, answers_json=json.dumps(f.answers, ensure_ascii=False, sort_keys=True),
+                    updated_at=f.received_at,
+                )
+                conn.execute(
+                    "INSERT INTO filing_keys VALUES (?, ?, ?, ?, ?)",
+                    (f.idempotency_key, f.request_hash, f.filing_id, FILING_ACCEPTED, f.received_at),
+                )
+                if f.suspend_card:
+                    conn.execute(
+                        "INSERT INTO card_status (ssn, status, since, filing_id) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (ssn) DO NOTHING",  # already suspended: the earlier filing stays its cause
+                        (f.ssn, CARD_SUSPENDED, f.received_at, f.filing_id),
+                    )
+                _audit(conn, f.received_at, f.ssn, f.terminal_id, f.site_id, f.credential, "filing_filed")
+                conn.execute("COMMIT")
+            except (IdempotencyConflict, FilingConflict):
+                raise
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        found = self.filing(f.filing_id)
+        assert found is not None
+        return found, False
+
+    def person_filings(self, s: SessionRow, at: str, limit: int = 200) -> list[FilingRow]:
+        """The session's person's filings, newest first, audited (filings_listed) in the same transaction."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    "SELECT * FROM filings WHERE ssn = ? ORDER BY received_at DESC, filing_id DESC LIMIT ?",
+                    (s.ssn, limit),
+                ).fetchall()
+                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "filings_listed")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return [_filing(r) for r in rows]
+
+    def filing_of_receipt(self, receipt_id: str) -> FilingRow | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM filings WHERE receipt_id = ?", (receipt_id,)).fetchone()
+        return None if row is None else _filing(row)
+
+    # --- township worklist -----------------------------------------------------------------------------
+
+    def forwarded_filings(self, limit: int = 500) -> list[FilingRow]:
+        """Forwarded filings, the open ones first (oldest due first), then the closed ones newest first."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM filings WHERE handling = 'forwarded'"
+                " ORDER BY progress IN ('done', 'returned'), CASE WHEN progress IN ('done', 'returned')"
+                " THEN '' ELSE due_date END, updated_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_filing(r) for r in rows]
+
+    def move_filing(self, filing_id: str, *, allowed_from: tuple[str, ...], to: str, reason: str | None,
+                    at: str) -> bool:
+        """Set a filing's progress if it stands in one of allowed_from (one statement: no lost update)."""
+        marks = ", ".join("?" for _ in allowed_from)
+        with self.connect() as conn:
+            cur = conn.execute(
+                f"UPDATE filings SET progress = ?, reason = ?, updated_at = ? WHERE filing_id = ?"
+                f" AND handling = 'forwarded' AND progress IN ({marks})",
+                (to, reason, at, filing_id, *allowed_from),
+            )
+        return cur.rowcount == 1
+
+    # --- attachments -----------------------------------------------------------------------------------
+
+    def store_attachment(self, sha256: str, media_type: str, data: bytes, at: str) -> tuple[int, str, bool]:
+        """Keep bytes under their digest once; (size, media type, replayed)."""
+        with self.connect() as conn:
+            cur = conn.execute(
+                "INSERT INTO attachments (sha256, media_type, size, data, stored_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (sha256) DO NOTHING",
+                (sha256, media_type, len(data), data, at),
+            )
+            if cur.rowcount == 1:
+                return len(data), media_type, False
+            row = conn.execute("SELECT size, media_type FROM attachments WHERE sha256 = ?", (sha256,)).fetchone()
+        return row["size"], row["media_type"], True
+
+    def attachment_types(self, digests: list[str]) -> dict[str, str]:
+        """Media type of each of these digests that is stored."""
+        if not digests:
+            return {}
+        marks = ", ".join("?" for _ in digests)
+        with self.connect() as conn:
+            rows = conn.execute(
+                f"SELECT sha256, media_type FROM attachments WHERE sha256 IN ({marks})", tuple(digests)
+            ).fetchall()
+        return {r["sha256"]: r["media_type"] for r in rows}
+
+    def attachment(self, sha256: str) -> tuple[str, bytes] | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT media_type, data FROM attachments WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else (row["media_type"], bytes(row["data"]))
+
+    # --- ratings ---------------------------------------------------------------------------------------
+
+    def store_rating(
+        self, *, idempotency_key: str, request_hash: str, new_rating_id: str, terminal_id: str, site_id: str,
+        service: str, filing_ref: str | None, satisfaction: str, reasons: list[str], created_at: str,
+        received_at: str,
+    ) -> tuple[str, bool]:
+        """Once per idempotency key; (rating id, replayed). Raises IdempotencyConflict."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                seen = conn.execute(
+                    "SELECT rating_id, request_hash FROM ratings WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
+                if seen is not None:
+                    conn.execute("ROLLBACK")
+                    if seen["request_hash"] != request_hash:
+                        raise IdempotencyConflict(idempotency_key)
+                    return seen["rating_id"], True
+                conn.execute(
+                    "INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new_rating_id, idempotency_key, request_hash, terminal_id, site_id, service, filing_ref,
+                        satisfaction, json.dumps(reasons), created_at, received_at,
+                    ),
+                )
+                conn.execute("COMMIT")
+            except IdempotencyConflict:
+                raise
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return new_rating_id, False
+
+    def rating_counts(self, site_id: str | None = None) -> dict[str, RatingCounts]:
+        """Counts per site (all sites, or one)."""
+        with self.connect() as conn:
+            if site_id is None:
+                rows = conn.execute("SELECT site_id, satisfaction, reasons_json FROM ratings").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT site_id, satisfaction, reasons_json FROM ratings WHERE site_id = ?", (site_id,)
+                ).fetchall()
+        out: dict[str, RatingCounts] = {}
+        for r in rows:
+            c = out.setdefault(r["site_id"], RatingCounts({}, {}))
+            c.satisfaction[r["satisfaction"]] = c.satisfaction.get(r["satisfaction"], 0) + 1
+            for reason in json.loads(r["reasons_json"]):
+                c.reasons[reason] = c.reasons.get(reason, 0) + 1
+        return out
 
     # --- e-card revocation -----------------------------------------------------------------------------
 
@@ -655,11 +965,23 @@ def _audit_rows(conn: sqlite3.Connection, ssn: str, limit: int) -> list[AuditRow
 
 
 def _filing(row: sqlite3.Row) -> FilingRow:
+    received = row["received_at"]
     return FilingRow(
         filing_id=row["filing_id"], type=row["type"], status=row["status"], ssn=row["ssn"],
         terminal_id=row["terminal_id"], site_id=row["site_id"], credential=row["credential"],
-        receipt_id=row["receipt_id"], created_at=row["created_at"], received_at=row["received_at"],
+        receipt_id=row["receipt_id"], created_at=row["created_at"], received_at=received,
+        name=row["name"], service=row["service"] or row["type"], local_number=row["local_number"],
+        progress=row["progress"] or "done", handling=row["handling"] or "direct", reason=row["reason"],
+        due_date=row["due_date"] or received[:10],
+        answers=json.loads(row["answers_json"]) if row["answers_json"] else {},
+        updated_at=row["updated_at"] or received,
     )
+
+
+def _insert_filing(conn: sqlite3.Connection, **values: Any) -> None:
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    conn.execute(f"INSERT INTO filings ({columns}) VALUES ({marks})", tuple(values.values()))
 
 
 def _receipt(row: sqlite3.Row) -> ReceiptRow:

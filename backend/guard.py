@@ -75,23 +75,33 @@ def check_json(raw: bytes) -> str | None:
 
 
 class BodyGuard:
-    """Pure ASGI middleware: reads the whole (bounded) body, checks it, then hands it on unchanged."""
+    """Pure ASGI middleware: reads the whole (bounded) body, checks it, then hands it on unchanged.
 
-    def __init__(self, app: Any, max_body: int = MAX_BODY) -> None:
-        self.app, self.max_body = app, max_body
+    raw: (method, path prefix, limit) of routes whose body is raw bytes (not JSON) with their own limit."""
+
+    def __init__(self, app: Any, max_body: int = MAX_BODY, raw: tuple[tuple[str, str, int], ...] = ()) -> None:
+        self.app, self.max_body, self.raw = app, max_body, raw
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, is_raw = self.max_body, False
+        for method, prefix, raw_limit in self.raw:
+            if scope["method"] == method and scope["path"].startswith(prefix):
+                limit, is_raw = raw_limit, True
+        too_large = (
+            _error(413, "attachment_invalid", f"附件过大（上限 {limit // 1024} KB）") if is_raw
+            else _error(413, "body_too_large", f"请求内容过大（上限 {limit // 1024} KiB）")
+        )
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_body
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = False  # h11 already refuses malformed lengths
                 if too_big:
-                    await _send(send, *_error(413, "body_too_large", f"请求内容过大（上限 {self.max_body // 1024} KiB）"))
+                    await _send(send, *too_large)
                     return
         chunks: list[bytes] = []
         size = 0
@@ -101,14 +111,14 @@ class BodyGuard:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                await _send(send, *_error(413, "body_too_large", f"请求内容过大（上限 {self.max_body // 1024} KiB）"))
+            if size > limit:
+                await _send(send, *too_large)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if body.strip():
+        if body.strip() and not is_raw:
             problem = check_json(body)
             if problem is not None:
                 await _send(

@@ -1,5 +1,6 @@
-"""Run the reference backend: the API over HTTPS with mutual TLS, and the public receipt-verification listener
-(HTTPS, no client certificate asked), each a uvicorn server in a background thread.
+"""Run the reference backend: the API over HTTPS with mutual TLS, the public receipt-verification listener
+(HTTPS, no client certificate asked) and the township worklist (HTTPS, clerk sign-in; backend/worklist.py),
+each a uvicorn server in a background thread.
 
 uvicorn does not hand the peer certificate to the app, so the mTLS listener uses a small h11 protocol subclass
 that puts it into the ASGI scope as the standard "tls" extension once the handshake is done (backend/identity.py
@@ -114,6 +115,7 @@ class RunningServer:
         port: int,
         db_path: Path,
         verify_port: int = 0,
+        worklist_port: int = 0,
     ) -> None:
         self.app = app
         self.control = control
@@ -121,10 +123,12 @@ class RunningServer:
         self.host = host
         self.port = port
         self.verify_port = verify_port
+        self.worklist_port = worklist_port
         self.db_path = db_path
         self._lock = threading.Lock()
         self._main: _Listener | None = None
         self._verify: _Listener | None = None
+        self._worklist: _Listener | None = None
         self._stopped = False
 
     # --- public -----------------------------------------------------------------------------------
@@ -138,6 +142,16 @@ class RunningServer:
     def verify_url(self) -> str:
         """The public receipt-verification listener (server certificate only, no client certificate)."""
         return _url(self.host, self.verify_port)
+
+    @property
+    def worklist_url(self) -> str:
+        """The township worklist (server certificate only; the clerk signs in with a password)."""
+        return _url(self.host, self.worklist_port)
+
+    @property
+    def keys_dir(self) -> Path:
+        """Signing keys and the clerk password hash."""
+        return self.db_path.parent / "keys"
 
     def revoke(self, cert_path: str | os.PathLike[str]) -> Terminal:
         """Revoke a terminal certificate (see revoke_certificate)."""
@@ -198,6 +212,8 @@ class RunningServer:
             self._stop_uvicorn()
             if self._verify is not None:
                 self._verify.stop()
+            if self._worklist is not None:
+                self._worklist.stop()
 
     def __enter__(self) -> RunningServer:
         return self
@@ -228,6 +244,16 @@ class RunningServer:
             ssl_cert_reqs=ssl.CERT_NONE,  # public: a resident's phone has no certificate
         )
         self._verify.start(sock)
+
+    def _start_worklist(self, sock: socket.socket) -> None:
+        self._worklist = _Listener(
+            self.app.state.worklist_app,
+            "backend-worklist",
+            ssl_certfile=str(self.pki.server_cert),
+            ssl_keyfile=str(self.pki.server_key),
+            ssl_cert_reqs=ssl.CERT_NONE,  # a clerk's browser: password sign-in, no certificate
+        )
+        self._worklist.start(sock)
 
     def _stop_uvicorn(self) -> None:
         if self._main is None or not self._main.running:
@@ -275,12 +301,13 @@ def start_server(
     slow_seconds: float = 10.0,
     demo: bool = False,
     verify_port: int | None = None,
+    worklist_port: int | None = None,
     **app_kwargs: Any,
 ) -> RunningServer:
     """Create the PKI and database under data_dir (reused if present) and serve: the API over mutual TLS
     (.url) and the public verify listener (.verify_url).
 
-    port / verify_port 0 (or None) pick a free port. receipt_base_url (printed in receipt QR codes) defaults
+    port / verify_port / worklist_port 0 (or None) pick a free port (.worklist_url: the township worklist). receipt_base_url (printed in receipt QR codes) defaults
     to the verify listener's URL. demo: also serve /v1/demo/*. Extra keyword arguments go to create_app
     (e.g. clock).
     """
@@ -294,21 +321,30 @@ def start_server(
     except BaseException:
         sock.close()
         raise
+    try:
+        wsock = _listen(host, worklist_port or 0)
+    except BaseException:
+        sock.close()
+        vsock.close()
+        raise
     running: RunningServer | None = None
     try:
         control = ServerControl(slow_seconds=slow_seconds)
         running = RunningServer(
-            None, control, pki, host, sock.getsockname()[1], data / "backend.sqlite3", vsock.getsockname()[1]
+            None, control, pki, host, sock.getsockname()[1], data / "backend.sqlite3", vsock.getsockname()[1],
+            wsock.getsockname()[1],
         )
         running.app = create_app(
             running.db_path, receipt_base_url or running.verify_url, control=control, demo=demo, **app_kwargs
         )
         running._start_verify(vsock)
+        running._start_worklist(wsock)
         running._start_uvicorn(sock)
     except BaseException:
         if running is not None:
             running.stop()
         sock.close()
         vsock.close()
+        wsock.close()
         raise
     return running

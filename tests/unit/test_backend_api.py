@@ -898,8 +898,12 @@ def test_card_loss_happy_path_suspends_the_card(client, db_path):
     assert ELDER not in r.text and "王秀兰" not in r.text
     s = client.get(f"/v1/filings/{f['filing_id']}", headers=auth)
     assert s.status_code == 200
-    assert s.json() == {"filing_id": f["filing_id"], "type": "card_loss", "status": "accepted",
-                        "created_at": r.json()["created_at"]}
+    # The status row is a FilingSummary (我的办件): a card loss is a direct filing, done at once.
+    assert s.json() == {
+        "filing_id": f["filing_id"], "local_number": None, "service": "card_loss", "title": "社保卡临时挂失",
+        "status": "done", "handling": "direct", "reason": None, "due_date": "2025-03-10",
+        "created_at": r.json()["created_at"], "updated_at": r.json()["received_at"],
+    }
 
 
 @pytest.mark.parametrize("credential", ["sscard_pin", "id_card"])
