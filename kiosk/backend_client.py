@@ -41,7 +41,7 @@ from api.models import (
     CardLossFiling,
     CardLossRequest,
     ErrorBody,
-    FilingStatus,
+    FilingSummary,
     Health,
     Pension,
     PensionRequest,
@@ -324,9 +324,9 @@ class BackendClient:
             headers={"Idempotency-Key": idempotency_key},
         )
 
-    def filing_status(self, token: str, filing_id: str) -> FilingStatus | BackendFailure:
+    def filing_status(self, token: str, filing_id: str) -> FilingSummary | BackendFailure:
         """NOT_FOUND code unknown_filing: no such filing of the token's person."""
-        return self._call("GET", f"/v1/filings/{quote(filing_id, safe='')}", FilingStatus, token=token,
+        return self._call("GET", f"/v1/filings/{quote(filing_id, safe='')}", FilingSummary, token=token,
                           route="/v1/filings/{filing_id}")
 
     def is_our_receipt(self, url: str) -> bool:

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   xvfb xauth libgl1 libegl1 libgl1-mesa-dri libmtdev1  # a GL window with no display (Mesa llvmpipe)
   fontconfig fonts-noto-cjk                         # Chinese text, found through fc-match
   espeak-ng                                         # offline Mandarin voice prompts
+  chromium chromium-driver                          # the township worklist tested in a real headless browser
 )
 
 missing=()

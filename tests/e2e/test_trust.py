@@ -96,6 +96,12 @@ def _id_numbers(n: int) -> list[str]:
 # --- who may ask for what ----------------------------------------------------------------------------------
 
 PUBLIC = {("GET", "/v1/health"), ("POST", "/v1/sessions"), ("GET", "/v1/receipts/{receipt_id}/verify")}
+# The terminal's certificate alone: the catalog, attachments, filings (a queued filing outlives its session; a
+# token, when sent, must be the person's) and ratings. Refused without a certificate (test_backend_filings.py).
+TERMINAL_ONLY = {
+    ("GET", "/v1/services"), ("PUT", "/v1/attachments/{sha256}"), ("POST", "/v1/filings"),
+    ("POST", "/v1/ratings"), ("GET", "/v1/ratings/summary"),
+}
 SAMPLE = {"ssn": ELDER, "filing_id": "F20250310-0000000000", "receipt_id": "R20250310-0000000000"}
 
 
@@ -105,7 +111,7 @@ def _personal_routes(app) -> list[tuple[str, str]]:
         if not isinstance(route, APIRoute) or not route.path.startswith("/v1/"):
             continue
         for method in sorted(route.methods):
-            if (method, route.path) not in PUBLIC:
+            if (method, route.path) not in PUBLIC | TERMINAL_ONLY:
                 out.append((method, route.path))
     return out
 

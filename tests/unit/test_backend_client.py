@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 
 from api.enums import Credential, FilingState, VerifyReason
-from api.models import CardLossFiling, FilingStatus, Pension, Receipt, SessionOpened, Verification
+from api.models import CardLossFiling, FilingSummary, Pension, Receipt, SessionOpened, Verification
 from backend.pki import ensure_demo_pki
 from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
 
@@ -218,9 +218,11 @@ def test_answers_parse_into_api_models(pki):
     receipt = client_with(pki, FakeAdapter(body=RECEIPT)).create_receipt(
         TOKEN, idempotency_key="k" * 8, service="pension_query", created_at=WHEN)
     assert isinstance(receipt, Receipt) and receipt.lines == [("月领取金额", "238.50元")]
-    status = client_with(pki, FakeAdapter(body={"filing_id": "F1", "type": "card_loss", "status": "accepted",
-                                                "created_at": "2025-03-10T17:30:00+08:00"})).filing_status(TOKEN, "F1")
-    assert isinstance(status, FilingStatus)
+    status = client_with(pki, FakeAdapter(body={
+        "filing_id": "F1", "service": "card_loss", "title": "社保卡临时挂失", "status": "done", "handling": "direct",
+        "due_date": "2025-03-10", "created_at": "2025-03-10T17:30:00+08:00", "updated_at": "2025-03-10T17:30:00+08:00",
+    })).filing_status(TOKEN, "F1")
+    assert isinstance(status, FilingSummary)
     assert client_with(pki, FakeAdapter(status=204, body=b"")).close_session(TOKEN) is None
 
 

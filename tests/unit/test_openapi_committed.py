@@ -14,8 +14,18 @@ import jsonschema
 import pytest
 import requests
 
-from api.enums import Credential, ReceiptService
-from api.models import REQUEST_MODELS, CardLossRequest, PensionRequest, ReceiptRequest, SessionOpen, encode
+from api.enums import Credential, ReceiptService, Satisfaction
+from api.models import (
+    REQUEST_MODELS,
+    CardLossRequest,
+    FilingPerson,
+    FilingRequest,
+    PensionRequest,
+    RatingRequest,
+    ReceiptRequest,
+    SessionOpen,
+    encode,
+)
 from backend.app import create_app
 from backend.server import start_server
 
@@ -33,6 +43,11 @@ REQUEST_BODIES: list[tuple[str, Any]] = [
     ("PensionRequest", encode(PensionRequest(ssn="370102195203140527"))),
     ("ReceiptRequest", encode(ReceiptRequest(service=ReceiptService.PENSION_QUERY, created_at=NOW))),
     ("CardLossRequest", encode(CardLossRequest(created_at=NOW))),
+    ("FilingRequest", encode(FilingRequest(
+        service="business_loan", local_number="L20250310-7QK2MX", created_at=NOW, answers={"amount": 50000},
+        person=FilingPerson(ssn="370102195203140527", name="王秀兰", credential=Credential.SSCARD_PIN),
+    ))),
+    ("RatingRequest", encode(RatingRequest(service="card_loss", satisfaction=Satisfaction.SATISFIED, created_at=NOW))),
 ]
 
 # Bodies the schema itself must refuse (a terminal naming itself or another person, unknown fields).
