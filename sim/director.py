@@ -2,7 +2,9 @@
 
 A journey is a generator that yields steps; the director runs one step per frame on the Kivy main
 thread: wait for a condition, tap a button found by its text (a real touch at its centre), or take a
-screenshot of the frame a person sees and check it (text that does not fit, targets too small).
+screenshot of the frame a person sees and check it: text that does not fit, and the elder-friendly floors
+measured on the rendered frame (sim/uicheck.py): type size, touch targets by mode, text/background
+contrast, a voice prompt since the screen was entered, the empty share of a portrait screen.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from kivy.clock import Clock
 from kivy.core.window import Window
-from kivy.metrics import dp
+from kivy.metrics import dp, sp
 from kivy.tests.common import UnitTestTouch
 from kivy.uix.button import Button
 from kivy.uix.label import Label
 
-log = logging.getLogger(__name__)
+from sim import uicheck as U
 
-MIN_TARGET_DP = 60
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +68,35 @@ class Director:
         self._step: Step | None = None
         self._frames_left = 0
         self._done = None
+        self.speech: list[dict] = []  # every Speak effect, with the screen it was spoken on
+        self._screen = None  # the session's screen, and the index into speech where it was entered
+        self._entered = 0
+        self._countdown_from: int | None = None  # index into speech when the countdown appeared
+        self._hook_voice()
+
+    def _hook_voice(self) -> None:
+        """Note every Speak the runtime runs (the demo runs without a voice: the effect still flows)."""
+        rt = getattr(self.app, "runtime", None)
+        if rt is None:
+            return
+        from kiosk import session as S
+
+        self._screen = rt.state.screen
+        inner = rt._run
+
+        def run(eff):
+            if isinstance(eff, S.Speak):
+                self._note_screen(rt.state.screen)  # effects run before listeners see the new state
+                self.speech.append({"msgid": eff.msgid, "screen": str(rt.state.screen)})
+            inner(eff)
+
+        rt._run = run
+        rt.listeners.insert(0, lambda st: self._note_screen(st.screen))
+
+    def _note_screen(self, screen) -> None:
+        if screen != self._screen:
+            self._screen = screen
+            self._entered = len(self.speech)
 
     # -- steps a journey yields
     def until(self, predicate, label: str, timeout: float = 10.0) -> Step:
@@ -113,25 +145,67 @@ class Director:
     def texts(self) -> list[str]:
         return [w.text for w in self.visible_widgets() if isinstance(w, Label) and w.text]
 
-    def check_frame(self) -> dict:
-        small, overflow = [], []
-        buttons = [_rect(b) for b in self.visible_widgets() if isinstance(b, Button)]
-        for w in self.visible_widgets():
+    def check_frame(self, frame: np.ndarray | None = None) -> dict:
+        small, overflow, small_text, low_contrast, sizes = [], [], [], [], []
+        worst = None  # the lowest-contrast text pair, reported even when it passes
+        elder = bool(getattr(self.app.view, "elder_mode", True))
+        floor = U.TARGET_DP[elder]
+        visible = list(self.visible_widgets())
+        buttons = [_rect(b) for b in visible if isinstance(b, Button)]
+        win = (Window.width, Window.height)
+        for w in visible:
             if isinstance(w, Label) and not isinstance(w, Button) and w.text:
                 r = _rect(w)
                 if any(_overlap(r, b) > 4 for b in buttons):
                     overflow.append({"text": w.text, "under_button": [round(v) for v in r]})
-            if not isinstance(w, Label) or not w.text:
+            # a target is anything a finger presses, with or without text
+            if w.is_event_type("on_press") and not w.disabled:
+                w_dp, h_dp = w.width / dp(1), w.height / dp(1)
+                if U.target_too_small(w_dp, h_dp, elder):
+                    small.append({"text": U.short(getattr(w, "text", "") or type(w).__name__),
+                                  "w_dp": round(w_dp), "h_dp": round(h_dp), "floor_dp": floor})
+            if not isinstance(w, Label) or not w.text or not w.text.strip():
                 continue
-            if isinstance(w, Button) and (w.width < dp(MIN_TARGET_DP) or w.height < dp(MIN_TARGET_DP)):
-                small.append({"text": w.text, "w_dp": round(w.width / dp(1)), "h_dp": round(w.height / dp(1))})
+            size_sp = round(w.font_size / sp(1), 1)
+            sizes.append(size_sp)
+            if U.text_too_small(size_sp, elder):
+                small_text.append({"text": U.short(w.text), "sp": size_sp})
             tw, th = w.texture_size
             if tw > w.width + 2 or th > w.height + 2:
                 overflow.append({"text": w.text, "texture": [tw, th], "box": [round(w.width), round(w.height)]})
             x0, y0 = w.to_window(w.x, w.y)
             if x0 < -1 or y0 < -1 or x0 + w.width > Window.width + 1 or y0 + w.height > Window.height + 1:
                 overflow.append({"text": w.text, "offscreen": [round(x0), round(y0)]})
-        return {"small_targets": small, "overflow": overflow}
+            if frame is not None:
+                fg = w.disabled_color if w.disabled else w.color
+                bg = U.background_behind(U.crop(frame, _rect(w), win), fg)
+                if bg is not None:
+                    ratio = U.contrast_ratio(U.blend(fg, bg), bg)
+                    pair = {"text": U.short(w.text), "ratio": round(ratio, 2),
+                            "fg": U.rgb_hex(U.blend(fg, bg)), "bg": U.rgb_hex(bg)}
+                    if worst is None or ratio < worst["ratio"]:
+                        worst = pair
+                    if U.contrast_too_low(ratio):
+                        low_contrast.append(pair)
+        empty = None
+        if frame is not None and Window.height > Window.width:  # portrait: is the height used?
+            empty = round(U.empty_rows_share(frame), 3)
+        return {"small_targets": small, "overflow": overflow, "small_text": small_text,
+                "min_text_sp": min(sizes) if sizes else None, "low_contrast": low_contrast, "min_contrast": worst,
+                "empty_share": empty}
+
+    def check_voice(self) -> dict:
+        """The prompts spoken since this screen was entered; none is a finding (and so is a countdown
+        that appeared without being spoken)."""
+        if getattr(self.app, "runtime", None) is None:
+            return {"spoken": None, "no_voice": []}
+        spoken = [s["msgid"] for s in self.speech[self._entered:]]
+        missing = []
+        if not spoken:
+            missing.append({"screen": str(self._screen), "what": "no prompt since the screen was entered"})
+        if self._countdown_from is not None and not self.speech[self._countdown_from:]:
+            missing.append({"screen": str(self._screen), "what": "countdown not spoken"})
+        return {"spoken": spoken, "no_voice": missing}
 
     # -- running
     def run(self, journey, on_done) -> None:
@@ -159,6 +233,12 @@ class Director:
         step = self._step
         if step is None:
             return False
+        countdown = getattr(getattr(self.app.root, "ids", None), "countdown", None) if self.app.root else None
+        if countdown is not None and countdown.text:
+            if self._countdown_from is None:
+                self._countdown_from = len(self.speech)
+        else:
+            self._countdown_from = None
         if step.kind == "until":
             if step.predicate is not None and step.predicate():
                 # let the new screen lay itself out before anything taps it
@@ -184,15 +264,29 @@ class Director:
             "name": name, "png": str(target), "screen": v.screen, "title": v.title, "texts": self.texts(),
             "elder_mode": v.elder_mode, "locale": v.locale, "window": [Window.width, Window.height],
         }
-        entry.update(self.check_frame())
+        try:
+            from PIL import Image
+
+            with Image.open(target) as im:
+                frame = np.asarray(im.convert("RGB"))
+        except OSError:
+            log.warning("screenshot %s unreadable: no contrast or empty-share check", target.name)
+            frame = None
+        entry.update(self.check_frame(frame))
+        entry.update(self.check_voice())
+        entry["flags"] = U.flags_of(entry)
         self.report.append(entry)
         log.info("screenshot %s", target.name)
 
     def _finish(self) -> None:
         self._step = None
         path = self.out / f"{self.prefix}-report.json"
-        path.write_text(
-            json.dumps({"steps": self.report, "errors": self.errors}, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
+        from screens import theme
+
+        # the theme's elder/standard ratios: once per run, not per screenshot
+        doc = {"steps": self.report, "errors": self.errors, "ratios": U.theme_ratios(theme.SIZES),
+               "low_ratio": U.low_ratios(theme.SIZES, getattr(theme, "DP_ROLES", U.DP_ROLES)),
+               "speech": self.speech}
+        path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
         if self._done:
             self._done(self)
