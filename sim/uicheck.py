@@ -162,3 +162,40 @@ def flags_of(entry: Mapping) -> list[str]:
 def short(text: str, n: int = 40) -> str:
     t = " ".join(str(text).split())
     return t if len(t) <= n else t[: n - 1] + "…"
+
+
+# -- a run's findings, for the test's summary and the team
+def summarize(report: Mapping) -> dict:
+    """Counts and worst offenders of one journey's report (the director's JSON)."""
+    steps = report.get("steps", [])
+    failing = {c: [s["name"] for s in steps if c in s.get("flags", [])] for c in CHECKS}
+    texts = [(t["sp"], s["name"], t["text"]) for s in steps for t in s.get("small_text", [])]
+    targets = [(min(t["w_dp"], t["h_dp"]), s["name"], t["text"]) for s in steps for t in s.get("small_targets", [])]
+    pairs = [(p["ratio"], s["name"], p["text"]) for s in steps for p in s.get("low_contrast", [])]
+    shares = [(s["empty_share"], s["name"]) for s in steps if s.get("empty_share") is not None]
+    return {
+        "screenshots": len(steps),
+        "by_mode": {m: sum(1 for s in steps if bool(s.get("elder_mode")) == (m == "elder")) for m in ("elder", "standard")},
+        "failing": {c: names for c, names in failing.items() if names},
+        "low_ratio": [f"{r['role']} {r['ratio']}" for r in report.get("low_ratio", [])],
+        "smallest_text": [f"{sp} sp {name} {text!r}" for sp, name, text in sorted(texts)[:3]],
+        "smallest_targets": [f"{d} dp {name} {text!r}" for d, name, text in sorted(targets)[:3]],
+        "lowest_contrast": [f"{r}:1 {name} {text!r}" for r, name, text in sorted(pairs)[:3]],
+        "most_empty": [f"{round(v * 100)}% {name}" for v, name in sorted(shares, reverse=True)[:3]],
+    }
+
+
+def summary_line(summary: Mapping) -> str:
+    """One line: how many screenshots fail each check, and the worst of each."""
+    n = summary["screenshots"]
+    parts = [f"{c} {len(v)}/{n}" for c, v in summary["failing"].items()]
+    if summary["low_ratio"]:
+        parts.append("low_ratio " + ", ".join(summary["low_ratio"]))
+    for key in ("smallest_text", "smallest_targets", "lowest_contrast", "most_empty"):
+        if summary[key]:
+            parts.append(f"{key}: {summary[key][0]}")
+    return "; ".join(parts) if parts else f"all {n} screenshots pass"
+
+
+def findings(summary: Mapping) -> int:
+    return sum(len(v) for v in summary["failing"].values()) + len(summary["low_ratio"])

@@ -2,7 +2,11 @@
 orientations, against the real stack (pcscd + vpcd card twin, mutual-TLS backend, printer twin on a pty).
 
 One scripted demo run produces screenshots, a report per journey (what was on screen, text that did not
-fit, targets that were too small) and receipt PNGs; the tests below check them.
+fit, targets that were too small, the elder-friendly measurements) and receipt PNGs; the tests below check them.
+
+The elder-friendly floors (issue 8: type, elder/standard ratio, targets by mode, contrast, a voice prompt on
+every screen, portrait empty share) are report-only until the screens meet them: by default
+test_elder_friendly_floors writes a summary and xfails with the figures; KIOSK_ELDER_CHECKS=strict fails.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ORIENTATIONS = ("landscape", "portrait")
 JOURNEYS = ("pension", "faults", "identity")
+# report-only (xfail with the figures) until the screens are fixed; "strict" makes any finding fail
+ELDER_CHECKS_STRICT = os.environ.get("KIOSK_ELDER_CHECKS", "report").strip().lower() == "strict"
+ELDER_KEYS = {"small_text", "small_targets", "low_contrast", "no_voice", "empty_share", "flags", "spoken"}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +65,38 @@ def test_screens_fit_and_targets_are_big(demo, orientation, journey):
         png = Path(step["png"])
         assert png.exists() and png.stat().st_size > 10_000, png
         assert step["window"] == ([1280, 800] if orientation == "landscape" else [1080, 1920])
-        assert step["small_targets"] == [], (step["name"], step["small_targets"])
+        # the old 60 dp floor holds in every mode (the elder 120 dp floor is in test_elder_friendly_floors)
+        under_60 = [t for t in step["small_targets"] if min(t["w_dp"], t["h_dp"]) < 60]
+        assert under_60 == [], (step["name"], under_60)
         assert step["overflow"] == [], (step["name"], step["overflow"])
+        # the elder measurements are there on every screenshot (whether they pass is reported below)
+        assert ELDER_KEYS <= set(step), (step["name"], ELDER_KEYS - set(step))
+        assert (step["empty_share"] is None) == (orientation == "landscape"), step["name"]
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+@pytest.mark.parametrize("journey", JOURNEYS)
+def test_elder_friendly_floors(demo, orientation, journey):
+    """Elder text >= 26 sp, every text role >= 1.5x in elder mode, targets >= 120 dp (elder) / 60 dp,
+    contrast >= 4.5:1, a voice prompt since each screen was entered, portrait <= 50 % empty."""
+    from sim import uicheck as U
+
+    out, _ = demo
+    rep = _report(out, orientation, journey)
+    assert rep["steps"], "no screenshots"
+    summary = U.summarize(rep)
+    if journey != JOURNEYS[0]:
+        summary["low_ratio"] = []  # the theme's ratios are counted once per run, on the first journey
+    (out / f"elder-checks-{orientation}-{journey}.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+    n = U.findings(summary)
+    if n == 0:
+        return
+    line = f"{orientation}/{journey}: {U.summary_line(summary)}"
+    print(line)
+    if ELDER_CHECKS_STRICT:
+        pytest.fail(line)
+    pytest.xfail(f"elder checks report-only (KIOSK_ELDER_CHECKS=strict fails) — {line}")
 
 
 @pytest.mark.parametrize("orientation", ORIENTATIONS)

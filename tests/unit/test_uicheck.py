@@ -89,3 +89,30 @@ def test_flags_of_an_entry():
              "empty_share": 0.7}
     assert U.flags_of(entry) == ["small_text", "no_voice", "empty_share"]
     assert U.flags_of({"empty_share": None}) == []
+
+
+def test_summary_counts_failing_screenshots_and_names_the_worst():
+    report = {
+        "low_ratio": [{"role": "body", "normal": 24, "elder": 30, "ratio": 1.25}],
+        "steps": [
+            {"name": "01-idle", "elder_mode": True, "flags": ["small_text", "no_voice"],
+             "small_text": [{"text": "大字模式：开", "sp": 22.0}], "small_targets": [], "low_contrast": [],
+             "empty_share": 0.76},
+            {"name": "06-pension", "elder_mode": True, "flags": ["small_text", "small_targets"],
+             "small_text": [{"text": "2026-11", "sp": 20.0}],
+             "small_targets": [{"text": "大字模式：开", "w_dp": 260, "h_dp": 68}], "low_contrast": [],
+             "empty_share": 0.4},
+            {"name": "20-standard", "elder_mode": False, "flags": [], "small_text": [], "small_targets": [],
+             "low_contrast": [], "empty_share": None},
+        ],
+    }
+    s = U.summarize(report)
+    assert s["screenshots"] == 3 and s["by_mode"] == {"elder": 2, "standard": 1}
+    assert s["failing"] == {"small_text": ["01-idle", "06-pension"], "small_targets": ["06-pension"],
+                            "no_voice": ["01-idle"]}
+    assert s["smallest_text"][0] == "20.0 sp 06-pension '2026-11'"
+    assert s["most_empty"][0] == "76% 01-idle"
+    assert U.findings(s) == 5
+    line = U.summary_line(s)
+    assert "small_text 2/3" in line and "low_ratio body 1.25" in line and "68 dp" in line
+    assert U.summary_line(U.summarize({"steps": []})) == "all 0 screenshots pass"
