@@ -71,8 +71,15 @@ class Director:
         self.speech: list[dict] = []  # every Speak effect, with the screen it was spoken on
         self._screen = None  # the session's screen, and the index into speech where it was entered
         self._entered = 0
-        self._countdown_from: int | None = None  # index into speech when the countdown appeared
-        self._hook_voice()
+        # when the countdown was last seen hidden, and whether it shows: a prompt spoken since then is its own
+        self._countdown_hidden_at = time.monotonic()
+        self._countdown_shown = False
+        self._voice_hooked = False
+        try:
+            self._hook_voice()
+        except Exception:  # a runtime without the hook points: say so in every entry, do not stop the run
+            log.warning("director: the runtime's effects cannot be observed; voice prompts not measured",
+                        exc_info=True)
 
     def _hook_voice(self) -> None:
         """Note every Speak the runtime runs (the demo runs without a voice: the effect still flows)."""
@@ -87,11 +94,12 @@ class Director:
         def run(eff):
             if isinstance(eff, S.Speak):
                 self._note_screen(rt.state.screen)  # effects run before listeners see the new state
-                self.speech.append({"msgid": eff.msgid, "screen": str(rt.state.screen)})
+                self.speech.append({"msgid": eff.msgid, "screen": str(rt.state.screen), "t": time.monotonic()})
             inner(eff)
 
         rt._run = run
         rt.listeners.insert(0, lambda st: self._note_screen(st.screen))
+        self._voice_hooked = True
 
     def _note_screen(self, screen) -> None:
         if screen != self._screen:
@@ -197,13 +205,13 @@ class Director:
     def check_voice(self) -> dict:
         """The prompts spoken since this screen was entered; none is a finding (and so is a countdown
         that appeared without being spoken)."""
-        if getattr(self.app, "runtime", None) is None:
-            return {"spoken": None, "no_voice": []}
+        if not self._voice_hooked:
+            return {"spoken": None, "no_voice": [{"screen": "?", "what": "voice prompts not measured"}]}
         spoken = [s["msgid"] for s in self.speech[self._entered:]]
         missing = []
         if not spoken:
             missing.append({"screen": str(self._screen), "what": "no prompt since the screen was entered"})
-        if self._countdown_from is not None and not self.speech[self._countdown_from:]:
+        if self._countdown_shown and not any(s["t"] >= self._countdown_hidden_at for s in self.speech):
             missing.append({"screen": str(self._screen), "what": "countdown not spoken"})
         return {"spoken": spoken, "no_voice": missing}
 
@@ -234,11 +242,9 @@ class Director:
         if step is None:
             return False
         countdown = getattr(getattr(self.app.root, "ids", None), "countdown", None) if self.app.root else None
-        if countdown is not None and countdown.text:
-            if self._countdown_from is None:
-                self._countdown_from = len(self.speech)
-        else:
-            self._countdown_from = None
+        self._countdown_shown = bool(countdown is not None and countdown.text)
+        if not self._countdown_shown:
+            self._countdown_hidden_at = time.monotonic()
         if step.kind == "until":
             if step.predicate is not None and step.predicate():
                 # let the new screen lay itself out before anything taps it
@@ -286,7 +292,7 @@ class Director:
         # the theme's elder/standard ratios: once per run, not per screenshot
         doc = {"steps": self.report, "errors": self.errors, "ratios": U.theme_ratios(theme.SIZES),
                "low_ratio": U.low_ratios(theme.SIZES, getattr(theme, "DP_ROLES", U.DP_ROLES)),
-               "speech": self.speech}
+               "speech": [{"msgid": x["msgid"], "screen": x["screen"]} for x in self.speech]}
         path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
         if self._done:
             self._done(self)
