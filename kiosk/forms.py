@@ -475,7 +475,7 @@ def display_text(q: Question, value: object, locale: str = "zh_CN") -> str:
             return o.label(locale)
     if q.widget == "yesno" or isinstance(value, bool):
         return tr(locale, "form.yes" if value else "form.no")
-    if q.widget == "date" and isinstance(value, str):
+    if (q.widget == "date" or q.prefill == "birth_date") and isinstance(value, str):
         try:
             d = dt.date.fromisoformat(value)
         except ValueError:
@@ -502,7 +502,7 @@ def spoken_text(q: Question, value: object, locale: str = "zh_CN") -> str:
             return tr(locale, "form.option_amount.voice", title=o.title, amount=spoken_amount(o.amount))
         if o is not None:
             return o.title
-    if q.widget == "date" and isinstance(value, str):
+    if (q.widget == "date" or q.prefill == "birth_date") and isinstance(value, str):
         try:
             return spoken_date(dt.date.fromisoformat(value))
         except ValueError:

@@ -1308,10 +1308,10 @@ def _filing_saved(s: State, v: FilingSaved, now: float) -> tuple[State, list]:
 def _local_lines(s: State, form: F.ServiceForm, local: str, at: dt.datetime, due: dt.date):
     """The receipt of a filing the backend has not confirmed yet: its local number proves it later."""
 
-    def t(m: str, **kw) -> str:
+    def t(msgid: str, **kw) -> str:
         from kiosk.i18n import tr
 
-        return tr("zh_CN", m, **kw)  # receipts are official papers: always in Chinese
+        return tr("zh_CN", msgid, **kw)  # receipts are official papers: always in Chinese
 
     info = form.info
     handling = t("filing.handling.forwarded" if info.handling is Handling.FORWARDED else "filing.handling.direct")
