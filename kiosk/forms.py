@@ -520,7 +520,7 @@ def option_label(o: Option, locale: str) -> str:
     """A choice button: 每年 500 元 under the tier's name, where it has an amount."""
     if o.amount is None:
         return o.label(locale)
-    return tr(locale, "form.option_amount", title=o.label(locale), amount=_money(o.amount))
+    return tr(locale, "form.option_amount.button", title=o.label(locale), amount=_money(o.amount))
 
 
 def _money(amount: Decimal) -> str:

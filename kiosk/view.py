@@ -301,7 +301,7 @@ def _form(state: S.State, now: float, t, common) -> View:
         extra["typed"] = typed
         extra["count"] = t("form.pick.count", n=len(shown))
         extra["clear"] = Button(t("form.pick.clear"), S.Letter("")) if typed else None
-        extra["hint"] = t("form.pick.hint")
+        extra["hint"] = "" if body else t("form.pick.hint")  # the catalog's own help says it already
         buttons = (nxt, back) if current is not None else (back,)
     elif q.widget == "keypad":
         typed = str(state.draft or "")

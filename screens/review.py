@@ -10,7 +10,7 @@ from kivy.utils import escape_markup
 from kiosk import view as V
 from screens import theme as T
 from screens.base import KioskScreen
-from screens.form import app_theme, big_button, grid, scrolled, wrap_label
+from screens.form import app_theme, big_button, grid, landscape, scrolled, wrap_label
 
 
 def _hex(rgba) -> str:
@@ -29,11 +29,13 @@ class ReviewScreen(KioskScreen):
         box = self.ids.rows
         box.clear_widgets()
         g = grid(1, dp(10))
+        # landscape: label and answer on one line, so the whole filing fits; portrait has the height for two
+        sep = "　　" if landscape() else "\n"
         for label, value, event in x.get("items", ()):
-            text = f"[color={_hex(T.MUTED)}]{escape_markup(label)}[/color]\n[b]{escape_markup(value)}[/b]"
+            text = f"[color={_hex(T.MUTED)}]{escape_markup(label)}[/color]{sep}[b]{escape_markup(value)}[/b]"
             if event is None:
                 w = wrap_label(f"{text}  [color={_hex(T.MUTED)}]（{escape_markup(x.get('prefilled', ''))}）[/color]",
-                               theme.body, min_h=theme.button_h * 0.8)
+                               theme.body)
                 w.markup = True
                 w.padding = (dp(18), dp(8))
             else:

@@ -229,7 +229,7 @@ def test_choice_with_amounts_is_shown_and_spoken_in_words():
     assert d.field == "tier"
     v = d.view()
     labels = [b.label for b in v.extra["choices"]]
-    assert "500 元档（每年 500 元）" in labels
+    assert "500 元档\n每年 500 元" in labels
     d.send(S.Answer("t500"))
     d.send(S.Back())
     assert d.field == "tier"
