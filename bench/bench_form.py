@@ -51,12 +51,58 @@ def _labels_ready(root) -> bool:
     return True
 
 
+def _check(root) -> list:
+    """The director's frame checks, minus what a scroll view clips on purpose: text cut off or spilling outside
+    its box, text under a button, targets under 120 dp in elder mode, text outside the window."""
+    from kivy.core.window import Window
+    from kivy.metrics import dp
+    from kivy.uix.button import Button
+    from kivy.uix.label import Label
+    from kivy.uix.scrollview import ScrollView
+
+    def rect(w):
+        x, y = w.to_window(w.x, w.y)
+        return x, y, x + w.width, y + w.height
+
+    def clipped(w):
+        p = w.parent
+        while p is not None and p is not p.parent:
+            if isinstance(p, ScrollView):
+                r, c = rect(w), rect(p)
+                return r[0] < c[0] - 1 or r[1] < c[1] - 1 or r[2] > c[2] + 1 or r[3] > c[3] + 1
+            p = p.parent
+        return False
+
+    widgets = [w for w in _visible(root) if not clipped(w)]
+    buttons = [rect(b) for b in widgets if isinstance(b, Button)]
+    problems = []
+    for w in widgets:
+        if not isinstance(w, Label) or not w.text:
+            continue
+        r = rect(w)
+        if isinstance(w, Button):
+            if min(w.width, w.height) < dp(120) and w.text not in ("大字模式：开", "大字模式：关"):
+                problems.append(("small target", w.text, round(w.width), round(w.height)))
+        else:
+            for b in buttons:
+                if min(r[2], b[2]) - max(r[0], b[0]) > 0 and min(r[3], b[3]) - max(r[1], b[1]) > 4:
+                    problems.append(("under a button", w.text[:30]))
+                    break
+        tw, th = w.texture_size
+        if tw > w.width + 2 or th > w.height + 2:
+            problems.append(("does not fit", w.text[:30], tw, th, round(w.width), round(w.height)))
+        if r[0] < -1 or r[1] < -1 or r[2] > Window.width + 1 or r[3] > Window.height + 1:
+            problems.append(("off screen", w.text[:30]))
+    return problems
+
+
 class Bench:
     def __init__(self, args) -> None:
         self.args = args
         self.samples: dict[str, list[float]] = {}
         self.pending: tuple[str, str, float] | None = None  # (label, field expected, t0)
         self.failed: list[str] = []
+        self.checks: dict[str, list] = {}
 
     def build(self):
         from kiosk import app as kapp
@@ -118,6 +164,7 @@ class Bench:
         def shot(name):
             if shots:
                 yield d.shot(name)
+                self.checks[name] = _check(self.app.root)
 
         def at(field):
             yield d.until(lambda: self.app.view.extra.get("field") == field and _labels_ready(self.app.root), field)
@@ -146,10 +193,11 @@ class Bench:
             yield from timed("下一步", "date → pick", "village")
             if r == 0:
                 yield from shot("05-pick")
-                yield d.tap("Z")
-                yield d.frames(3)
-                yield from shot("06-pick-Z")
-            yield from timed("张庄村", "pick → yes/no", "contract")
+            yield d.tap("C")  # the first letter: always in view (the letters scroll when there are many)
+            yield d.frames(3)
+            if r == 0:
+                yield from shot("06-pick-C")
+            yield from timed("陈家村", "pick → yes/no", "contract")
             if r == 0:
                 yield from shot("07-yesno")
             yield from timed("是", "yes/no → keypad", "phone")
@@ -173,7 +221,9 @@ class Bench:
         yield from at("start_date")
         yield d.tap("下一步")
         yield from at("village")
-        yield d.tap("张庄村")
+        yield d.tap("C")
+        yield d.frames(3)
+        yield d.tap("陈家村")
         yield from at("contract")
         yield d.tap("是")
         yield from at("phone")
@@ -278,6 +328,8 @@ def main() -> int:
     print(table("tap → question on screen (ms), software renderer, "
                 + ("portrait 1080×1920" if args.portrait else "landscape 1280×800"),
                 ["transition", "n", "median", "p90", "max", "goal"], rows))
+    for name, problems in bench.checks.items():
+        print(f"{name}: {'ok' if not problems else problems}")
     if bench.failed:
         print("journey errors:", bench.failed)
         return 1

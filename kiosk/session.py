@@ -393,6 +393,7 @@ class PrintReceipt:
     holder_id_masked: str
     lines: tuple[tuple[str, str], ...]
     qr_url: str
+    title: str = ""  # a catalog service's own title (built-in services have a message id service.<key>)
 
 
 @dataclass(frozen=True)
@@ -1301,7 +1302,7 @@ def _filing_saved(s: State, v: FilingSaved, now: float) -> tuple[State, list]:
         s = _go(s, Screen.PRINTING, now, pending=None, filing_id=local, local_number=local, queued=True, due=due)
         lines = tuple(v.lines) or _local_lines(s, form, local, at, due)
         qr = ""
-    return s, [PrintReceipt(s.sid, form.key, s.holder_name_masked, s.holder_id_masked, lines, qr),
+    return s, [PrintReceipt(s.sid, form.key, s.holder_name_masked, s.holder_id_masked, lines, qr, form.title),
                Speak("printing.title")]
 
 

@@ -143,7 +143,7 @@ class FormScreen(KioskScreen):
         self.ids.typed.text = f"{' '.join(typed)}　{x.get('count', '')}" if typed else x.get("hint", "")
         self.ids.typed.font_size = theme.title if typed else theme.body
         self.ids.typed.color = T.TEXT if typed else T.MUTED
-        letters = grid(4 if landscape() else 6, dp(10))
+        letters = grid(3 if landscape() else 6, dp(10))
         clear = x.get("clear")
         for b in x.get("letters", ()):
             letters.add_widget(big_button(b, self._post, font=theme.title))

@@ -16,6 +16,7 @@ class RatingScreen(KioskScreen):
         g = grid(cols, theme.pad * 0.6)
         for b in choices:
             g.add_widget(big_button(b, self._post, font=theme.title, grow=True))
+        g.bind(height=lambda _g, h: setattr(box, "height", h))
         box.add_widget(g)
 
     def on_leave(self, *args) -> None:
