@@ -285,9 +285,35 @@ class Bench:
         yield d.tap("开始办理")
         yield from at("tier")
         yield from shot("17-choice-amounts")
-        yield d.tap("返回")
-        yield d.until_screen("service_info")
-        yield d.tap("返回")
+        yield d.tap("500 元档\n每年 500 元")
+        yield from at("phone")
+        yield d.tap("跳过")
+        yield d.until_screen("review")
+        yield d.frames(3)
+        yield from shot("17a-review-optional")
+        yield d.tap("确认提交")
+        yield d.until(lambda: rt.state.screen is S.Screen.SUBMITTING, "submitting")
+        sub = rt.state.pending
+        from api.enums import Handling, Progress
+        from api.models import Filing
+
+        filing = Filing(
+            filing_id="F20261201-0042", local_number=sub.local_number, service=sub.service,
+            title="城乡居民养老保险参保登记", status=Progress.RECEIVED, handling=Handling.DIRECT,
+            due_date=dt.date(2026, 12, 4), receipt_id="R20261201-0042", verify_url="https://example.test/v/R42",
+            lines=[("事项", "城乡居民养老保险参保登记"), ("缴费档次", "500 元档")], created_at=WALL, received_at=WALL,
+            replayed=False,
+        )
+        rt.post(S.Result(rt.state.sid, S.FilingSaved(sub.local_number, False, filing)))
+        yield d.until(lambda: rt.state.screen is S.Screen.FILED, "filed", timeout=15)
+        yield from shot("17b-filed-accepted")
+        yield d.tap("完成")
+        yield d.until_screen("rating")
+        yield d.tap("满意")
+        yield d.until(lambda: rt.state.screen is S.Screen.TAKE_CARD, "take card")
+        rt.post(IdCardRemoved())
+        yield d.until_screen("idle")
+        rt.post(IdCardPlaced(ID))
         yield d.until_screen("menu")
         yield from shot("18a-menu-full")
         rt.post(S.Choose("my_filings"))  # the menu screen (not this bench's) does not scroll: the tile may be hidden

@@ -929,6 +929,9 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
     if sc is Screen.ERROR:
         if isinstance(e, Retry) and s.pending is not None:
             return _retry(s, now)
+        if isinstance(e, Back) and isinstance(s.pending, SubmitFiling) and s.form is not None:
+            # not saved: back to the answers (a new confirmation is a new filing with new numbers)
+            return _review(replace(s, pending=None, fault=None, fault_detail=""), now)
         if isinstance(e, Retry | Back) and s.fault is Fault.PIN_WRONG:
             return _go(s, Screen.PIN, now, fault=None, pin=""), [Speak("pin.title")]
         if isinstance(e, Back) and s.person is not None and s.level is not Level.NONE:

@@ -372,30 +372,35 @@ def _review(state: S.State, t, common) -> View:
 
 
 def _filed(state: S.State, t, common) -> View:
+    """已受理 (the backend's number), 已受理，待上传 (the local number), or, for an online-only service the backend
+    has not confirmed: plainly not done, and what to do. The number is the largest thing after the title."""
     f = state.form
     info = f.info if f is not None else None
     done = (Button(t("btn.done"), S.Finish(), primary=True),)
     rows: list[tuple[str, str]] = []
-    if state.queued and info is not None and info.online_only:
+    not_done = state.queued and info is not None and info.online_only
+    if not_done:
         title = t("filed.not_done.title")
         body = t("filed.not_done.body", title=f.title_for(state.locale), phone=info.phone)  # type: ignore[union-attr]
-        tone = "warn"
-        rows.append((t("filed.local_number"), state.local_number))
+        tone, label, number = "warn", t("filed.local_number"), state.local_number
     elif state.queued:
         title, body, tone = t("filed.queued.title"), t("filed.queued.body"), "info"
-        rows.append((t("filed.local_number"), state.local_number))
+        label, number = t("filed.local_number"), state.local_number
     else:
         title, body, tone = t("filed.accepted.title"), t("filed.accepted.body"), "info"
-        rows.append((t("filed.number"), state.filing_id))
-    if state.due is not None and not (info is not None and info.online_only and state.queued):
+        label, number = t("filed.number"), state.filing_id
+    if state.due is not None and not not_done:
         days = info.time_limit_days if info is not None else 1
         rows.append((t("filed.due"), t("filing.due.today") if days == 0 else
                      t("form.date", y=state.due.year, m=state.due.month, d=state.due.day)))
+    if info is not None and not not_done:
+        rows.append((t("service_info.handling"), t(
+            "filing.handling.forwarded" if info.handling == "forwarded" else "filing.handling.direct")))
     if state.print_failed:
         body = body + "\n" + t("filed.print_failed")
         tone = "warn"
-    return View("notice", title, body, tone=tone, rows=tuple(rows), buttons=done,
-                extra={"number": state.filing_id or state.local_number}, **common)
+    return View("filed", title, body, tone=tone, rows=tuple(rows), buttons=done,
+                extra={"number": number, "number_label": label}, **common)
 
 
 _REASONS = ("too_slow", "hard_to_use", "not_clear", "not_solved", "staff")

@@ -153,7 +153,8 @@ def test_every_widget_through_to_an_online_filing_and_the_backends_receipt():
     assert p.lines == (("受理编号", "F20261201-0001"), ("事项", "就业登记")) and p.qr_url == "https://example.test/v"
     d.result(PrintResult(PrintOutcome.PRINTED))
     v = d.view()
-    assert d.state.screen is S.Screen.FILED and v.title == "已受理" and ("受理编号", "F20261201-0001") in v.rows
+    assert d.state.screen is S.Screen.FILED and v.title == "已受理" and v.extra["number"] == "F20261201-0001"
+    assert v.screen == "filed" and v.extra["number_label"] == "受理编号" and ("承诺办结", "2026年12月8日") in v.rows
     assert d.spoken()[-1] == "filed.accepted.voice"
     d.send(S.Finish())
     assert d.state.screen is S.Screen.RATING
@@ -178,6 +179,17 @@ def test_keys_are_made_once_per_confirmation_and_a_retry_reuses_them():
     assert d3.effects_of(S.SubmitFiling)[0].key != a.key
 
 
+def test_back_from_a_failed_submission_returns_to_the_answers():
+    d = _employment_to_review(Driver())
+    d.send(S.Confirm())
+    d.result(S.BackendFailed(S.BackendFailureKind.SERVER_ERROR))
+    d.send(S.Back())
+    assert d.state.screen is S.Screen.REVIEW and dict(d.state.answers)["kind"] == "self" and d.state.pending is None
+    d.send(S.Confirm())
+    a, b = d.effects_of(S.SubmitFiling)
+    assert a.key != b.key  # the first was never saved: this is a new filing
+
+
 def test_queued_filing_prints_local_lines_and_says_so():
     d = _employment_to_review(Driver())
     d.send(S.Confirm())
@@ -195,7 +207,7 @@ def test_queued_filing_prints_local_lines_and_says_so():
     d.result(PrintResult(PrintOutcome.PAPER_OUT))  # the printer failed: the number is on screen all the same
     v = d.view()
     assert d.state.screen is S.Screen.FILED and v.title == "已受理，待上传"
-    assert ("本地编号", sub.local_number) in v.rows and "回执没有打印出来" in v.body
+    assert v.extra == {"number": sub.local_number, "number_label": "本地编号"} and "回执没有打印出来" in v.body
 
 
 def test_online_only_queued_says_plainly_it_is_not_done_and_what_to_do():
