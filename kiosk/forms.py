@@ -12,10 +12,11 @@ import datetime as dt
 import re
 from calendar import monthrange
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field  # Question has an attribute called `field`
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -57,7 +58,7 @@ class Option:
     amount: Decimal | None = None  # x-amount: yuan per year, shown and spoken
     en: str | None = None
     # first letters of each character's readings (heteronyms: every reading), for the pinyin filter
-    letters: tuple[frozenset[str], ...] = field(default=(), compare=False, repr=False)
+    letters: tuple[frozenset[str], ...] = dc_field(default=(), compare=False, repr=False)
 
     def label(self, locale: str) -> str:
         return self.en if locale == "en" and self.en else self.title
@@ -82,7 +83,7 @@ class Question:
     voice: str | None = None  # x-voice
     en_title: str | None = None
     en_description: str | None = None
-    schema: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    schema: Mapping[str, Any] = dc_field(default_factory=dict, compare=False, repr=False)
 
     @property
     def attachment(self) -> bool:
@@ -112,10 +113,10 @@ class Question:
 
 @dataclass(frozen=True)
 class ServiceForm:
-    info: ServiceInfo = field(compare=False)
+    info: ServiceInfo = dc_field(compare=False)
     questions: tuple[Question, ...]
     level: Level
-    schema: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    schema: Mapping[str, Any] = dc_field(default_factory=dict, compare=False, repr=False)
     en_title: str | None = None
     en_description: str | None = None
 
@@ -206,7 +207,7 @@ def _compile(raw: object) -> ServiceForm:
         raise FormError("required names a property that does not exist")
     defs = {k: form[k] for k in ("$defs",) if k in form}
     questions = tuple(_question(name, props[name], name in required, defs) for name in order)
-    en = raw.get("x-en") if isinstance(raw.get("x-en"), dict) else {}
+    en = _dict(raw.get("x-en"))
     return ServiceForm(
         info=info, questions=questions, level=_LEVELS[info.level], schema=form,
         en_title=_opt_str(en.get("title")), en_description=_opt_str(en.get("description")),
@@ -216,6 +217,10 @@ def _compile(raw: object) -> ServiceForm:
 def _loc(e: ModelError) -> str:
     errs = e.errors()
     return ".".join(str(p) for p in errs[0]["loc"]) if errs else "?"
+
+
+def _dict(v: object) -> dict:
+    return v if isinstance(v, dict) else {}
 
 
 def _opt_str(v: object) -> str | None:
@@ -238,7 +243,7 @@ def _question(name: str, p: object, required: bool, defs: dict) -> Question:
         raise FormError(f"{name}: widget prefill needs x-prefill")
     kind = p.get("type", "string")
     options: tuple[Option, ...] = ()
-    en = p.get("x-en") if isinstance(p.get("x-en"), dict) else {}
+    en = _dict(p.get("x-en"))
     if widget in ("choice", "pick"):
         options = _options(name, p, en)
         if widget == "choice" and len(options) > MAX_CHOICES:
@@ -298,7 +303,7 @@ def _options(name: str, p: dict, en: dict) -> tuple[Option, ...]:
     one_of = p.get("oneOf")
     if not isinstance(one_of, list) or not one_of:
         raise FormError(f"{name}: choice and pick need oneOf of {{const, title}}")
-    en_titles = en.get("options") if isinstance(en.get("options"), dict) else {}
+    en_titles = _dict(en.get("options"))
     out: list[Option] = []
     seen: list[Any] = []
     for o in one_of:
@@ -344,7 +349,7 @@ def validate_answer(q: Question, value: object, today: dt.date | None = None) ->
     """None when the answer is acceptable, else a plain-words message id (form.error.*)."""
     if value is None or value == "":
         return "form.error.required" if q.required else None
-    err = best_match(q.validator.iter_errors(value))
+    err = best_match(q.validator.iter_errors(cast(Any, value)))
     if err is not None:
         return _msgid(q, err)
     if q.widget == "date" and today is not None and isinstance(value, str):
@@ -362,7 +367,7 @@ def validate_all(form: ServiceForm, answers: Mapping[str, object]) -> dict[str, 
     """Every refused field of a whole filing -> its message id (the check before SubmitFiling)."""
     present = {k: v for k, v in answers.items() if v is not None and v != ""}
     out: dict[str, str] = {}
-    for err in form.validator.iter_errors(present):
+    for err in form.validator.iter_errors(cast(Any, present)):
         if err.validator == "required" and not err.path:
             for name in err.validator_value:
                 if name not in present:
@@ -598,7 +603,7 @@ def pinyin_initials(text: str) -> str:
     from pypinyin import Style, lazy_pinyin
 
     out = []
-    for part in lazy_pinyin(text, style=Style.FIRST_LETTER, errors=lambda s: list(s)):
+    for part in lazy_pinyin(text, style=Style.FIRST_LETTER, errors=cast(Any, list)):  # other text: letter by letter
         c = part[:1].upper()
         if c.isascii() and c.isalnum():
             out.append(c)

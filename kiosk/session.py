@@ -15,6 +15,7 @@ import datetime as dt
 import enum
 import hashlib
 from dataclasses import dataclass, field, replace
+from dataclasses import field as dc_field  # for classes with an attribute called `field`
 
 from api.enums import Credential, Handling, Satisfaction
 from api.models import Filing, Pension, Verification
@@ -301,7 +302,7 @@ class Captured:
     """A JPEG from the document camera, or a face photo the face guide took."""
 
     field: str
-    data: bytes = field(repr=False)
+    data: bytes = dc_field(repr=False)
     media_type: str = "image/jpeg"
 
 
@@ -1274,11 +1275,12 @@ def _confirm(s: State, form: F.ServiceForm, now: float) -> tuple[State, list]:
                 return replace(s, form_error=errors[q.field]), fx + [Speak(errors[q.field], tuple(F.error_params(q).items()))]
         return _review(s, now, error="review.error.prefill")  # the credential lacks something: not fixable here
     at = _wall_now(s, now)
+    person = s.person
     s, h = _unique(s, "filing")
     local = _local_number(at.date(), h)
     key = f"filing-{h[8:24].hex()}"
     eff = SubmitFiling(
-        s.sid, form.key, local, key, s.person, tuple((q.field, answers[q.field]) for q in form.questions
+        s.sid, form.key, local, key, person, tuple((q.field, answers[q.field]) for q in form.questions
                                                       if q.field in answers),
         form.info.online_only, at,
     )
@@ -1292,7 +1294,7 @@ def _filing_saved(s: State, v: FilingSaved, now: float) -> tuple[State, list]:
     form = s.form
     if v.filing is not None and not v.queued:
         f = v.filing
-        lines = tuple(v.lines) or tuple(tuple(x) for x in f.lines)  # the backend's lines: one source of truth
+        lines = tuple(v.lines) or tuple((str(a), str(b)) for a, b in f.lines)  # the backend's: one source of truth
         if not any(label == "受理编号" for label, _ in lines):
             lines = (("受理编号", f.filing_id),) + lines
         s = _go(s, Screen.PRINTING, now, pending=None, filing_id=f.filing_id, local_number=v.local_number or
