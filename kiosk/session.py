@@ -1157,7 +1157,7 @@ def _advance(s: State, now: float) -> tuple[State, list]:
 
 def _review(s: State, now: float, error: str | None = None) -> tuple[State, list]:
     s = _go(s, Screen.REVIEW, now, editing=False, draft=None, form_error=error, hint=None)
-    return s, [Speak(error or "review.title")]
+    return s, [Speak(error or "review.voice")]
 
 
 def _on_form_ui(s: State, e: object, now: float) -> tuple[State, list]:

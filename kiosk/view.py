@@ -41,6 +41,8 @@ class View:
     extra: dict = field(default_factory=dict)
 
 
+PICK_SHOWN = 24  # options a pick list shows at once; more letters narrow it
+
 # screens that show one message (title, body, buttons) share the message screen
 _WAIT = {
     S.Screen.READING: "reading",
@@ -294,9 +296,11 @@ def _form(state: S.State, now: float, t, common) -> View:
     elif q.widget == "pick":
         typed = str(state.draft or "")
         shown = F.filter_options(q.options, typed)
+        # a long list is cut: a screen of hundreds of buttons is slow to build and no help to read
         extra["choices"] = tuple(
-            Button(o.label(loc), S.Answer(o.value), primary=_same(current, o.value)) for o in shown
+            Button(o.label(loc), S.Answer(o.value), primary=_same(current, o.value)) for o in shown[:PICK_SHOWN]
         )
+        extra["more"] = t("form.pick.more", n=len(shown) - PICK_SHOWN) if len(shown) > PICK_SHOWN else ""
         extra["letters"] = tuple(Button(c, S.Letter(c)) for c in F.next_letters(q.options, typed))
         extra["typed"] = typed
         extra["count"] = t("form.pick.count", n=len(shown))

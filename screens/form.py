@@ -150,6 +150,8 @@ class FormScreen(KioskScreen):
         options = grid(1, dp(10))
         for b in x.get("choices", ()):
             options.add_widget(big_button(b, self._post, font=theme.button_font, grow=True))
+        if x.get("more"):
+            options.add_widget(wrap_label(x["more"], theme.body, color=T.MUTED, halign="center"))
         if landscape():
             tools = self.ids.tools
             if clear is not None:

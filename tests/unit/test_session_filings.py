@@ -528,3 +528,114 @@ def test_every_spoken_prompt_of_the_filings_exists():
         "look_at_camera", "closer", "farther", "centre", "hold_still", "one_face_only")}
     for loc in ("zh_CN", "en"):
         assert not [i for i in ids if i not in cat(loc)], loc
+
+
+# ------------------------------------------------------------------ random walks through every form
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FIELDS = sorted({q.field for f in services() for q in f.questions})
+_EVENTS = st.one_of(
+    st.sampled_from([
+        S.Start(), S.Next(), S.Back(), S.Confirm(), S.CaptureNow(), S.Retake(), S.KeyBackspace(), S.Finish(),
+        S.Touch(), S.Tick(), S.Rate("satisfied"), S.Rate("dissatisfied"), S.RateReasons(("too_slow",)),
+        S.Letter(""), S.Choose("my_filings"),
+    ]),
+    st.builds(S.Choose, st.sampled_from([f.key for f in services()])),
+    st.builds(S.Answer, st.sampled_from(["self", "lost", "t500", "v00", "v03", True, False, "13912345678", "x",
+                                         None, "2026-01-01", 5, 0])),
+    st.builds(S.Edit, st.sampled_from(_FIELDS)),
+    st.builds(S.Step, st.sampled_from(["year", "month", "day"]), st.sampled_from([-10, -1, 1, 10])),
+    st.builds(S.Letter, st.sampled_from(list("ZCLWX"))),
+    st.builds(S.KeyDigit, st.sampled_from(list("0123456789"))),
+    st.builds(S.Attach, st.sampled_from([JPEG, PNG, b""]), st.sampled_from(["image/jpeg", "image/png"])),
+    st.builds(lambda f, b: ("result", S.Captured(f, b)), st.sampled_from(["licence", "face", "other"]),
+              st.sampled_from([JPEG, PNG])),
+    st.builds(lambda h: ("result", S.FaceHint(h)), st.sampled_from(["closer", "centre"])),
+    st.just(("result", "saved")),
+    st.just(("result", PrintResult(PrintOutcome.PRINTED))),
+    st.just(("wait", 70.0)),
+    st.just(("card_out", None)),
+    st.just(("good", None)), st.just(("good", None)), st.just(("good", None)),  # walks that get somewhere
+)
+
+
+def _answer_well(d: Driver) -> None:
+    """A valid answer to whatever question is on screen; on the other screens, the step onwards."""
+    sc = d.state.screen
+    if sc is S.Screen.REVIEW:
+        d.send(S.Confirm())
+    elif sc is S.Screen.SUBMITTING and isinstance(d.state.pending, S.SubmitFiling):
+        d.result(S.FilingSaved(d.state.pending.local_number, True, None))
+    elif sc is S.Screen.PRINTING:
+        d.result(PrintResult(PrintOutcome.PRINTED))
+    elif sc in (S.Screen.FILED, S.Screen.SERVICE_INFO):
+        d.send(S.Finish() if sc is S.Screen.FILED else S.Start())
+    q = S._question(d.state) if sc is S.Screen.FORM else None
+    if q is None:
+        return
+    if q.options:
+        d.send(S.Answer(q.options[0].value))
+    elif q.widget == "yesno":
+        d.send(S.Answer(True))
+    elif q.widget == "keypad":
+        while d.state.draft:
+            d.send(S.KeyBackspace())
+        d.type_digits("13912345678" if F.is_phone(q) else "5")
+    elif q.widget == "signature":
+        d.send(S.Attach(PNG, "image/png"))
+    elif q.widget in ("document", "face"):
+        d.result(S.Captured(q.field, JPEG))
+        d.send(S.Next())
+    else:
+        d.send(S.Next())
+
+
+def _check_invariants(d: Driver, before_effects: int) -> None:
+    s = d.state
+    assert not isinstance(s.draft, bytes) and all(not isinstance(v, bytes) for _, v in s.answers)
+    if s.screen in (S.Screen.SERVICE_INFO, S.Screen.FORM, S.Screen.REVIEW):
+        assert s.form is not None and s.person is not None
+    if s.screen in (S.Screen.IDLE, S.Screen.TAKE_CARD):
+        assert s.form is None and s.answers == () and s.person is None and s.draft is None
+    if s.form is not None:
+        for name, value in s.answers:
+            q = s.form.question(name)
+            assert q is not None
+            if q.asked:
+                assert F.validate_answer(q, value, S.today(s, d.clock.t)) is None, (name, value)
+    q = S._question(s) if s.screen is S.Screen.FORM else None
+    want = q.field if q is not None and q.widget == "face" and s.draft is None else None
+    assert s.face_on == want
+    for e in d.effects[before_effects:]:
+        if isinstance(e, S.SubmitFiling):
+            assert s.form is not None and F.validate_all(s.form, dict(e.answers)) == {}
+        if isinstance(e, S.KeepAttachment):
+            assert e.digest == hashlib.sha256(e.data).hexdigest()
+    view.build(s, d.clock.t)  # every state the walk reaches has a view
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from([f.key for f in services()]), strong=st.booleans(), events=st.lists(_EVENTS, max_size=40))
+def test_random_walks_keep_the_form_rules(key, strong, events):
+    d = Driver().start(key, strong=strong or key == "startup_loan")
+    strong = strong or key == "startup_loan"
+    for e in events:
+        n = len(d.effects)
+        if isinstance(e, tuple):
+            kind, value = e
+            if kind == "wait":
+                d.send(S.Tick(), advance=value)
+            elif kind == "good":
+                _answer_well(d)
+            elif kind == "card_out":
+                d.send(CardRemoved("r0") if strong else IdCardRemoved())
+            elif value == "saved":
+                if isinstance(d.state.pending, S.SubmitFiling):
+                    d.result(S.FilingSaved(d.state.pending.local_number, True, None))
+            else:
+                d.result(value)
+        else:
+            d.send(e)
+        _check_invariants(d, n)
