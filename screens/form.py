@@ -33,8 +33,9 @@ def wrap_label(text: str, size: float, *, bold: bool = False, color=T.TEXT, hali
     return w
 
 
-def big_button(b, post, *, font=None, halign="center", grow: bool = False):
-    """A BigButton for a view Button; grow: as tall as its wrapped text needs (review rows, long options)."""
+def big_button(b, post, *, font=None, halign="center", grow: bool = False, min_h: float = 0):
+    """A BigButton for a view Button; grow: as tall as its wrapped text needs (review rows, long options), and at
+    least min_h (a portrait screen has the height for bigger targets)."""
     w = BigButton(text=b.label, primary=b.primary)
     w.event = b.event
     if font is not None:
@@ -43,7 +44,9 @@ def big_button(b, post, *, font=None, halign="center", grow: bool = False):
     w.bind(on_release=lambda btn: post(btn.event))
     if grow:
         theme = app_theme()
-        w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(theme.button_h, v[1] + dp(28))))
+        floor = max(theme.button_h, min_h)
+        w.height = floor
+        w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(floor, v[1] + dp(28))))
     return w
 
 
@@ -132,8 +135,10 @@ class FormScreen(KioskScreen):
         else:
             cols = 1 if len(choices) <= 5 else 2
         g = grid(cols, theme.pad * 0.6)
+        tall = 0 if landscape() else theme.button_h * 1.3
         for b in choices:
-            g.add_widget(big_button(b, self._post, font=theme.button_font, grow=True))
+            g.add_widget(big_button(b, self._post, font=theme.button_font * (1 if landscape() else 1.15), grow=True,
+                                    min_h=tall))
         content.add_widget(scrolled(g))
 
     def _pick(self, view, content) -> None:
@@ -210,10 +215,11 @@ class FormScreen(KioskScreen):
                 col.size_hint_x = 1.6
             ups = [b for b in steps if not b.label.startswith("−")]
             downs = [b for b in steps if b.label.startswith("−")][::-1]
-            up_row = BoxLayout(spacing=dp(10), size_hint_y=None, height=theme.button_h)
+            step_h = theme.button_h * (1 if landscape() else 1.3)
+            up_row = BoxLayout(spacing=dp(10), size_hint_y=None, height=step_h)
             for b in ups:
                 up_row.add_widget(big_button(b, self._post, font=theme.button_font))
-            down_row = BoxLayout(spacing=dp(10), size_hint_y=None, height=theme.button_h)
+            down_row = BoxLayout(spacing=dp(10), size_hint_y=None, height=step_h)
             for b in downs:
                 down_row.add_widget(big_button(b, self._post, font=theme.button_font))
             col.add_widget(Widget())
