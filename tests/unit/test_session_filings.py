@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from api.enums import Handling, Progress
 from api.models import Filing
+from api.patterns import IDEMPOTENCY_KEY_PATTERN, LOCAL_NUMBER_PATTERN
 from devices.base import CardRemoved, PrintOutcome, PrintResult
 from devices.idcard import IdCardPlaced, IdCardRemoved
 from kiosk import forms as F
@@ -140,7 +142,8 @@ def test_every_widget_through_to_an_online_filing_and_the_backends_receipt():
     [sub] = d.effects_of(S.SubmitFiling)
     assert d.state.screen is S.Screen.SUBMITTING
     assert sub.service == "employment_registration" and not sub.online_only and sub.created_at == WALL
-    assert sub.local_number.startswith("L20261201-") and len(sub.local_number) == 16
+    assert sub.local_number.startswith("L20261201-") and re.fullmatch(LOCAL_NUMBER_PATTERN, sub.local_number)
+    assert re.fullmatch(IDEMPOTENCY_KEY_PATTERN, sub.key)
     assert dict(sub.answers) == answers and ID.id_number not in repr(sub)
     filing = Filing(
         filing_id="F20261201-0001", local_number=sub.local_number, service=sub.service, title="就业登记",
@@ -468,7 +471,7 @@ def test_rating_one_tap(sat):
     d.send(S.Rate(sat))
     [r] = d.effects_of(S.SubmitRating)
     assert r.satisfaction == sat and r.reasons == () and r.service == "employment_registration"
-    assert r.filing_ref and r.filing_ref.startswith("L2026") and r.key.startswith("rating-")
+    assert r.filing_ref and r.filing_ref.startswith("L2026") and re.fullmatch(IDEMPOTENCY_KEY_PATTERN, r.key)
     assert d.state.screen is S.Screen.TAKE_CARD and d.state.person is None  # the card is still in the slot
 
 
@@ -528,6 +531,12 @@ def test_every_spoken_prompt_of_the_filings_exists():
         "look_at_camera", "closer", "farther", "centre", "hold_still", "one_face_only")}
     for loc in ("zh_CN", "en"):
         assert not [i for i in ids if i not in cat(loc)], loc
+    from kiosk.i18n import tr
+
+    for e in d.effects_of(S.Speak):  # what the runtime will say: every placeholder filled
+        for loc in ("zh_CN", "en"):
+            said = tr(loc, e.msgid, **dict(e.params))
+            assert "{" not in said and said.strip(), (e.msgid, loc)
 
 
 # ------------------------------------------------------------------ random walks through every form
