@@ -153,8 +153,15 @@ class Bench:
     def journey(self, d):
         S = self.S
         from devices.idcard import IdCardPlaced, IdCardRemoved
+        from devices.sam_frames import CardType, IdCardData
         from kiosk import forms as F
-        from tests.unit.test_session_identity import ID
+
+        # the demo's fictional 'elder' resident
+        ID = IdCardData(
+            card_type=CardType.RESIDENT, name="王秀兰", gender="2", nation=1, birth_date=dt.date(1952, 3, 14),
+            address="山东省济南市历下区示范路1号", id_number="370102195203140527", issuer="济南市公安局历下分局",
+            valid_from=dt.date(2016, 1, 1), valid_to="long-term",
+        )
 
         raw = json.loads((ROOT / "tests" / "fixtures" / "catalog.json").read_text(encoding="utf-8"))["services"]
         good, _bad = F.compile_catalog(raw)
