@@ -292,7 +292,7 @@ def _form(state: S.State, now: float, t, common) -> View:
         extra["choices"] = tuple(
             Button(label, S.Answer(value), primary=_same(current, value)) for label, value in opts
         )
-        buttons = (nxt, back) if current is not None else (back,)
+        buttons = (nxt, back) if current is not None or not q.required else (back,)  # 下一步 or 跳过
     elif q.widget == "pick":
         typed = str(state.draft or "")
         shown = F.filter_options(q.options, typed)
@@ -306,7 +306,7 @@ def _form(state: S.State, now: float, t, common) -> View:
         extra["count"] = t("form.pick.count", n=len(shown))
         extra["clear"] = Button(t("form.pick.clear"), S.Letter("")) if typed else None
         extra["hint"] = "" if body else t("form.pick.hint")  # the catalog's own help says it already
-        buttons = (nxt, back) if current is not None else (back,)
+        buttons = (nxt, back) if current is not None or not q.required else (back,)  # 下一步 or 跳过
     elif q.widget == "keypad":
         typed = str(state.draft or "")
         extra["typed"] = typed
@@ -432,7 +432,8 @@ def _my_filings(state: S.State, t, common) -> View:
         if r.status == "returned" and r.reason:
             status = t("my_filings.reason", status=status, reason=r.reason)
         elif r.due_date is not None and r.status not in ("done", "returned"):
-            status = t("my_filings.due", status=status, date=r.due_date.isoformat())
+            due = t("form.date", y=r.due_date.year, m=r.due_date.month, d=r.due_date.day)
+            status = t("my_filings.due", status=status, date=due)
         number = r.filing_id or r.local_number or ""
         rows.append((f"{r.title}\n{number}", status))
     body = t("my_filings.offline") if state.my_filings_offline else (

@@ -343,6 +343,22 @@ def test_date_picker_stays_in_bounds_and_needs_no_typing():
     assert d.state.form_error == "form.error.date_range"
 
 
+def test_an_optional_choice_offers_skip():
+    optional = {"type": "string", "title": "可选", "x-widget": "choice",
+                "oneOf": [{"const": "a", "title": "甲"}, {"const": "b", "title": "乙"}]}
+    raw = json.loads(CATALOG.read_text(encoding="utf-8"))["services"][0]
+    raw["form"]["properties"]["extra"] = optional
+    raw["form"]["x-order"].append("extra")
+    d = Driver()
+    d.send(S.CatalogLoaded((F.compile_service(raw),)))
+    d.start("card_loss", strong=False)
+    d.send(S.Answer("lost"))
+    d.type_digits("13912345678")
+    assert d.field == "extra" and [b.label for b in d.view().buttons] == ["跳过", "返回"]
+    d.send(S.Next())
+    assert d.state.screen is S.Screen.REVIEW and "extra" not in dict(d.state.answers)
+
+
 def test_required_choice_cannot_be_skipped():
     d = Driver().start("employment_registration")
     d.send(S.Next())
@@ -503,7 +519,7 @@ def test_my_filings_lists_backend_and_outbox_rows():
     d.result(S.MyFilingsLoaded(rows))
     v = d.view()
     assert d.state.screen is S.Screen.MY_FILINGS and v.screen == "my_filings"
-    assert [value for _, value in v.rows] == ["待上传", "已退回：材料不全", "办理中，2026-12-08前办结"]
+    assert [value for _, value in v.rows] == ["待上传", "已退回：材料不全", "办理中，2026年12月8日前办结"]
     assert d.effects_of(S.Speak)[-1] == S.Speak("my_filings.voice", (("n", "三"),))
     d.send(S.Back())
     assert d.state.screen is S.Screen.MENU and d.state.my_filings == ()
