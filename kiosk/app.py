@@ -16,11 +16,15 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SCREENS = ("idle", "message", "pin", "menu", "pension", "show_qr", "error", "notice", "scan")
+SCREENS = (
+    "idle", "message", "pin", "menu", "pension", "show_qr", "error", "notice", "scan",
+    "service_info", "form", "review", "rating", "my_filings", "filed",
+)
 SCREEN_CLASSES = {  # screens/<name>.py holds the class
     "idle": "IdleScreen", "message": "MessageScreen", "pin": "PinScreen", "menu": "MenuScreen",
     "pension": "PensionScreen", "show_qr": "ShowQrScreen", "error": "ErrorScreen", "notice": "NoticeScreen",
-    "scan": "ScanScreen",
+    "scan": "ScanScreen", "service_info": "ServiceInfoScreen", "form": "FormScreen", "review": "ReviewScreen",
+    "rating": "RatingScreen", "my_filings": "MyFilingsScreen", "filed": "FiledScreen",
 }
 SIZES = {"landscape": (1280, 800), "portrait": (1080, 1920)}
 

@@ -1,7 +1,9 @@
 """The service catalog: what the kiosk offers and the credential level each service needs.
 
 Decided here from data, not scattered in screens: each credential carries a level, each service
-declares the level it needs.
+declares the level it needs. Two built-in services (the pension query, and card loss for a terminal that has no
+catalog yet) sit beside the backend's catalog of filings (kiosk.forms, sent in by CatalogLoaded); 我的办件 closes
+the menu.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ SERVICES: tuple[Service, ...] = (
 
 _BY_KEY = {s.key: s for s in SERVICES}
 
+MY_FILINGS = "my_filings"  # 我的办件: the person's filings and where they stand
+
 
 def get(key: str) -> Service | None:
     return _BY_KEY.get(key)
@@ -46,3 +50,24 @@ def allowed(service: Service, level: Level) -> bool:
 
 def offered(level: Level) -> list[Service]:
     return [s for s in SERVICES if allowed(s, level)]
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    key: str
+    title: str  # a message id (built-in) or the catalog's own words
+    from_catalog: bool
+
+
+def menu(level: Level, catalog_services=()) -> list[MenuEntry]:
+    """The menu for a credential level: the pension query, the catalog's services it reaches (the built-in card
+    loss only while the catalog has none), then 我的办件. catalog_services: kiosk.forms.ServiceForm objects."""
+    if level is Level.NONE:
+        return []
+    keys = {f.key for f in catalog_services}
+    out = [MenuEntry(s.key, s.title, False) for s in offered(level) if s.key == "pension_query"]
+    out += [MenuEntry(f.key, f.title, True) for f in catalog_services if level >= f.level]
+    if "card_loss" not in keys:
+        out += [MenuEntry(s.key, s.title, False) for s in offered(level) if s.key == "card_loss"]
+    out.append(MenuEntry(MY_FILINGS, "service.my_filings", False))
+    return out

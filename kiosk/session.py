@@ -11,12 +11,16 @@ SessionEnded, so the state stays free of secrets and an old result cannot carry 
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import hashlib
 from dataclasses import dataclass, field, replace
+from dataclasses import field as dc_field  # for classes with an attribute called `field`
 
-from api.enums import Credential
-from api.models import Pension, Verification
+from api.enums import Credential, Handling, Satisfaction
+from api.models import Filing, Pension, Verification
 from api.privacy import mask_id, mask_name
+from api.workdays import add_working_days
 from devices.base import (
     CardFault,
     CardInserted,
@@ -35,7 +39,9 @@ from devices.base import (
     SSCardData,
 )
 from kiosk import catalog
+from kiosk import forms as F
 from kiosk.catalog import Level
+from kiosk.speech import spoken_digits, spoken_number
 
 PIN_LENGTH = 6
 
@@ -55,9 +61,14 @@ class Screen(enum.StrEnum):
     SCAN = "scan"  # camera preview: show the phone's e-card code or an old receipt
     CHECKING_CODE = "checking_code"
     RECEIPT_CHECK = "receipt_check"  # what a scanned receipt covers and whether it is genuine
-    CONFIRM = "confirm"  # a filing is only sent after the person confirms it
+    CONFIRM = "confirm"  # card loss without a catalog: a filing is only sent after the person confirms it
     SUBMITTING = "submitting"
     FILED = "filed"
+    SERVICE_INFO = "service_info"  # 八公开: what the station publishes about a service, before it starts
+    FORM = "form"  # one question a screen
+    REVIEW = "review"  # every answer, each tappable to change, then 确认提交
+    RATING = "rating"  # 满意 / 基本满意 / 不满意 after a filing
+    MY_FILINGS = "my_filings"  # 我的办件
 
 
 class Fault(enum.StrEnum):
@@ -147,6 +158,88 @@ class Tick:
     """Sent every second by the runtime so timeouts fire with no other event."""
 
 
+@dataclass(frozen=True)
+class Start:
+    """开始办理 on a service's page."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to the question on screen (a choice's value, yes/no, a picked option)."""
+
+    value: object = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Next:
+    """下一步: take what is on the question's screen (typed digits, the picked date, the photo) as its answer."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A tapped row of the review screen: change that answer, then come back to the review."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """The date picker's steppers: move year, month or day by delta."""
+
+    part: str  # year | month | day
+    delta: int
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A pinyin initial tapped on a pick list ("" clears them all)."""
+
+    letter: str
+
+
+@dataclass(frozen=True)
+class Attach:
+    """Bytes for an attachment question: the signature pad's PNG, or a capture screen's accepted photo."""
+
+    data: bytes = field(repr=False)
+    media_type: str
+
+
+@dataclass(frozen=True)
+class CaptureNow:
+    """拍照 on the document camera's screen."""
+
+
+@dataclass(frozen=True)
+class Retake:
+    """重拍: drop the photo taken and show the live camera again."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    satisfaction: str  # api.enums.Satisfaction
+
+
+@dataclass(frozen=True)
+class RateReasons:
+    reasons: tuple[str, ...]  # api.enums.RatingReason values
+
+
+@dataclass(frozen=True)
+class CatalogLoaded:
+    """The services the backend (or the cache) offers, each compiled by kiosk.forms (bad ones already hidden)."""
+
+    services: tuple[F.ServiceForm, ...]
+
+
+@dataclass(frozen=True)
+class WallTime:
+    """The wall clock (aware datetime), posted by the runtime at start and now and then: the session's `now` is
+    monotonic, but receipts, local numbers and the date picker need the calendar."""
+
+    at: dt.datetime
+
+
 # ------------------------------------------------------------------ results of effects
 
 
@@ -205,6 +298,55 @@ class ReceiptChecked:
 
 
 @dataclass(frozen=True)
+class Captured:
+    """A JPEG from the document camera, or a face photo the face guide took."""
+
+    field: str
+    data: bytes = dc_field(repr=False)
+    media_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True)
+class FaceHint:
+    hint: str  # look_at_camera | closer | farther | centre | hold_still | one_face_only
+
+
+@dataclass(frozen=True)
+class FilingSaved:
+    """The filing is in the outbox (durable). queued: the backend has not confirmed it yet (filing is None)."""
+
+    local_number: str
+    queued: bool
+    filing: Filing | None = field(default=None, repr=False)
+    lines: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class FilingRefused:
+    """The backend refused the filing's answers (422): the fields it named go back to the resident as words."""
+
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FilingRow:
+    local_number: str | None
+    filing_id: str | None
+    service: str
+    title: str
+    status: str  # api.enums.Progress value
+    reason: str | None = None
+    due_date: dt.date | None = None
+    queued: bool = False  # still in this terminal's outbox (待上传)
+
+
+@dataclass(frozen=True)
+class MyFilingsLoaded:
+    rows: tuple[FilingRow, ...]
+    offline: bool = False  # the backend could not be asked: only the rows still in the outbox
+
+
+@dataclass(frozen=True)
 class CardLossFiled:
     filing_id: str
     status: str  # api FilingState: accepted | already_reported
@@ -252,6 +394,7 @@ class PrintReceipt:
     holder_id_masked: str
     lines: tuple[tuple[str, str], ...]
     qr_url: str
+    title: str = ""  # a catalog service's own title (built-in services have a message id service.<key>)
 
 
 @dataclass(frozen=True)
@@ -284,9 +427,67 @@ class Camera:
 
 @dataclass(frozen=True)
 class Speak:
-    """Voice guidance: the message id of the screen's spoken prompt."""
+    """Voice guidance: the message id of the screen's spoken prompt, and the values it names, already in words
+    (kiosk.speech); the runtime speaks tr(locale, msgid, **dict(params))."""
 
     msgid: str
+    params: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class CaptureStill:
+    sid: int
+    field: str
+
+
+@dataclass(frozen=True)
+class FaceWatch:
+    """Face guidance on (a face question on screen, no photo yet) or off."""
+
+    sid: int
+    field: str
+    on: bool
+
+
+@dataclass(frozen=True)
+class KeepAttachment:
+    """The runtime keeps the bytes per sid, in memory, until SubmitFiling takes them or SessionEnded wipes them."""
+
+    sid: int
+    digest: str
+    data: bytes = field(repr=False)
+    media_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True)
+class SubmitFiling:
+    """Write the confirmed filing to the outbox (durable), then send it: the answer is FilingSaved.
+    The local number and key are made once per confirmation, so a retry never files it twice."""
+
+    sid: int
+    service: str
+    local_number: str
+    key: str
+    person: Person = field(repr=False)
+    answers: tuple[tuple[str, object], ...] = field(repr=False)
+    online_only: bool
+    created_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class SubmitRating:
+    sid: int
+    service: str
+    filing_ref: str | None
+    satisfaction: str
+    reasons: tuple[str, ...]
+    key: str
+
+
+@dataclass(frozen=True)
+class FetchMyFilings:
+    sid: int
+    person: Person = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -347,6 +548,28 @@ class State:
     remind_at: float | None = None
     settings: Settings = Settings()
     features: frozenset[str] = frozenset({"idcard", "scan", "camera"})  # devices fitted beyond the card reader
+    # filings
+    services: tuple[F.ServiceForm, ...] = field(default=(), repr=False)  # the catalog (CatalogLoaded)
+    form: F.ServiceForm | None = field(default=None, repr=False)  # the service being filled in
+    answers: tuple[tuple[str, object], ...] = field(default=(), repr=False)
+    q_index: int = 0  # index into form.asked
+    draft: object = field(default=None, repr=False)  # typed digits, picked date, pinyin letters, a photo's digest
+    form_error: str | None = None  # message id of the refused answer on screen
+    editing: bool = False  # came from the review screen: Next goes back there
+    hint: str | None = None  # the face guide's last hint
+    face_on: str | None = None  # the face question the face guide watches for (device state: survives a wipe)
+    local_number: str = ""
+    queued: bool = False
+    due: dt.date | None = None
+    print_failed: bool = False
+    rating: str | None = None  # dissatisfied: the reason buttons are showing
+    my_filings: tuple[FilingRow, ...] = field(default=(), repr=False)
+    my_filings_offline: bool = False
+    # the calendar and the number source (see WallTime, _unique)
+    wall: dt.datetime | None = None
+    wall_mono: float = 0.0
+    seed: bytes = field(default=b"", repr=False)
+    counter: int = 0
 
     @property
     def holder_name_masked(self) -> str:
@@ -369,9 +592,16 @@ class State:
 
 def initial_state(
     settings: Settings | None = None, locale: str = "zh_CN", elder_mode: bool = True,
-    features: frozenset[str] = frozenset({"idcard", "scan", "camera"}),
+    features: frozenset[str] = frozenset({"idcard", "scan", "camera"}), seed: bytes | None = None,
 ) -> State:
-    return State(settings=settings or Settings(), locale=locale, elder_mode=elder_mode, features=features)
+    """seed: the source of local numbers and idempotency keys; random unless a test fixes it (so two terminals,
+    or two boots of one, never make the same numbers)."""
+    import os
+
+    return State(
+        settings=settings or Settings(), locale=locale, elder_mode=elder_mode, features=features,
+        seed=os.urandom(16) if seed is None else seed,
+    )
 
 
 _SCREEN_TIMEOUT = {
@@ -391,6 +621,11 @@ _SCREEN_TIMEOUT = {
     Screen.PENSION: "inactivity",
     Screen.SHOW_QR: "inactivity",
     Screen.ERROR: "inactivity",
+    Screen.SERVICE_INFO: "inactivity",
+    Screen.FORM: "inactivity",
+    Screen.REVIEW: "inactivity",
+    Screen.RATING: "inactivity",
+    Screen.MY_FILINGS: "inactivity",
 }
 
 
@@ -415,6 +650,8 @@ def _wiped(s: State) -> State:
     return replace(
         s, person=None, level=Level.NONE, checked=None, filing_id="", pin="", tries_left=None, fault=None,
         fault_detail="", pending=None, service=None, pension=None, pension_loaded=False, receipt_url=None,
+        form=None, answers=(), q_index=0, draft=None, form_error=None, editing=False, hint=None, local_number="",
+        queued=False, due=None, print_failed=False, rating=None, my_filings=(), my_filings_offline=False,
     )
 
 
@@ -457,7 +694,9 @@ _IDCARD_FAULTS = {
 _ECARD_FAULTS = {"expired": Fault.ECARD_EXPIRED, "revoked": Fault.ECARD_REVOKED}
 
 
-_ID_CARD_HELD = (Screen.MENU, Screen.CONFIRM, Screen.ERROR)
+_ID_CARD_HELD = (
+    Screen.MENU, Screen.CONFIRM, Screen.ERROR, Screen.SERVICE_INFO, Screen.FORM, Screen.REVIEW, Screen.MY_FILINGS,
+)
 
 
 def looks_like_receipt(code: str) -> bool:
@@ -467,13 +706,46 @@ def looks_like_receipt(code: str) -> bool:
 
 
 def transition(s: State, event: object, now: float) -> tuple[State, list]:
+    s2, effects = _transition(s, event, now)
+    # The face guide watches exactly while a face question without a photo is on screen: whatever ended it
+    # (an answer, Back, a timeout, a card pulled out), the camera's face watching stops with it.
+    want = _face_field(s2)
+    if want != s.face_on:
+        effects = list(effects)
+        if s.face_on is not None:
+            effects.append(FaceWatch(s.sid, s.face_on, False))
+        if want is not None:
+            effects.append(FaceWatch(s2.sid, want, True))
+        s2 = replace(s2, face_on=want)
+    elif s2.face_on != want:
+        s2 = replace(s2, face_on=want)
+    return s2, effects
+
+
+def _count(s: State, n: int) -> str:
+    return spoken_number(n, counting=True) if s.locale == "zh_CN" else str(n)
+
+
+def _face_field(s: State) -> str | None:
+    if s.screen is not Screen.FORM or s.draft is not None:
+        return None
+    q = _question(s)
+    return q.field if q is not None and q.widget == "face" else None
+
+
+def _transition(s: State, event: object, now: float) -> tuple[State, list]:
     # Expiry first, on every event, so no late event can act on a session that has timed out.
     if s.deadline is not None and now >= s.deadline:
         s, effects = _end(s, now, "timeout")
         if isinstance(event, Tick | Touch):
             return s, effects
-        s2, more = transition(s, event, now)
+        s2, more = _transition(s, event, now)
         return s2, effects + more
+
+    if isinstance(event, WallTime):
+        return replace(s, wall=event.at, wall_mono=now), []
+    if isinstance(event, CatalogLoaded):
+        return replace(s, services=tuple(event.services)), []
 
     if isinstance(event, Result):
         if event.sid != s.sid:
@@ -555,7 +827,10 @@ def transition(s: State, event: object, now: float) -> tuple[State, list]:
     return _on_ui(s, event, now)
 
 
-_UI_EVENTS = (Touch, KeyDigit, KeyBackspace, Choose, PrintRequested, Retry, Back, Finish, StartScan, Confirm)
+_UI_EVENTS = (
+    Touch, KeyDigit, KeyBackspace, Choose, PrintRequested, Retry, Back, Finish, StartScan, Confirm, Start, Answer,
+    Next, Edit, Step, Letter, Attach, CaptureNow, Retake, Rate, RateReasons,
+)
 
 
 def _touched(s: State, now: float) -> State:
@@ -590,6 +865,16 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
             return _end(s, now, "cancelled")
         return s, []
     if sc is Screen.MENU:
+        if isinstance(e, Choose) and s.person is not None:
+            if e.service == catalog.MY_FILINGS:
+                eff = FetchMyFilings(s.sid, s.person)
+                s, fx = _go_fx(s, Screen.LOADING, now, service=e.service, pending=eff)
+                return s, fx + [eff, Speak("loading.title")]
+            form = _catalog_form(s, e.service)
+            if form is not None:
+                if s.level < form.level:
+                    return s, []
+                return _service_info(s, form, now)
         if isinstance(e, Choose):
             svc = catalog.get(e.service)
             if svc is None or not catalog.allowed(svc, s.level) or s.person is None:
@@ -622,13 +907,32 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
         if isinstance(e, Finish):
             return _end(s, now, "finished")
         return s, []
+    if sc is Screen.FILED and s.local_number:
+        if isinstance(e, Finish | Back | Next):
+            s = _go(s, Screen.RATING, now, rating=None)
+            return s, [Speak("rating.title")]
+        return s, []
     if sc in (Screen.SHOW_QR, Screen.RECEIPT_CHECK, Screen.FILED):
         if isinstance(e, Finish | Back):
+            return _end(s, now, "finished")
+        return s, []
+    if sc in (Screen.SERVICE_INFO, Screen.FORM, Screen.REVIEW):
+        return _on_form_ui(s, e, now)
+    if sc is Screen.RATING:
+        return _on_rating(s, e, now)
+    if sc is Screen.MY_FILINGS:
+        if isinstance(e, Back):
+            s = _go(s, Screen.MENU, now, service=None, my_filings=(), my_filings_offline=False)
+            return s, [Speak("menu.title")]
+        if isinstance(e, Finish):
             return _end(s, now, "finished")
         return s, []
     if sc is Screen.ERROR:
         if isinstance(e, Retry) and s.pending is not None:
             return _retry(s, now)
+        if isinstance(e, Back) and isinstance(s.pending, SubmitFiling) and s.form is not None:
+            # not saved: back to the answers (a new confirmation is a new filing with new numbers)
+            return _review(replace(s, pending=None, fault=None, fault_detail=""), now)
         if isinstance(e, Retry | Back) and s.fault is Fault.PIN_WRONG:
             return _go(s, Screen.PIN, now, fault=None, pin=""), [Speak("pin.title")]
         if isinstance(e, Back) and s.person is not None and s.level is not Level.NONE:
@@ -644,6 +948,8 @@ def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
 _WAITING_FOR = {
     IssueReceipt: Screen.PRINTING,
     ReportCardLoss: Screen.SUBMITTING,
+    SubmitFiling: Screen.SUBMITTING,
+    FetchMyFilings: Screen.LOADING,
     FetchPension: Screen.LOADING,
     ResolveECard: Screen.CHECKING_CODE,
     VerifyReceipt: Screen.CHECKING_CODE,
@@ -651,12 +957,21 @@ _WAITING_FOR = {
 
 
 def _retry(s: State, now: float) -> tuple[State, list]:
-    eff = s.pending
+    eff = s.pending  # the same effect: a filing keeps its local number and idempotency key
     return _go(s, _WAITING_FOR[type(eff)], now, fault=None), [eff]
 
 
 def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
     sc = s.screen
+    if isinstance(v, Captured | FaceHint) and sc is Screen.FORM:
+        return _on_capture(s, v, now)
+    if isinstance(v, FilingSaved) and sc is Screen.SUBMITTING and isinstance(s.pending, SubmitFiling):
+        return _filing_saved(s, v, now)
+    if isinstance(v, FilingRefused) and sc is Screen.SUBMITTING and isinstance(s.pending, SubmitFiling):
+        return _filing_refused(s, v, now)
+    if isinstance(v, MyFilingsLoaded) and sc is Screen.LOADING and isinstance(s.pending, FetchMyFilings):
+        s = _go(s, Screen.MY_FILINGS, now, pending=None, my_filings=tuple(v.rows), my_filings_offline=v.offline)
+        return s, [Speak("my_filings.voice", (("n", _count(s, len(v.rows))),)) if v.rows else Speak("my_filings.none")]
     if isinstance(v, CardReadOk) and sc is Screen.READING:
         return _go(s, Screen.PIN, now, person=Person.from_sscard(v.data), pin=""), [Speak("pin.title")]
     if isinstance(v, CardReadFailed) and sc in (Screen.READING, Screen.CHECKING_PIN):
@@ -693,6 +1008,8 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
         )
         return s, [eff, Speak("printing.title")]
     if isinstance(v, BackendFailed) and sc in _WAITING_FOR.values():
+        if v.kind is BackendFailureKind.NOT_FOUND and isinstance(s.pending, FetchMyFilings):
+            return _on_result(s, MyFilingsLoaded(()), now)
         if v.kind is BackendFailureKind.NOT_FOUND and sc is Screen.LOADING:
             # No pension record is an answer, not a fault: the pension screen says so in plain words.
             return _go(s, Screen.PENSION, now, pension=None, pension_loaded=True), [Speak("pension.none")]
@@ -707,6 +1024,10 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
             s.sid, s.service or "", s.holder_name_masked, s.holder_id_masked, v.lines, v.verify_url,
         )
         return replace(s, receipt_url=v.verify_url, pending=None), [eff]
+    if isinstance(v, PrintResult) and sc is Screen.PRINTING and s.local_number:
+        # A filing is in the outbox whatever the printer does: the FILED screen shows its number either way.
+        printed = v.outcome is PrintOutcome.PRINTED
+        return _filed(_go(s, Screen.FILED, now, print_failed=not printed, fault=None if printed else Fault.PRINTER))
     if isinstance(v, PrintResult) and sc is Screen.PRINTING:
         if v.outcome is PrintOutcome.PRINTED:
             if s.filing_id:
@@ -724,3 +1045,341 @@ def _card_loss_lines(v: CardLossFiled) -> tuple[tuple[str, str], ...]:
         lines = (("受理编号", v.filing_id),) + lines
     return lines
 
+
+
+# ------------------------------------------------------------------ filings: catalog services and their forms
+
+
+def _catalog_form(s: State, key: str) -> F.ServiceForm | None:
+    for f in s.services:
+        if f.key == key:
+            return f
+    return None
+
+
+def _wall_now(s: State, now: float) -> dt.datetime:
+    if s.wall is None:
+        # no WallTime yet (the runtime posts it at start): the machine's local time, the one impure fallback
+        return dt.datetime.now().astimezone()
+    return s.wall + dt.timedelta(seconds=now - s.wall_mono)
+
+
+def today(s: State, now: float) -> dt.date:
+    return _wall_now(s, now).date()
+
+
+_B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's: no I, L, O, U to misread
+
+
+def _unique(s: State, what: str) -> tuple[State, bytes]:
+    """Deterministic for a given seed (tests), unique per terminal and boot (the seed is random in service)."""
+    h = hashlib.sha256(s.seed + f"|{what}|{s.sid}|{s.counter}".encode()).digest()
+    return replace(s, counter=s.counter + 1), h
+
+
+def _local_number(day: dt.date, h: bytes) -> str:
+    n = int.from_bytes(h[:8], "big")
+    tail = "".join(_B32[(n >> (5 * i)) & 31] for i in range(6))
+    return f"L{day:%Y%m%d}-{tail}"
+
+
+def _service_info(s: State, form: F.ServiceForm, now: float) -> tuple[State, list]:
+    s = _go(s, Screen.SERVICE_INFO, now, service=form.key, form=form, answers=(), q_index=0, draft=None,
+            form_error=None, editing=False)
+    loc = s.locale
+    return s, [Speak("service_info.voice", (("title", form.title_for(loc)), ("summary", form.description_for(loc))))]
+
+
+def _question(s: State) -> F.Question | None:
+    if s.form is None:
+        return None
+    asked = s.form.asked
+    return asked[s.q_index] if 0 <= s.q_index < len(asked) else None
+
+
+def _answer_of(s: State, name: str) -> object:
+    return dict(s.answers).get(name)
+
+
+def _with_answer(s: State, name: str, value: object) -> State:
+    rest = tuple((k, v) for k, v in s.answers if k != name)
+    return replace(s, answers=rest + ((name, value),) if value is not None else rest)
+
+
+def _ask(s: State, index: int, now: float, editing: bool | None = None) -> tuple[State, list]:
+    """Show question `index` (of the asked ones), its current answer as the starting point, and say it."""
+    assert s.form is not None
+    q = s.form.asked[index]
+    current = _answer_of(s, q.field)
+    draft: object = None
+    if q.widget == "keypad":
+        draft = "" if current is None else str(current)
+    elif q.widget == "date":
+        lo, hi = F.date_bounds(q, today(s, now))
+        start = current if isinstance(current, str) else min(max(today(s, now), lo), hi).isoformat()
+        draft = start
+    elif q.widget == "pick":
+        draft = ""
+    s = _go(s, Screen.FORM, now, q_index=index, draft=draft, form_error=None, hint=None,
+            editing=s.editing if editing is None else editing)
+    return s, [_question_voice(s, q)]
+
+
+def _question_voice(s: State, q: F.Question) -> Speak:
+    loc = s.locale
+    prompt = q.voice if (q.voice and loc == "zh_CN") else q.title_for(loc)
+    value = _answer_of(s, q.field)
+    if value is not None:
+        return Speak("form.voice.answered", (("question", prompt), ("answer", F.spoken_text(q, value, loc))))
+    return Speak("form.voice", (("question", prompt), ("help", q.description_for(loc))))
+
+
+def _refuse(s: State, q: F.Question, msgid: str) -> tuple[State, list]:
+    params = tuple(F.error_params(q).items())
+    return replace(s, form_error=msgid), [Speak(msgid, params)]
+
+
+def _accept(s: State, q: F.Question, value: object, now: float) -> tuple[State, list]:
+    value = F.coerce(q, value)
+    err = F.validate_answer(q, value, today(s, now))
+    if err is not None:
+        return _refuse(s, q, err)
+    s = _with_answer(s, q.field, value)
+    return _advance(s, now)
+
+
+def _advance(s: State, now: float) -> tuple[State, list]:
+    assert s.form is not None
+    if s.editing or s.q_index + 1 >= len(s.form.asked):
+        return _review(s, now)
+    return _ask(s, s.q_index + 1, now)
+
+
+def _review(s: State, now: float, error: str | None = None) -> tuple[State, list]:
+    s = _go(s, Screen.REVIEW, now, editing=False, draft=None, form_error=error, hint=None)
+    return s, [Speak(error or "review.voice")]
+
+
+def _on_form_ui(s: State, e: object, now: float) -> tuple[State, list]:
+    if isinstance(e, Finish):
+        return _end(s, now, "cancelled")  # the form is discarded: nothing of it is kept
+    form = s.form
+    if form is None or s.person is None:
+        return _end(s, now, "cancelled")
+    sc = s.screen
+    if sc is Screen.SERVICE_INFO:
+        if isinstance(e, Start):
+            prefilled = tuple(
+                (q.field, v) for q in form.questions if q.prefill and (v := F.prefill_value(q, s.person)) is not None
+            )
+            s = replace(s, answers=prefilled, editing=False)
+            return _ask(s, 0, now) if form.asked else _review(s, now)
+        if isinstance(e, Back):
+            s = _go(s, Screen.MENU, now, service=None, form=None, answers=())
+            return s, [Speak("menu.title")]
+        return s, []
+    if sc is Screen.REVIEW:
+        if isinstance(e, Edit):
+            idx = next((i for i, q in enumerate(form.asked) if q.field == e.field), None)
+            return (s, []) if idx is None else _ask(s, idx, now, editing=True)
+        if isinstance(e, Back):
+            return _ask(s, len(form.asked) - 1, now, editing=False) if form.asked else _service_info(s, form, now)
+        if isinstance(e, Confirm):
+            return _confirm(s, form, now)
+        return s, []
+    q = _question(s)
+    if q is None:
+        return _review(s, now)
+    if isinstance(e, Back):
+        if s.editing:
+            return _review(s, now)
+        return _ask(s, s.q_index - 1, now) if s.q_index > 0 else _service_info(s, form, now)
+    if isinstance(e, Answer) and not q.attachment:
+        return _accept(s, q, e.value, now)
+    if isinstance(e, KeyDigit) and q.widget == "keypad" and len(e.digit) == 1 and e.digit in "0123456789":
+        typed = str(s.draft or "")
+        if len(typed) >= _keypad_limit(q):
+            return s, []
+        return replace(s, draft=typed + e.digit, form_error=None), []
+    if isinstance(e, KeyBackspace) and q.widget in ("keypad", "pick"):
+        return replace(s, draft=str(s.draft or "")[:-1], form_error=None), []
+    if isinstance(e, Letter) and q.widget == "pick":
+        typed = str(s.draft or "")
+        if e.letter == "":
+            return replace(s, draft="", form_error=None), []
+        if e.letter.upper() in F.next_letters(q.options, typed):
+            return replace(s, draft=typed + e.letter.upper(), form_error=None), []
+        return s, []
+    if isinstance(e, Step) and q.widget == "date" and e.part in ("year", "month", "day"):
+        lo, hi = F.date_bounds(q, today(s, now))
+        try:
+            d = dt.date.fromisoformat(str(s.draft))
+        except ValueError:
+            d = min(max(today(s, now), lo), hi)
+        return replace(s, draft=F.step_date(d, e.part, e.delta, lo, hi).isoformat(), form_error=None), []
+    if isinstance(e, Attach) and q.attachment:
+        want = "image/png" if q.widget == "signature" else "image/jpeg"
+        if e.media_type != want or not e.data:
+            return _refuse(s, q, "form.error.attachment")
+        digest = hashlib.sha256(e.data).hexdigest()
+        s, fx = _accept(s, q, digest, now)
+        return s, [KeepAttachment(s.sid, digest, e.data, e.media_type)] + fx
+    if isinstance(e, CaptureNow) and q.widget == "document" and s.draft is None:
+        return s, [CaptureStill(s.sid, q.field)]
+    if isinstance(e, Retake) and q.widget in ("document", "face"):
+        s = replace(s, draft=None, form_error=None, hint=None)
+        return s, [_question_voice(s, q)]
+    if isinstance(e, Next):
+        if q.widget in ("keypad", "date") or (q.widget in ("document", "face") and s.draft is not None):
+            draft = s.draft if s.draft != "" else None
+            return _accept(s, q, draft, now)
+        current = _answer_of(s, q.field)
+        if current is None and q.required:
+            return _refuse(s, q, "form.error.required")
+        return _advance(s, now)  # kept as it was, or an optional question left out
+    return s, []
+
+
+def _keypad_limit(q: F.Question) -> int:
+    if q.max_length is not None:
+        return q.max_length
+    if q.kind == "integer" and q.maximum is not None:
+        return len(str(int(q.maximum)))
+    return 11 if F.is_phone(q) else 18
+
+
+def _on_capture(s: State, v: object, now: float) -> tuple[State, list]:
+    q = _question(s)
+    if q is None:
+        return s, []
+    if isinstance(v, FaceHint):
+        if q.widget != "face" or s.draft is not None or v.hint == s.hint:
+            return s, []
+        return replace(s, hint=v.hint), [Speak(f"face.hint.{v.hint}")]
+    assert isinstance(v, Captured)
+    if v.field != q.field or q.widget not in ("document", "face") or not v.data:
+        return s, []
+    digest = hashlib.sha256(v.data).hexdigest()
+    s = replace(s, draft=digest, hint=None, form_error=None)
+    return s, [KeepAttachment(s.sid, digest, v.data, v.media_type), Speak("capture.taken")]
+
+
+def _confirm(s: State, form: F.ServiceForm, now: float) -> tuple[State, list]:
+    assert s.person is not None
+    answers = dict(s.answers)
+    errors = F.validate_all(form, answers)
+    if errors:
+        for i, q in enumerate(form.asked):
+            if q.field in errors:
+                s, fx = _ask(s, i, now, editing=True)
+                return replace(s, form_error=errors[q.field]), fx + [Speak(errors[q.field], tuple(F.error_params(q).items()))]
+        return _review(s, now, error="review.error.prefill")  # the credential lacks something: not fixable here
+    at = _wall_now(s, now)
+    person = s.person
+    s, h = _unique(s, "filing")
+    local = _local_number(at.date(), h)
+    key = f"filing-{h[8:24].hex()}"
+    eff = SubmitFiling(
+        s.sid, form.key, local, key, person, tuple((q.field, answers[q.field]) for q in form.questions
+                                                      if q.field in answers),
+        form.info.online_only, at,
+    )
+    s = _go(s, Screen.SUBMITTING, now, pending=eff, local_number="", due=None, queued=False)
+    return s, [eff, Speak("submitting.title")]
+
+
+def _filing_saved(s: State, v: FilingSaved, now: float) -> tuple[State, list]:
+    eff = s.pending
+    assert isinstance(eff, SubmitFiling) and s.form is not None
+    form = s.form
+    if v.filing is not None and not v.queued:
+        f = v.filing
+        lines = tuple(v.lines) or tuple((str(a), str(b)) for a, b in f.lines)  # the backend's: one source of truth
+        if not any(label == "受理编号" for label, _ in lines):
+            lines = (("受理编号", f.filing_id),) + lines
+        s = _go(s, Screen.PRINTING, now, pending=None, filing_id=f.filing_id, local_number=v.local_number or
+                eff.local_number, queued=False, due=f.due_date, receipt_url=f.verify_url)
+        qr = f.verify_url
+    else:
+        at = eff.created_at or _wall_now(s, now)
+        due = add_working_days(at.date(), form.info.time_limit_days)
+        local = v.local_number or eff.local_number
+        s = _go(s, Screen.PRINTING, now, pending=None, filing_id=local, local_number=local, queued=True, due=due)
+        lines = tuple(v.lines) or _local_lines(s, form, local, at, due)
+        qr = ""
+    return s, [PrintReceipt(s.sid, form.key, s.holder_name_masked, s.holder_id_masked, lines, qr, form.title),
+               Speak("printing.title")]
+
+
+def _local_lines(s: State, form: F.ServiceForm, local: str, at: dt.datetime, due: dt.date):
+    """The receipt of a filing the backend has not confirmed yet: its local number proves it later."""
+
+    def t(msgid: str, **kw) -> str:
+        from kiosk.i18n import tr
+
+        return tr("zh_CN", msgid, **kw)  # receipts are official papers: always in Chinese
+
+    info = form.info
+    handling = t("filing.handling.forwarded" if info.handling is Handling.FORWARDED else "filing.handling.direct")
+    due_text = t("filing.due.today") if info.time_limit_days == 0 else t("form.date", y=due.year, m=due.month, d=due.day)
+    status = t("filing.status.online_only_queued" if info.online_only else "filing.status.queued")
+    lines = [
+        (t("filing.local_number"), local),
+        (t("filing.service"), info.title),
+        (t("filing.created"), at.strftime("%Y-%m-%d %H:%M")),
+        (t("filing.due"), due_text),
+        (t("filing.handling"), handling),
+        (t("receipt.name"), s.holder_name_masked),
+        (t("receipt.id"), s.holder_id_masked),
+    ]
+    answers = dict(s.answers)
+    for q in form.asked:
+        if q.field in answers:
+            lines.append((q.title, F.receipt_text(q, answers[q.field])))
+    lines += [(t("filing.status"), status), (t("filing.phone"), info.phone)]
+    return tuple(lines)
+
+
+def _filing_refused(s: State, v: FilingRefused, now: float) -> tuple[State, list]:
+    """The backend refused an answer: back to that question, its words on screen (a new confirmation then
+    makes a new filing: this one was never accepted)."""
+    form = s.form
+    assert form is not None
+    s = replace(s, pending=None)
+    for i, q in enumerate(form.asked):
+        if q.field in v.fields:
+            s, fx = _ask(s, i, now, editing=True)
+            return replace(s, form_error="form.error.refused"), fx + [Speak("form.error.refused")]
+    return _review(s, now, error="review.error.refused")
+
+
+def _filed(s: State) -> tuple[State, list]:
+    form = s.form
+    number = spoken_digits(s.filing_id or s.local_number)
+    if s.queued and form is not None and form.info.online_only:
+        return s, [Speak("filed.not_done.voice", (("title", form.title), ("phone", spoken_digits(form.info.phone))))]
+    if s.queued:
+        return s, [Speak("filed.queued.voice", (("number", number),))]
+    return s, [Speak("filed.accepted.voice", (("number", number),))]
+
+
+def _on_rating(s: State, e: object, now: float) -> tuple[State, list]:
+    if isinstance(e, Finish):
+        return _end(s, now, "finished")
+    if isinstance(e, Rate) and e.satisfaction in set(Satisfaction):
+        if e.satisfaction == Satisfaction.DISSATISFIED:
+            return replace(s, rating=e.satisfaction), [Speak("rating.reasons.title")]
+        return _rated(s, e.satisfaction, (), now)
+    if isinstance(e, RateReasons) and s.rating == Satisfaction.DISSATISFIED:
+        return _rated(s, s.rating, tuple(e.reasons)[:5], now)
+    if isinstance(e, Back) and s.rating is not None:
+        return replace(s, rating=None), [Speak("rating.title")]
+    return s, []
+
+
+def _rated(s: State, satisfaction: str, reasons: tuple[str, ...], now: float) -> tuple[State, list]:
+    s, h = _unique(s, "rating")
+    ref = s.filing_id or s.local_number or None
+    eff = SubmitRating(s.sid, s.service or "", ref, satisfaction, reasons, f"rating-{h[:16].hex()}")
+    s, fx = _end(s, now, "finished")
+    return s, [eff, Speak("rating.thanks")] + fx

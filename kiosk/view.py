@@ -5,10 +5,12 @@ Screens render a View and send back the events its buttons carry; they never dec
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk import catalog
+from kiosk import forms as F
 from kiosk import session as S
 from kiosk.i18n import tr
 
@@ -38,6 +40,8 @@ class View:
     locale_label: str = ""
     extra: dict = field(default_factory=dict)
 
+
+PICK_SHOWN = 24  # options a pick list shows at once; more letters narrow it
 
 # screens that show one message (title, body, buttons) share the message screen
 _WAIT = {
@@ -88,7 +92,8 @@ def build(state: S.State, now: float) -> View:
         )
     if sc is S.Screen.MENU:
         services = tuple(
-            Button(t(s.title), S.Choose(s.key), primary=True) for s in catalog.offered(state.level)
+            Button(_entry_title(e, state, t), S.Choose(e.key), primary=True)
+            for e in catalog.menu(state.level, state.services)
         )
         hint = t("menu.idcard_hint") if state.level is catalog.Level.ID_CARD else t("menu.body")
         return View(
@@ -114,6 +119,18 @@ def build(state: S.State, now: float) -> View:
             buttons=(Button(t("confirm.card_loss.yes"), S.Confirm(), primary=True), Button(t("btn.back"), S.Back())),
             **common,
         )
+    if sc is S.Screen.SERVICE_INFO:
+        return _service_info(state, t, common)
+    if sc is S.Screen.FORM:
+        return _form(state, now, t, common)
+    if sc is S.Screen.REVIEW:
+        return _review(state, t, common)
+    if sc is S.Screen.RATING:
+        return _rating(state, t, common)
+    if sc is S.Screen.MY_FILINGS:
+        return _my_filings(state, t, common)
+    if sc is S.Screen.FILED and state.local_number:
+        return _filed(state, t, common)
     if sc is S.Screen.FILED:
         return View(
             "notice", t("filed.title"), t("filed.body"), rows=((t("filed.number"), state.filing_id),),
@@ -199,3 +216,229 @@ def _error(state: S.State, t, common) -> View:
     else:
         buttons = (Button(t("btn.finish"), S.Finish(), primary=True),)
     return View("error", title, body, buttons=buttons, tone="error", **common)
+
+
+# ------------------------------------------------------------------ filings
+
+
+def _entry_title(e: catalog.MenuEntry, state: S.State, t) -> str:
+    if not e.from_catalog:
+        return t(e.title)
+    for f in state.services:
+        if f.key == e.key:
+            return f.title_for(state.locale)
+    return e.title
+
+
+def _service_info(state: S.State, t, common) -> View:
+    f = state.form
+    back = Button(t("btn.back"), S.Back())
+    if f is None:
+        return View("service_info", t("service_info.start"), buttons=(back,), **common)
+    info, loc = f.info, state.locale
+    days = info.time_limit_days
+    handling = "filing.handling.forwarded" if info.handling == "forwarded" else "filing.handling.direct"
+    rows = [
+        (t("service_info.basis"), info.basis),
+        (t("service_info.materials"), _numbered(info.materials)),
+        (t("service_info.process"), _numbered(info.process)),
+        (t("service_info.fee"), info.fee),
+        (t("service_info.time_limit"), t("service_info.time_limit.days", n=days) if days else t("service_info.time_limit.now")),
+        (t("service_info.handling"), t(handling)),
+        (t("service_info.phone"), info.phone),
+        (t("service_info.supervision"), info.supervision_phone),
+    ]
+    if info.online_only:
+        rows.append(("", t("service_info.online_only")))
+    return View(
+        "service_info", f.title_for(loc), f.description_for(loc), rows=tuple(rows),
+        buttons=(Button(t("service_info.start"), S.Start(), primary=True), back), **common,
+    )
+
+
+def _numbered(items) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return "\n".join(f"{i}. {x}" for i, x in enumerate(items, 1))
+
+
+def _form(state: S.State, now: float, t, common) -> View:
+    f = state.form
+    q = S._question(state)
+    back = Button(t("btn.back"), S.Back())
+    if f is None or q is None:
+        return View("form", t("review.title"), buttons=(back,), **common)
+    loc = state.locale
+    asked = f.asked
+    current = dict(state.answers).get(q.field)
+    error = ""
+    if state.form_error:
+        error = t(state.form_error, **F.error_params(q))
+    extra: dict[str, Any] = {
+        "widget": q.widget, "field": q.field, "question": q, "service": f.key, "error": error,
+        "progress": t("form.progress", i=state.q_index + 1, n=len(asked)), "draft": state.draft,
+    }
+    title, body = q.title_for(loc), q.description_for(loc)
+    next_label = t("btn.next") if (q.required or current is not None) else t("btn.skip")
+    nxt = Button(next_label, S.Next(), primary=True)
+    buttons: tuple[Button, ...] = (nxt, back)
+    screen = "form"
+    if q.widget in ("choice", "yesno"):
+        if q.widget == "yesno":
+            opts = ((t("form.yes"), True), (t("form.no"), False))
+        else:
+            opts = tuple((F.option_label(o, loc), o.value) for o in q.options)
+        extra["choices"] = tuple(
+            Button(label, S.Answer(value), primary=_same(current, value)) for label, value in opts
+        )
+        buttons = (nxt, back) if current is not None or not q.required else (back,)  # 下一步 or 跳过
+    elif q.widget == "pick":
+        typed = str(state.draft or "")
+        shown = F.filter_options(q.options, typed)
+        # a long list is cut: a screen of hundreds of buttons is slow to build and no help to read
+        extra["choices"] = tuple(
+            Button(o.label(loc), S.Answer(o.value), primary=_same(current, o.value)) for o in shown[:PICK_SHOWN]
+        )
+        extra["more"] = t("form.pick.more", n=len(shown) - PICK_SHOWN) if len(shown) > PICK_SHOWN else ""
+        extra["letters"] = tuple(Button(c, S.Letter(c)) for c in F.next_letters(q.options, typed))
+        extra["typed"] = typed
+        extra["count"] = t("form.pick.count", n=len(shown))
+        extra["clear"] = Button(t("form.pick.clear"), S.Letter("")) if typed else None
+        extra["hint"] = "" if body else t("form.pick.hint")  # the catalog's own help says it already
+        buttons = (nxt, back) if current is not None or not q.required else (back,)  # 下一步 or 跳过
+    elif q.widget == "keypad":
+        typed = str(state.draft or "")
+        extra["typed"] = typed
+        extra["shown"] = typed or t("form.keypad.empty")
+        extra["keys"] = tuple(Button(d, S.KeyDigit(d), primary=True) for d in "1234567890")
+        extra["delete"] = Button(t("btn.delete"), S.KeyBackspace())
+    elif q.widget == "date":
+        today = S.today(state, now)
+        lo, hi = F.date_bounds(q, today)
+        try:
+            d = dt.date.fromisoformat(str(state.draft))
+        except ValueError:
+            d = min(max(today, lo), hi)
+        parts = []
+        for part, value, unit, steps in (
+            ("year", d.year, t("form.date.year"), (-10, -1, 1, 10)),
+            ("month", d.month, t("form.date.month"), (-1, 1)),
+            ("day", d.day, t("form.date.day"), (-1, 1)),
+        ):
+            parts.append((f"{value}", unit, tuple(Button(f"{k:+d}".replace("-", "−"), S.Step(part, k)) for k in steps)))
+        extra["date"] = tuple(parts)
+        extra["shown"] = t("form.date", y=d.year, m=d.month, d=d.day)
+    elif q.widget in ("document", "face"):
+        screen = "capture"
+        extra["mode"] = q.widget
+        extra["hint"] = t(f"face.hint.{state.hint}") if state.hint else ""
+        if state.draft is not None:
+            buttons = (Button(t("capture.use"), S.Next(), primary=True), Button(t("capture.retake"), S.Retake()), back)
+        elif q.widget == "document":
+            buttons = (Button(t("capture.shoot"), S.CaptureNow(), primary=True), back)
+        else:
+            buttons = (back,)  # the face guide takes the photo itself when one face is centred and still
+        extra["labels"] = {k: t(f"capture.{k}") for k in ("shoot", "retake", "use")}
+    elif q.widget == "signature":
+        screen = "signature"
+        extra["labels"] = {"clear": t("signature.clear"), "done": t("signature.done")}
+        buttons = (back,)
+    return View(screen, title, body, buttons=buttons, tone="error" if error else "info", extra=extra, **common)
+
+
+def _same(a: object, b: object) -> bool:
+    return a is not None and a == b and type(a) is type(b)
+
+
+def _review(state: S.State, t, common) -> View:
+    f = state.form
+    buttons = (
+        Button(t("review.confirm"), S.Confirm(), primary=True), Button(t("btn.back"), S.Back()),
+        Button(t("btn.finish"), S.Finish()),
+    )
+    if f is None:
+        return View("review", t("review.title"), t("review.body"), buttons=buttons, **common)
+    loc = state.locale
+    answers = dict(state.answers)
+    items = []
+    for q in f.questions:
+        value = F.display_text(q, answers.get(q.field), loc)
+        items.append((q.title_for(loc), value, None if q.prefill else S.Edit(q.field)))
+    error = t(state.form_error) if state.form_error else ""
+    return View(
+        "review", t("review.title"), t("review.body"), buttons=buttons, tone="error" if error else "info",
+        rows=tuple((a, b) for a, b, _ in items),
+        extra={"items": tuple(items), "error": error, "service": f.title_for(loc),
+               "prefilled": t("form.prefilled")},
+        **common,
+    )
+
+
+def _filed(state: S.State, t, common) -> View:
+    """已受理 (the backend's number), 已受理，待上传 (the local number), or, for an online-only service the backend
+    has not confirmed: plainly not done, and what to do. The number is the largest thing after the title."""
+    f = state.form
+    info = f.info if f is not None else None
+    done = (Button(t("btn.done"), S.Finish(), primary=True),)
+    rows: list[tuple[str, str]] = []
+    not_done = state.queued and info is not None and info.online_only
+    if not_done:
+        title = t("filed.not_done.title")
+        body = t("filed.not_done.body", title=f.title_for(state.locale), phone=info.phone)  # type: ignore[union-attr]
+        tone, label, number = "warn", t("filed.local_number"), state.local_number
+    elif state.queued:
+        title, body, tone = t("filed.queued.title"), t("filed.queued.body"), "info"
+        label, number = t("filed.local_number"), state.local_number
+    else:
+        title, body, tone = t("filed.accepted.title"), t("filed.accepted.body"), "info"
+        label, number = t("filed.number"), state.filing_id
+    if state.due is not None and not not_done:
+        days = info.time_limit_days if info is not None else 1
+        rows.append((t("filed.due"), t("filing.due.today") if days == 0 else
+                     t("form.date", y=state.due.year, m=state.due.month, d=state.due.day)))
+    if info is not None and not not_done:
+        rows.append((t("service_info.handling"), t(
+            "filing.handling.forwarded" if info.handling == "forwarded" else "filing.handling.direct")))
+    if state.print_failed:
+        body = body + "\n" + t("filed.print_failed")
+        tone = "warn"
+    return View("filed", title, body, tone=tone, rows=tuple(rows), buttons=done,
+                extra={"number": number, "number_label": label}, **common)
+
+
+_REASONS = ("too_slow", "hard_to_use", "not_clear", "not_solved", "staff")
+
+
+def _rating(state: S.State, t, common) -> View:
+    if state.rating == "dissatisfied":
+        choices = tuple(Button(t(f"rating.reason.{r}"), S.RateReasons((r,)), primary=True) for r in _REASONS)
+        return View(
+            "rating", t("rating.reasons.title"), t("rating.reasons.body"),
+            buttons=(Button(t("btn.back"), S.Back()), Button(t("btn.skip"), S.RateReasons(()))),
+            extra={"choices": choices}, **common,
+        )
+    choices = tuple(
+        Button(t(f"rating.{k}"), S.Rate(k), primary=True) for k in ("satisfied", "basically_satisfied", "dissatisfied")
+    )
+    return View("rating", t("rating.title"), t("rating.body"), buttons=(Button(t("btn.skip"), S.Finish()),),
+                extra={"choices": choices}, **common)
+
+
+def _my_filings(state: S.State, t, common) -> View:
+    rows = []
+    for r in state.my_filings:
+        status = t("progress.queued") if r.queued else t(f"progress.{r.status}")
+        if r.status == "returned" and r.reason:
+            status = t("my_filings.reason", status=status, reason=r.reason)
+        elif r.due_date is not None and r.status not in ("done", "returned"):
+            due = t("form.date", y=r.due_date.year, m=r.due_date.month, d=r.due_date.day)
+            status = t("my_filings.due", status=status, date=due)
+        number = r.filing_id or r.local_number or ""
+        rows.append((f"{r.title}\n{number}", status))
+    body = t("my_filings.offline") if state.my_filings_offline else (
+        t("my_filings.body") if rows else t("my_filings.none"))
+    return View(
+        "my_filings", t("my_filings.title"), body, rows=tuple(rows),
+        buttons=(Button(t("btn.back"), S.Back()), Button(t("btn.finish"), S.Finish())), **common,
+    )

@@ -1,0 +1,25 @@
+"""满意 / 基本满意 / 不满意 after a filing, then a reason under 不满意: one tap each, no typing."""
+
+from __future__ import annotations
+
+from screens.base import KioskScreen
+from screens.form import app_theme, big_button, grid, landscape
+
+
+class RatingScreen(KioskScreen):
+    def render(self, view) -> None:
+        theme = app_theme()
+        box = self.ids.choices
+        box.clear_widgets()
+        choices = view.extra.get("choices", ())
+        cols = (3 if len(choices) in (3, 5, 6) else 2) if landscape() else 1
+        g = grid(cols, theme.pad * 0.6)
+        for b in choices:
+            g.add_widget(big_button(b, self._post, font=theme.title, grow=True,
+                                    min_h=0 if landscape() else theme.button_h * 1.3))
+        g.bind(height=lambda _g, h: setattr(box, "height", h))
+        box.add_widget(g)
+
+    def on_leave(self, *args) -> None:
+        super().on_leave(*args)
+        self.ids.choices.clear_widgets()
