@@ -44,6 +44,12 @@ from kiosk.i18n import tr
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+WALL_EVERY = 60.0  # s between calendar updates to the session (dates on receipts, the date picker)
+CATALOG_EVERY = 1800.0  # s between catalog refreshes (ETag: usually a 304)
+SEND_WAIT = 3.0  # s a confirmed filing waits for the backend's number before 已受理，待上传 is shown
+ONLINE_ONLY_WAIT = 10.0  # s an online-only filing waits before the screen says it is not done yet
+WAIT_SLICE = 0.05
+
 
 @dataclass(frozen=True)
 class Site:
@@ -135,6 +141,9 @@ class Runtime:
         camera=None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        outbox=None,
+        sync=None,
+        catalog_cache=None,
     ) -> None:
         self.card_reader = card_reader
         self.idcard_reader = idcard_reader  # optional devices: None when not fitted
@@ -152,12 +161,23 @@ class Runtime:
         self.state = S.initial_state(settings, locale=locale, elder_mode=elder_mode, features=frozenset(features))
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._pools = {
-            name: ThreadPoolExecutor(1, thread_name_prefix=name) for name in ("card", "printer", "voice")
+            name: ThreadPoolExecutor(1, thread_name_prefix=name)
+            for name in ("card", "printer", "voice", "outbox", "camera")
         }
         self._pools["net"] = ThreadPoolExecutor(2, thread_name_prefix="net")
         self._tokens = _Tokens()
         self._run_id = secrets.token_hex(8)  # idempotency keys stay unique across restarts and terminals
         self._first_asked: dict[str, datetime] = {}  # idempotency key -> created_at of its first try
+        self.outbox = outbox  # kiosk.outbox.Outbox: confirmed filings, durable before the resident is told
+        self.sync = sync  # kiosk.outbox.SyncWorker: sends the outbox off the UI thread
+        self.catalog_cache = catalog_cache  # kiosk.catalog_cache.CatalogCache: services offline and across restarts
+        self._attachments: dict[str, tuple[int, bytes, str]] = {}  # digest -> (sid, bytes, type), wiped at the end
+        self._feed = None  # the live camera feed of a capture question (document preview or face watcher)
+        self._feed_field: str | None = None
+        self._feed_kind: str | None = None  # document | face
+        self._wall_at = float("-inf")
+        self._catalog_at = float("-inf")
+        self._catalog_raws: list | None = None  # the last catalog offered to the session
         self.listeners: list[Callable[[S.State], None]] = []
         self.wakeup: Callable[[], None] | None = None  # the app's thread-safe trigger to pump at once
 
@@ -172,12 +192,18 @@ class Runtime:
         for dev in (self.card_reader, self.idcard_reader, self.scanner):
             if dev is not None:
                 dev.start(self.post)
+        if self.sync is not None:
+            self.sync.start()
+        self._housekeeping()
 
     def stop(self, close_within: float = 2.0) -> None:
         """Stop the devices, end the live backend session (waiting at most close_within seconds), stop the
         workers. Never raises from the backend: a session not closed in time simply expires there."""
         try:
             self._camera(False)
+            self._stop_feed()
+            if self.sync is not None:
+                self.sync.stop(timeout=close_within)
             for dev in (self.card_reader, self.idcard_reader, self.scanner):
                 if dev is not None:
                     dev.stop()
@@ -215,6 +241,8 @@ class Runtime:
         return changed
 
     def dispatch(self, event: object) -> bool:
+        if isinstance(event, S.Tick):
+            self._housekeeping()
         before = self.state
         self.state, effects = S.transition(self.state, event, self.clock())
         if self.state.screen is not before.screen:
@@ -223,6 +251,7 @@ class Runtime:
             self._end_backend_session(before.sid)  # a new person: nothing of the last one may stay open
         for effect in effects:
             self._run(effect)
+        self._sync_preview()
         if self.state is not before:
             for listener in list(self.listeners):
                 listener(self.state)
@@ -277,12 +306,31 @@ class Runtime:
         elif isinstance(eff, S.Speak):
             if self.voice is not None:
                 st = self.state
-                self._pools["voice"].submit(
-                    self._say, tr(st.locale, eff.msgid), st.locale, st.sid, st.screen, eff.msgid)
+                text = tr(st.locale, eff.msgid, **dict(eff.params))
+                # a prompt with values is never a recorded clip: the clip cannot say them
+                msgid = "" if eff.params else eff.msgid
+                self._pools["voice"].submit(self._say, text, st.locale, st.sid, st.screen, msgid)
+        elif isinstance(eff, S.KeepAttachment):
+            if eff.sid == self.state.sid:
+                self._attachments[eff.digest] = (eff.sid, eff.data, eff.media_type)
+        elif isinstance(eff, S.SubmitFiling):
+            # Take the attachments now: pulling the card right after Confirm ends the session and wipes them.
+            atts = self._attachments_of(eff)
+            self._submit("outbox", eff.sid, lambda: self._file(eff, atts), _not_saved)
+        elif isinstance(eff, S.SubmitRating):
+            self._pools["outbox"].submit(self._rate, eff, self.wall())
+        elif isinstance(eff, S.FetchMyFilings):
+            self._submit("net", eff.sid, lambda: self._my_filings(eff), _bad_response)
+        elif isinstance(eff, S.CaptureStill):
+            self._capture_still(eff)
+        elif isinstance(eff, S.FaceWatch):
+            self._face_watch(eff)
         elif isinstance(eff, S.SessionEnded):
             log.info("session %d ended: %s", eff.sid, eff.reason)
             self._end_backend_session(eff.sid)
             self._first_asked.clear()
+            self._attachments.clear()
+            self._stop_feed()
             _trim_heap()
 
     # -- backend sessions
@@ -352,7 +400,15 @@ class Runtime:
     # -- camera: decoding runs only while the scan screen is up
     def latest_frame(self):
         """The newest camera frame for the preview (main thread reads, capture thread writes one reference)."""
+        feed = self._feed
+        if feed is not None:
+            return feed.latest()
         return self._last_frame if self._decoder is not None else None
+
+    def attachment_bytes(self, digest: str) -> bytes | None:
+        """A picture of this session under review (the capture screen shows it before it is used)."""
+        got = self._attachments.get(digest)
+        return got[1] if got is not None and got[0] == self.state.sid else None
 
     def _camera(self, on: bool) -> None:
         from devices.camera import QrDecoder
@@ -427,13 +483,193 @@ class Runtime:
             site_name=self.site.site_name,
             terminal_id=self.site.terminal_id,
             printed_at=self.wall(),
-            service=tr("zh_CN", f"service.{eff.service}"),
+            service=eff.title or tr("zh_CN", f"service.{eff.service}"),
             holder_name_masked=eff.holder_name_masked,
             holder_id_masked=eff.holder_id_masked,
             lines=list(eff.lines),
             qr_url=eff.qr_url,
         )
         return self.printer.print_receipt(render_escpos(receipt, self.site.printer_profile))
+
+
+    # -- filings: catalog, outbox, 我的办件
+    def _housekeeping(self) -> None:
+        """On start and every tick: the calendar to the session now and then, the catalog every half hour."""
+        now = self.clock()
+        if now - self._wall_at >= WALL_EVERY:
+            self._wall_at = now
+            self.post(S.WallTime(self.wall()))
+        if self.catalog_cache is not None and now - self._catalog_at >= CATALOG_EVERY:
+            self._catalog_at = now
+            try:
+                self._pools["net"].submit(self._load_catalog)
+            except RuntimeError:  # stopping
+                pass
+
+    def _load_catalog(self) -> None:
+        from kiosk.forms import compile_catalog
+
+        cache = self.catalog_cache
+        if cache is None:
+            return
+        def offer(raws: list) -> None:
+            if not raws or raws == self._catalog_raws:
+                return
+            self._catalog_raws = raws
+            services, hidden = compile_catalog(raws)
+            for key, why in hidden:
+                log.warning("service %s hidden: %s", key, why)
+            self.post(S.CatalogLoaded(services))
+
+        try:
+            if self._catalog_raws is None:
+                offer(cache.load())  # what the terminal knew: works with no network at all
+            offer(cache.refresh(self.backend))
+        except Exception:
+            log.warning("service catalog refresh failed; keeping the cached one", exc_info=True)
+
+    def _attachments_of(self, eff: S.SubmitFiling) -> dict[str, tuple[bytes, str]]:
+        wanted = {v for _, v in eff.answers if isinstance(v, str)}
+        return {d: (data, mt) for d, (sid, data, mt) in self._attachments.items() if sid == eff.sid and d in wanted}
+
+    def _file(self, eff: S.SubmitFiling, atts: dict[str, tuple[bytes, str]]) -> object:
+        """Write the filing to the outbox (durable), then give the sync worker a moment to send it: online the
+        resident sees the backend's number, offline the local one. Nothing is said before the write returns."""
+        if self.outbox is None:
+            return S.BackendFailed(S.BackendFailureKind.OFFLINE)
+        from kiosk.outbox import FAILED, OutboxError
+        person = eff.person
+        try:
+            item = self.outbox.put_filing(
+                service=eff.service,
+                person={"ssn": person.id_number, "name": person.name, "credential": person.credential.value},
+                answers=dict(eff.answers), attachments=atts, online_only=eff.online_only,
+                created_at=eff.created_at or self.wall(), key=f"{self._run_id}-{eff.key}",
+                local_number=eff.local_number,
+            )
+        except (OutboxError, OSError) as e:  # full disk, unreadable key: not saved, so never said to be
+            log.error("filing not saved in the outbox: %s", e)
+            return S.BackendFailed(S.BackendFailureKind.SERVER_ERROR)
+        except ValueError as e:
+            log.error("filing refused before queueing: %s", e)
+            return S.FilingRefused(())
+        if self.sync is None:
+            return S.FilingSaved(item.local_number, True)
+        self.sync.kick()
+        answer = self._wait_sent(item.local_number, ONLINE_ONLY_WAIT if eff.online_only else SEND_WAIT)
+        if answer is None:
+            now = self.outbox.get(item.local_number)
+            if now is not None and now.state == FAILED:
+                log.warning("filing %s refused by the backend: %s", item.local_number, now.last_error)
+                return S.FilingRefused(())
+            return S.FilingSaved(item.local_number, True)
+        return S.FilingSaved(item.local_number, False, answer, _lines(getattr(answer, "lines", ())))
+
+    def _wait_sent(self, local_number: str, timeout: float) -> object | None:
+        """The backend's answer, or None once the worker found the backend away (or the time ran out): with
+        the backend down the resident is told 待上传 at once, not after a timeout."""
+        sync = self.sync
+        assert sync is not None
+        end = self.clock() + timeout
+        while True:
+            got = sync.wait_for(local_number, min(WAIT_SLICE, max(0.0, end - self.clock())))
+            if got is not None or self.clock() >= end or getattr(sync, "away", False):
+                return got
+
+    def _rate(self, eff: S.SubmitRating, when: datetime) -> None:
+        if self.outbox is None:
+            return
+        try:
+            self.outbox.put_rating(
+                service=eff.service, satisfaction=eff.satisfaction, reasons=eff.reasons, filing_ref=eff.filing_ref,
+                created_at=when, key=f"{self._run_id}-{eff.key}",
+            )
+        except Exception as e:  # a rating is not worth a fault screen: the log says why
+            log.warning("rating not queued: %s", e)
+            return
+        if self.sync is not None:
+            self.sync.kick()
+
+    def _my_filings(self, eff: S.FetchMyFilings) -> object:
+        from api.models import FilingList
+
+        titles = {f.key: f.title for f in self.state.services}
+        rows: list[S.FilingRow] = []
+        queued: set[str] = set()
+        if self.outbox is not None:
+            try:
+                for p in self.outbox.pending_for(eff.person.id_number):
+                    queued.add(p.local_number)
+                    rows.append(S.FilingRow(p.local_number, None, p.service, titles.get(p.service, p.service),
+                                            "received", queued=True))
+            except Exception:
+                log.warning("outbox could not be read for 我的办件", exc_info=True)
+        got = _as(self._personal(eff.sid, eff.person, self.backend.my_filings), FilingList)
+        if isinstance(got, S.BackendFailed):
+            return S.MyFilingsLoaded(tuple(rows), offline=True)
+        for f in got.filings:
+            if f.local_number in queued:
+                continue  # sent while we asked: the backend's row is the newer truth
+            rows.append(S.FilingRow(f.local_number, f.filing_id, f.service, f.title, f.status.value, f.reason,
+                                    f.due_date))
+        return S.MyFilingsLoaded(tuple(rows))
+
+    # -- document camera and face photo
+    def _capture_still(self, eff: S.CaptureStill) -> None:
+        from kiosk.capture import CaptureFailed, capture_document
+
+        camera = self.camera
+        self._submit("camera", eff.sid, lambda: capture_document(camera, eff.field),
+                     lambda e: CaptureFailed(eff.field, "camera"))
+
+    def _face_watch(self, eff: S.FaceWatch) -> None:
+        if not eff.on:
+            if self._feed_field == eff.field:
+                self._stop_feed()
+            return
+        self._stop_feed()
+        if self.camera is None:
+            from kiosk.capture import CaptureFailed
+
+            self.post(S.Result(eff.sid, CaptureFailed(eff.field, "camera")))
+            return
+        from kiosk.capture import FaceWatcher
+
+        self._camera(False)  # one reader of the camera at a time
+        self._feed = FaceWatcher(self.camera, self.post, eff.sid, eff.field)
+        self._feed_field, self._feed_kind = eff.field, "face"
+        self._feed.start()
+
+    def _sync_preview(self) -> None:
+        """The document camera's live preview runs exactly while a document question waits for its photo (the
+        face question's watcher is switched by the session's FaceWatch effects)."""
+        st = self.state
+        q = None
+        if st.screen is S.Screen.FORM and st.form is not None and st.draft is None:
+            asked = st.form.asked
+            q = asked[st.q_index] if 0 <= st.q_index < len(asked) else None
+        want = q.field if q is not None and q.widget == "document" and not getattr(st, "capture_failed", False) else None
+        if want is None:
+            if self._feed_kind == "document":
+                self._stop_feed()
+            return
+        if self._feed_field == want or self.camera is None:
+            return
+        from kiosk.capture import DocumentPreview
+
+        self._stop_feed()
+        self._camera(False)
+        feed = DocumentPreview(self.camera, self.post, st.sid, want)
+        self._feed, self._feed_field, self._feed_kind = feed, want, "document"
+        feed.start()
+
+    def _stop_feed(self) -> None:
+        feed, self._feed, self._feed_field, self._feed_kind = self._feed, None, None, None
+        if feed is not None:
+            try:
+                feed.stop()
+            except Exception:
+                log.warning("stopping the camera feed failed", exc_info=True)
 
 
 class _Tee:
@@ -487,6 +723,11 @@ def _as(r: object, model: type[T]) -> T | S.BackendFailed:
     if isinstance(r, model):
         return r
     return _failure(r) or S.BackendFailed(S.BackendFailureKind.BAD_RESPONSE)
+
+
+def _not_saved(_e: Exception) -> S.BackendFailed:
+    log.error("filing not saved: the outbox failed")
+    return S.BackendFailed(S.BackendFailureKind.SERVER_ERROR)
 
 
 def _bad_response(_e: Exception) -> S.BackendFailed:
