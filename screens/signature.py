@@ -97,6 +97,10 @@ class SignatureScreen(KioskScreen):
     warning = StringProperty("")  # 还没有签名: words, not only a colour
     _empty_text = ""
 
+    def on_kv_post(self, base_widget) -> None:
+        # the first stroke answers 还没有签名: the warning goes with it
+        self.ids.pad.bind(empty=lambda _pad, empty: setattr(self, "warning", "") if not empty else None)
+
     def render(self, view) -> None:
         loc = view.locale
         if not view.title:
