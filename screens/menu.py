@@ -53,7 +53,8 @@ class MenuScreen(KioskScreen):
         rows = max(1, math.ceil(n / self.cols))
         gap = self.ids.services.spacing[1]
         room = (self.ids.scroller.height - gap * (rows - 1)) / rows
-        self.row_h = min(max(floor, room), floor * (1.2 if landscape else 1.6))
+        cap = 1.2 if landscape else (1.8 if self.cols > 1 else 2.0)
+        self.row_h = min(max(floor, room), floor * cap)
 
     def render(self, view) -> None:
         tiles, bottom = self.ids.services, self.ids.buttons

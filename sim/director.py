@@ -182,6 +182,7 @@ class Director:
 
                     Animation.cancel_all(p, "scroll_x", "scroll_y")
                     p.scroll_to(w, padding=0, animate=False)
+                    p.update_from_scroll()  # now, not on the next frame: the touch goes where the button is
             p = p.parent
 
     def texts(self) -> list[str]:
