@@ -14,6 +14,12 @@ from kivy.uix.label import Label
 from screens.base import KioskScreen
 
 
+def _theme():
+    app = App.get_running_app()
+    assert app is not None, "screens live in the running app"
+    return app.theme  # pyright: ignore[reportAttributeAccessIssue]  (KioskApp's own attribute)
+
+
 class ScrollCue(Label):
     """The "more below" words; a tap on them scrolls a page (a swipe does too)."""
 
@@ -40,7 +46,7 @@ class MenuScreen(KioskScreen):
         grid.bind(height=self._cue)
         self.bind(size=self._fit)
         sv.bind(height=self._fit)
-        App.get_running_app().theme.bind(button_h=self._fit)
+        _theme().bind(button_h=self._fit)
 
     def _fit(self, *_a) -> None:
         """Columns and tile height: three across in landscape, two in portrait (one when there are only a few,
@@ -49,7 +55,7 @@ class MenuScreen(KioskScreen):
         n = len(self.ids.services.children)
         landscape = self.width > self.height
         self.cols = 3 if landscape else (2 if n > 4 else 1)
-        floor = App.get_running_app().theme.button_h
+        floor = _theme().button_h
         rows = max(1, math.ceil(n / self.cols))
         gap = self.ids.services.spacing[1]
         room = (self.ids.scroller.height - gap * (rows - 1)) / rows

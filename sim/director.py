@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from kivy.clock import Clock
@@ -148,7 +149,7 @@ class Director:
     def _walk(self):
         """(widget, clip) for every shown widget; clip is the window rect of the ScrollViews it sits in (what of
         it can be seen), None outside any."""
-        stack = [(self.app.root, None)]
+        stack: list[tuple[Any, tuple[float, float, float, float] | None]] = [(self.app.root, None)]
         while stack:
             w, clip = stack.pop()
             if getattr(w, "opacity", 1) == 0 or w.width <= 0 or w.height <= 0:
