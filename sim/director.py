@@ -5,6 +5,9 @@ thread: wait for a condition, tap a button found by its text (a real touch at it
 screenshot of the frame a person sees and check it: text that does not fit, and the elder-friendly floors
 measured on the rendered frame (sim/uicheck.py): type size, touch targets by mode, text/background
 contrast, a voice prompt since the screen was entered, the empty share of a portrait screen.
+What a ScrollView has scrolled out of its viewport is not on screen: it is skipped, and a widget partly
+scrolled out is judged by its visible part (text too big for its own label is still found). A tap on a
+button scrolled out of view scrolls it into view first, as a finger would.
 """
 
 from __future__ import annotations
