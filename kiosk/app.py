@@ -18,15 +18,25 @@ log = logging.getLogger(__name__)
 
 SCREENS = (
     "idle", "message", "pin", "menu", "pension", "show_qr", "error", "notice", "scan",
-    "service_info", "form", "review", "rating", "my_filings", "filed",
+    "service_info", "form", "review", "rating", "my_filings", "filed", "capture", "signature",
 )
 SCREEN_CLASSES = {  # screens/<name>.py holds the class
     "idle": "IdleScreen", "message": "MessageScreen", "pin": "PinScreen", "menu": "MenuScreen",
     "pension": "PensionScreen", "show_qr": "ShowQrScreen", "error": "ErrorScreen", "notice": "NoticeScreen",
     "scan": "ScanScreen", "service_info": "ServiceInfoScreen", "form": "FormScreen", "review": "ReviewScreen",
     "rating": "RatingScreen", "my_filings": "MyFilingsScreen", "filed": "FiledScreen",
+    "capture": "CaptureScreen", "signature": "SignatureScreen",
 }
 SIZES = {"landscape": (1280, 800), "portrait": (1080, 1920)}
+
+
+def attachment_reader(runtime):
+    """The picture under review by its digest: the runtime keeps the session's attachments in memory
+    (a runtime without them shows the last preview frame instead)."""
+    get = getattr(runtime, "attachment_bytes", None)
+    if get is None:
+        return lambda digest: None
+    return get
 
 
 class FontMissing(RuntimeError):
@@ -224,8 +234,10 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
                 scr.post = runtime.post
                 if name == "pin":
                     scr.shuffle = shuffle_keypad
-                if name == "scan":
+                if name in ("scan", "capture"):
                     scr.frames = runtime.latest_frame
+                if name == "capture":
+                    scr.still = attachment_reader(runtime)
                 self.sm.add_widget(scr)
             return self.sm.get_screen(name)
 

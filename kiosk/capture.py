@@ -20,73 +20,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field as _field
 
-from kiosk import session as _session
+# the session's own events and results: this module only makes them (re-exported for the screens)
+from kiosk.session import Attach, Captured, CaptureFailed, CaptureNow, FaceHint, Result, Retake
+
+__all__ = [
+    "JPEG", "PNG", "Attach", "Captured", "CaptureFailed", "CaptureNow", "FaceHint", "Retake", "DocumentPreview",
+    "FaceWatcher", "LiveFeed", "capture_document", "still_of",
+]
 
 log = logging.getLogger(__name__)
 
 JPEG = "image/jpeg"
 PNG = "image/png"
 
-# The session's events (kiosk/session.py, FORMS helper). Until the session defines them, these stand-ins carry
-# the same names and fields as the contract; once it does, the session's own classes are used. Drop at merge.
-
-
-@dataclass(frozen=True)
-class _Captured:
-    """A JPEG from the document camera or an accepted face, for the question `field`."""
-
-    field: str
-    data: bytes = _field(repr=False)
-    media_type: str = JPEG
-
-
-@dataclass(frozen=True)
-class _FaceHint:
-    """What the person should do: look_at_camera, closer, farther, centre, hold_still, one_face_only."""
-
-    hint: str
-
-
-@dataclass(frozen=True)
-class _CaptureFailed:
-    """The camera gave no picture (unplugged, driver failure): the screen says so, the form stays.
-    Not in the contract yet: proposed to the session."""
-
-    field: str
-    reason: str  # camera | encode
-
-
-@dataclass(frozen=True)
-class _Attach:
-    """The signature pad's PNG (or an accepted capture) for the current question."""
-
-    data: bytes = _field(repr=False)
-    media_type: str = PNG
-
-
-@dataclass(frozen=True)
-class _CaptureNow:
-    """拍照 on the document camera screen."""
-
-
-@dataclass(frozen=True)
-class _Retake:
-    """重拍: back to the live preview."""
-
-
-Captured = getattr(_session, "Captured", _Captured)
-FaceHint = getattr(_session, "FaceHint", _FaceHint)
-CaptureFailed = getattr(_session, "CaptureFailed", _CaptureFailed)
-Attach = getattr(_session, "Attach", _Attach)
-CaptureNow = getattr(_session, "CaptureNow", _CaptureNow)
-Retake = getattr(_session, "Retake", _Retake)
-
 
 def _result(sid: int, value: object) -> object:
-    return _session.Result(sid, value)
+    return Result(sid, value)
 
 
 def still_of(camera):

@@ -312,6 +312,15 @@ class FaceHint:
 
 
 @dataclass(frozen=True)
+class CaptureFailed:
+    """The camera gave no picture (unplugged, driver failure, a frame that would not encode): the screen says so
+    and offers 重拍; the form and its answers stay."""
+
+    field: str
+    reason: str  # camera | encode
+
+
+@dataclass(frozen=True)
 class FilingSaved:
     """The filing is in the outbox (durable). queued: the backend has not confirmed it yet (filing is None)."""
 
@@ -557,6 +566,7 @@ class State:
     form_error: str | None = None  # message id of the refused answer on screen
     editing: bool = False  # came from the review screen: Next goes back there
     hint: str | None = None  # the face guide's last hint
+    capture_failed: bool = False  # the camera gave no picture for the question on screen: 重拍 tries again
     face_on: str | None = None  # the face question the face guide watches for (device state: survives a wipe)
     local_number: str = ""
     queued: bool = False
@@ -650,7 +660,8 @@ def _wiped(s: State) -> State:
     return replace(
         s, person=None, level=Level.NONE, checked=None, filing_id="", pin="", tries_left=None, fault=None,
         fault_detail="", pending=None, service=None, pension=None, pension_loaded=False, receipt_url=None,
-        form=None, answers=(), q_index=0, draft=None, form_error=None, editing=False, hint=None, local_number="",
+        form=None, answers=(), q_index=0, draft=None, form_error=None, editing=False, hint=None, capture_failed=False,
+        local_number="",
         queued=False, due=None, print_failed=False, rating=None, my_filings=(), my_filings_offline=False,
     )
 
@@ -726,9 +737,20 @@ def _count(s: State, n: int) -> str:
     return spoken_number(n, counting=True) if s.locale == "zh_CN" else str(n)
 
 
-def _face_field(s: State) -> str | None:
-    if s.screen is not Screen.FORM or s.draft is not None:
+def capture_phase(s: State) -> str | None:
+    """What a camera question on screen shows: "live" (the preview), "review" (the picture taken, to use or
+    retake), "failed" (the camera gave nothing); None when no document or face question is on screen."""
+    q = _question(s) if s.screen is Screen.FORM else None
+    if q is None or q.widget not in ("document", "face"):
         return None
+    if s.draft is not None:
+        return "review"
+    return "failed" if s.capture_failed else "live"
+
+
+def _face_field(s: State) -> str | None:
+    if s.screen is not Screen.FORM or s.draft is not None or s.capture_failed:
+        return None  # a failed camera is not watched until 重拍
     q = _question(s)
     return q.field if q is not None and q.widget == "face" else None
 
@@ -963,7 +985,7 @@ def _retry(s: State, now: float) -> tuple[State, list]:
 
 def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
     sc = s.screen
-    if isinstance(v, Captured | FaceHint) and sc is Screen.FORM:
+    if isinstance(v, Captured | FaceHint | CaptureFailed) and sc is Screen.FORM:
         return _on_capture(s, v, now)
     if isinstance(v, FilingSaved) and sc is Screen.SUBMITTING and isinstance(s.pending, SubmitFiling):
         return _filing_saved(s, v, now)
@@ -1085,7 +1107,7 @@ def _local_number(day: dt.date, h: bytes) -> str:
 
 def _service_info(s: State, form: F.ServiceForm, now: float) -> tuple[State, list]:
     s = _go(s, Screen.SERVICE_INFO, now, service=form.key, form=form, answers=(), q_index=0, draft=None,
-            form_error=None, editing=False)
+            form_error=None, editing=False, hint=None, capture_failed=False)
     loc = s.locale
     return s, [Speak("service_info.voice", (("title", form.title_for(loc)), ("summary", form.description_for(loc))))]
 
@@ -1120,7 +1142,7 @@ def _ask(s: State, index: int, now: float, editing: bool | None = None) -> tuple
         draft = start
     elif q.widget == "pick":
         draft = ""
-    s = _go(s, Screen.FORM, now, q_index=index, draft=draft, form_error=None, hint=None,
+    s = _go(s, Screen.FORM, now, q_index=index, draft=draft, form_error=None, hint=None, capture_failed=False,
             editing=s.editing if editing is None else editing)
     return s, [_question_voice(s, q)]
 
@@ -1156,7 +1178,7 @@ def _advance(s: State, now: float) -> tuple[State, list]:
 
 
 def _review(s: State, now: float, error: str | None = None) -> tuple[State, list]:
-    s = _go(s, Screen.REVIEW, now, editing=False, draft=None, form_error=error, hint=None)
+    s = _go(s, Screen.REVIEW, now, editing=False, draft=None, form_error=error, hint=None, capture_failed=False)
     return s, [Speak(error or "review.voice")]
 
 
@@ -1224,10 +1246,10 @@ def _on_form_ui(s: State, e: object, now: float) -> tuple[State, list]:
         digest = hashlib.sha256(e.data).hexdigest()
         s, fx = _accept(s, q, digest, now)
         return s, [KeepAttachment(s.sid, digest, e.data, e.media_type)] + fx
-    if isinstance(e, CaptureNow) and q.widget == "document" and s.draft is None:
+    if isinstance(e, CaptureNow) and q.widget == "document" and s.draft is None and not s.capture_failed:
         return s, [CaptureStill(s.sid, q.field)]
     if isinstance(e, Retake) and q.widget in ("document", "face"):
-        s = replace(s, draft=None, form_error=None, hint=None)
+        s = replace(s, draft=None, form_error=None, hint=None, capture_failed=False)
         return s, [_question_voice(s, q)]
     if isinstance(e, Next):
         if q.widget in ("keypad", "date") or (q.widget in ("document", "face") and s.draft is not None):
@@ -1253,14 +1275,19 @@ def _on_capture(s: State, v: object, now: float) -> tuple[State, list]:
     if q is None:
         return s, []
     if isinstance(v, FaceHint):
-        if q.widget != "face" or s.draft is not None or v.hint == s.hint:
+        if q.widget != "face" or s.draft is not None or s.capture_failed or v.hint == s.hint:
             return s, []
         return replace(s, hint=v.hint), [Speak(f"face.hint.{v.hint}")]
+    if isinstance(v, CaptureFailed):
+        # a picture already taken stays good whatever the camera does now; a failure is said once
+        if v.field != q.field or q.widget not in ("document", "face") or s.draft is not None or s.capture_failed:
+            return s, []
+        return replace(s, capture_failed=True, hint=None, form_error=None), [Speak("capture.failed.title")]
     assert isinstance(v, Captured)
     if v.field != q.field or q.widget not in ("document", "face") or not v.data:
         return s, []
     digest = hashlib.sha256(v.data).hexdigest()
-    s = replace(s, draft=digest, hint=None, form_error=None)
+    s = replace(s, draft=digest, hint=None, form_error=None, capture_failed=False)
     return s, [KeepAttachment(s.sid, digest, v.data, v.media_type), Speak("capture.taken")]
 
 

@@ -331,20 +331,34 @@ def _form(state: S.State, now: float, t, common) -> View:
         extra["shown"] = t("form.date", y=d.year, m=d.month, d=d.day)
     elif q.widget in ("document", "face"):
         screen = "capture"
+        phase = S.capture_phase(state) or "live"
         extra["mode"] = q.widget
-        extra["hint"] = t(f"face.hint.{state.hint}") if state.hint else ""
-        if state.draft is not None:
-            buttons = (Button(t("capture.use"), S.Next(), primary=True), Button(t("capture.retake"), S.Retake()), back)
+        extra["phase"] = phase
+        extra["hint"] = state.hint if (phase == "live" and q.widget == "face") else None  # the screen says it
+        extra["hint_text"] = t(f"face.hint.{state.hint}") if extra["hint"] else ""
+        extra["digest"] = state.draft if phase == "review" else None
+        extra["labels"] = {k: t(f"capture.btn.{k}") for k in ("shoot", "retake", "use")}
+        if phase == "review":
+            title, body = t("capture.review.title"), t("capture.review.body")
+            buttons = (Button(t("capture.btn.use"), S.Next(), primary=True),
+                       Button(t("capture.btn.retake"), S.Retake()), back)
+        elif phase == "failed":
+            title, body = t("capture.failed.title"), t("capture.failed.body")
+            buttons = (Button(t("capture.btn.retake"), S.Retake(), primary=True), back)
         elif q.widget == "document":
-            buttons = (Button(t("capture.shoot"), S.CaptureNow(), primary=True), back)
+            body = body or t("capture.document.body")
+            buttons = (Button(t("capture.btn.shoot"), S.CaptureNow(), primary=True), back)
         else:
+            body = body or t("capture.face.body")
             buttons = (back,)  # the face guide takes the photo itself when one face is centred and still
-        extra["labels"] = {k: t(f"capture.{k}") for k in ("shoot", "retake", "use")}
     elif q.widget == "signature":
         screen = "signature"
-        extra["labels"] = {"clear": t("signature.clear"), "done": t("signature.done")}
-        buttons = (back,)
-    return View(screen, title, body, buttons=buttons, tone="error" if error else "info", extra=extra, **common)
+        body = body or t("signature.body")
+        extra["labels"] = {k: t(f"signature.btn.{k}") for k in ("clear", "done")} | {
+            "placeholder": t("signature.placeholder"), "empty": t("signature.empty")}
+        buttons = (back,)  # 重写 and 完成 are the screen's: they act on the strokes only the screen has
+    tone = "error" if error else ("warn" if extra.get("phase") == "failed" else "info")
+    return View(screen, title, body, buttons=buttons, tone=tone, extra=extra, **common)
 
 
 def _same(a: object, b: object) -> bool:

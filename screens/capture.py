@@ -23,86 +23,20 @@ from kivy.properties import ObjectProperty, StringProperty
 from screens.base import KioskScreen
 from screens.widgets import BigButton
 
-# Message ids and texts of the camera and signature screens. The catalogs in assets/i18n win where they have an
-# id; this is the fallback until they do (and the source for adding them there).
-MESSAGES: dict[str, dict[str, str]] = {
-    "zh_CN": {
-        "capture.document.title": "请把材料放在摄像头下面",
-        "capture.document.body": "材料放平、放正，看清楚后按“拍照”。",
-        "capture.review.title": "看看拍得清楚吗？",
-        "capture.review.body": "清楚就按“使用这张”，不清楚就按“重拍”。",
-        "capture.face.title": "拍一张正面照片",
-        "capture.face.body": "请正对摄像头，把脸放在框里。拍好会自动完成，不用按键。",
-        "capture.face.done": "拍好了",
-        "capture.failed.title": "摄像头没有拍到照片",
-        "capture.failed.body": "请再试一次；还是不行，请找工作人员。",
-        "capture.opening": "正在打开摄像头…",
-        "capture.btn.shoot": "拍照",
-        "capture.btn.retake": "重拍",
-        "capture.btn.use": "使用这张",
-        "face.hint.look_at_camera": "请看摄像头",
-        "face.hint.closer": "请靠近一点",
-        "face.hint.farther": "请离远一点",
-        "face.hint.centre": "请把脸移到框的中间",
-        "face.hint.hold_still": "请保持不动",
-        "face.hint.one_face_only": "请只留一个人在镜头前",
-        "signature.title": "请用手指在框里签名",
-        "signature.body": "写完按“完成”，写错了按“重写”。",
-        "signature.placeholder": "在这里签名",
-        "signature.empty": "还没有签名，请用手指在框里写上您的名字。",
-        "signature.btn.clear": "重写",
-        "signature.btn.done": "完成",
-    },
-    "en": {
-        "capture.document.title": "Place the document under the camera",
-        "capture.document.body": "Lay it flat and straight, then press 'Take photo'.",
-        "capture.review.title": "Is the photo clear?",
-        "capture.review.body": "If it is clear, press 'Use this one'; if not, press 'Retake'.",
-        "capture.face.title": "A photo of your face",
-        "capture.face.body": "Face the camera with your face inside the frame. The photo is taken by itself.",
-        "capture.face.done": "Photo taken",
-        "capture.failed.title": "The camera did not take a photo",
-        "capture.failed.body": "Please try again; if it still fails, ask the staff.",
-        "capture.opening": "Opening the camera…",
-        "capture.btn.shoot": "Take photo",
-        "capture.btn.retake": "Retake",
-        "capture.btn.use": "Use this one",
-        "face.hint.look_at_camera": "Please look at the camera",
-        "face.hint.closer": "Please come a little closer",
-        "face.hint.farther": "Please move back a little",
-        "face.hint.centre": "Please move your face to the middle of the frame",
-        "face.hint.hold_still": "Please hold still",
-        "face.hint.one_face_only": "Only one person in front of the camera, please",
-        "signature.title": "Sign with your finger inside the box",
-        "signature.body": "Press 'Done' when finished, 'Clear' to start again.",
-        "signature.placeholder": "Sign here",
-        "signature.empty": "No signature yet: please write your name in the box with your finger.",
-        "signature.btn.clear": "Clear",
-        "signature.btn.done": "Done",
-    },
-}
-
 
 def t(locale: str, msgid: str) -> str:
-    """The catalog's text where it has the id, else this module's fallback, else Chinese."""
-    from kiosk.i18n import LOCALES, catalog, tr
+    """The catalog's words (assets/i18n); an unknown locale falls back to Chinese."""
+    from kiosk.i18n import tr
 
-    loc = locale if locale in LOCALES else "zh_CN"
-    if msgid in catalog(loc) or msgid in catalog("zh_CN"):
-        return tr(loc, msgid)
-    return MESSAGES.get(loc, {}).get(msgid) or MESSAGES["zh_CN"].get(msgid, msgid)
+    return tr(locale, msgid)
 
 
 def session_event(name: str, *args):
-    """An event of the session by name (the session gains CaptureNow, Retake, Attach with the filings work);
-    None when it does not have it, so a button is left out rather than posting something unknown."""
+    """An event of the session by name; None when it has no such event, so a button is left out rather than
+    posting something unknown."""
     from kiosk import session as S
 
     cls = getattr(S, name, None)
-    if cls is None:
-        from kiosk import capture
-
-        cls = getattr(capture, name, None)
     return cls(*args) if cls is not None else None
 
 
@@ -136,7 +70,7 @@ class CaptureScreen(KioskScreen):
             self.body = t(loc, f"{key}.body")
         hint = extra.get("hint")
         if self.mode == "face" and self.phase == "live" and hint:
-            self.guide_text = t(loc, f"face.hint.{hint}")
+            self.guide_text = extra.get("hint_text") or t(loc, f"face.hint.{hint}")
         else:
             self.guide_text = self.body
         if not view.buttons:
@@ -150,6 +84,8 @@ class CaptureScreen(KioskScreen):
             self.status_text = ""
             if self.phase == "review":
                 self._show_still(extra.get("digest"))
+            else:
+                self.ids.preview.texture = None  # failed: an old frame would look like a picture taken
 
     def _default_buttons(self, loc: str) -> list:
         specs = []

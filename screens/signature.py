@@ -95,6 +95,11 @@ class SignaturePad(Widget):
 
 class SignatureScreen(KioskScreen):
     warning = StringProperty("")  # 还没有签名: words, not only a colour
+    _empty_text = ""
+
+    def on_kv_post(self, base_widget) -> None:
+        # the first stroke answers 还没有签名: the warning goes with it
+        self.ids.pad.bind(empty=lambda _pad, empty: setattr(self, "warning", "") if not empty else None)
 
     def render(self, view) -> None:
         loc = view.locale
@@ -102,12 +107,19 @@ class SignatureScreen(KioskScreen):
             self.title = t(loc, "signature.title")
             self.body = t(loc, "signature.body")
         self.warning = ""
+        labels = (view.extra or {}).get("labels") or {}
+
+        def word(key: str) -> str:
+            return labels.get(key) or t(loc, f"signature.{key}" if key in ("placeholder", "empty") else
+                                        f"signature.btn.{key}")
+
+        self._empty_text = word("empty")
         pad = self.ids.pad
-        pad.placeholder = t(loc, "signature.placeholder")
+        pad.placeholder = word("placeholder")
         box = self.ids.buttons
-        clear = BigButton(text=t(loc, "signature.btn.clear"))
+        clear = BigButton(text=word("clear"))
         clear.bind(on_release=lambda *_: self.clear())
-        done = BigButton(text=t(loc, "signature.btn.done"), primary=True)
+        done = BigButton(text=word("done"), primary=True)
         done.bind(on_release=lambda *_: self.done())
         box.add_widget(clear)
         box.add_widget(done)
@@ -120,7 +132,7 @@ class SignatureScreen(KioskScreen):
         """Send the signature; returns the PNG bytes (b"" when the pad is empty and nothing was sent)."""
         data = self.ids.pad.png()
         if not data:
-            self.warning = t(self.view.locale if self.view else "zh_CN", "signature.empty")
+            self.warning = self._empty_text or t(self.view.locale if self.view else "zh_CN", "signature.empty")
             return b""
         event = session_event("Attach", data, PNG)
         if event is not None:

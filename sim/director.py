@@ -5,6 +5,9 @@ thread: wait for a condition, tap a button found by its text (a real touch at it
 screenshot of the frame a person sees and check it: text that does not fit, and the elder-friendly floors
 measured on the rendered frame (sim/uicheck.py): type size, touch targets by mode, text/background
 contrast, a voice prompt since the screen was entered, the empty share of a portrait screen.
+What a ScrollView has scrolled out of its viewport is not on screen: it is skipped, and a widget partly
+scrolled out is judged by its visible part (text too big for its own label is still found). A tap on a
+button scrolled out of view scrolls it into view first, as a finger would.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from kivy.clock import Clock
@@ -23,6 +27,7 @@ from kivy.metrics import dp, sp
 from kivy.tests.common import UnitTestTouch
 from kivy.uix.button import Button
 from kivy.uix.label import Label
+from kivy.uix.scrollview import ScrollView
 
 from sim import uicheck as U
 
@@ -42,6 +47,14 @@ class Step:
 def _rect(w) -> tuple[float, float, float, float]:
     x, y = w.to_window(w.x, w.y)
     return x, y, x + w.width, y + w.height
+
+
+def _clip(r, c):
+    """The part of rect r inside rect c (None: no clip), or None when nothing of r is inside."""
+    if c is None:
+        return r
+    x0, y0, x1, y1 = max(r[0], c[0]), max(r[1], c[1]), min(r[2], c[2]), min(r[3], c[3])
+    return (x0, y0, x1, y1) if x1 - x0 > 0.5 and y1 - y0 > 0.5 else None
 
 
 def _overlap(a, b) -> float:
@@ -128,6 +141,7 @@ class Director:
         btn = self.find_button(text)
         if btn is None:
             raise JourneyFailed(f"no visible button {text!r} on screen {self.app.view.screen}")
+        self._scroll_into_view(btn)
         x, y = btn.to_window(*btn.center)
         touch = UnitTestTouch(x, y)
         touch.touch_down()
@@ -135,20 +149,45 @@ class Director:
         return Step("frames", f"tap {text}", frames=2)
 
     # -- looking at the screen
-    def visible_widgets(self):
-        stack = [self.app.root]
+    def _walk(self):
+        """(widget, clip) for every shown widget; clip is the window rect of the ScrollViews it sits in (what of
+        it can be seen), None outside any."""
+        stack: list[tuple[Any, tuple[float, float, float, float] | None]] = [(self.app.root, None)]
         while stack:
-            w = stack.pop()
+            w, clip = stack.pop()
             if getattr(w, "opacity", 1) == 0 or w.width <= 0 or w.height <= 0:
                 continue
-            yield w
-            stack.extend(w.children)
+            yield w, clip
+            inner = clip
+            if isinstance(w, ScrollView):
+                inner = _clip(_rect(w), clip) or (0.0, 0.0, 0.0, 0.0)
+            stack.extend((c, inner) for c in w.children)
+
+    def visible_widgets(self):
+        """Widgets a person can see: shown, and not scrolled entirely out of their ScrollView."""
+        for w, clip in self._walk():
+            if _clip(_rect(w), clip) is not None:
+                yield w
 
     def find_button(self, text: str):
-        for w in self.visible_widgets():
+        for w, _clip_rect in self._walk():
             if isinstance(w, Button) and w.text == text and not w.disabled:
                 return w
         return None
+
+    def _scroll_into_view(self, w) -> None:
+        """A finger would scroll first: bring a button scrolled out of its list into view (at once)."""
+        p = w.parent
+        while p is not None and p is not p.parent:
+            if isinstance(p, ScrollView):
+                r, c = _rect(w), _rect(p)
+                if r[1] < c[1] - 1 or r[3] > c[3] + 1 or r[0] < c[0] - 1 or r[2] > c[2] + 1:
+                    from kivy.animation import Animation
+
+                    Animation.cancel_all(p, "scroll_x", "scroll_y")
+                    p.scroll_to(w, padding=0, animate=False)
+                    p.update_from_scroll()  # now, not on the next frame: the touch goes where the button is
+            p = p.parent
 
     def texts(self) -> list[str]:
         return [w.text for w in self.visible_widgets() if isinstance(w, Label) and w.text]
@@ -158,12 +197,13 @@ class Director:
         worst = None  # the lowest-contrast text pair, reported even when it passes
         elder = bool(getattr(self.app.view, "elder_mode", True))
         floor = U.TARGET_DP[elder]
-        visible = list(self.visible_widgets())
-        buttons = [_rect(b) for b in visible if isinstance(b, Button)]
+        # what can be seen: a widget scrolled out of its ScrollView is not on screen (skipped), one scrolled
+        # partly out is judged by its visible part; text too big for its own label is judged whole
+        visible = [(w, c) for w, clip in self._walk() if (c := _clip(_rect(w), clip)) is not None]
+        buttons = [c for b, c in visible if isinstance(b, Button)]
         win = (Window.width, Window.height)
-        for w in visible:
+        for w, r in visible:
             if isinstance(w, Label) and not isinstance(w, Button) and w.text:
-                r = _rect(w)
                 if any(_overlap(r, b) > 4 for b in buttons):
                     overflow.append({"text": w.text, "under_button": [round(v) for v in r]})
             # a target is anything a finger presses, with or without text
@@ -181,12 +221,11 @@ class Director:
             tw, th = w.texture_size
             if tw > w.width + 2 or th > w.height + 2:
                 overflow.append({"text": w.text, "texture": [tw, th], "box": [round(w.width), round(w.height)]})
-            x0, y0 = w.to_window(w.x, w.y)
-            if x0 < -1 or y0 < -1 or x0 + w.width > Window.width + 1 or y0 + w.height > Window.height + 1:
-                overflow.append({"text": w.text, "offscreen": [round(x0), round(y0)]})
+            if r[0] < -1 or r[1] < -1 or r[2] > Window.width + 1 or r[3] > Window.height + 1:
+                overflow.append({"text": w.text, "offscreen": [round(r[0]), round(r[1])]})
             if frame is not None:
                 fg = w.disabled_color if w.disabled else w.color
-                bg = U.background_behind(U.crop(frame, _rect(w), win), fg)
+                bg = U.background_behind(U.crop(frame, r, win), fg)
                 if bg is not None:
                     ratio = U.contrast_ratio(U.blend(fg, bg), bg)
                     pair = {"text": U.short(w.text), "ratio": round(ratio, 2),

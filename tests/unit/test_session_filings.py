@@ -417,7 +417,8 @@ def test_face_question_watches_speaks_hints_and_stops_watching():
     assert d.effects_of(S.FaceWatch)[-1] == S.FaceWatch(d.state.sid, "face", True)
     d.result(S.FaceHint("closer"))
     d.result(S.FaceHint("closer"))  # said once, not at every frame
-    assert d.spoken().count("face.hint.closer") == 1 and d.view().extra["hint"] == "请靠近一点"
+    assert d.spoken().count("face.hint.closer") == 1
+    assert d.view().extra["hint"] == "closer" and d.view().extra["hint_text"] == "请靠近一点"
     d.result(S.Captured("face", JPEG))
     assert d.effects_of(S.FaceWatch)[-1] == S.FaceWatch(d.state.sid, "face", False)
     d.send(S.Retake())
@@ -431,6 +432,117 @@ def test_captures_from_another_question_or_session_are_ignored():
     d.result(S.Captured("other", JPEG))
     d.send(S.Result(d.state.sid - 1, S.Captured("face", JPEG)))
     assert d.state.draft is None and not d.effects_of(S.KeepAttachment)
+
+
+def _labels(v) -> list[str]:
+    return [b.label for b in v.buttons]
+
+
+def _events(v) -> list[type]:
+    return [type(b.event) for b in v.buttons]
+
+
+def test_capture_view_phases_document():
+    d = Driver().start("startup_loan")
+    d.type_digits("5")
+    v = d.view()
+    assert v.screen == "capture" and v.extra["mode"] == "document" and v.extra["phase"] == "live"
+    assert v.extra["digest"] is None and v.extra["hint"] is None and v.title == "请把营业执照放在拍照台上"
+    assert _labels(v) == ["拍照", "返回"] and _events(v) == [S.CaptureNow, S.Back] and v.buttons[0].primary
+    assert v.extra["labels"] == {"shoot": "拍照", "retake": "重拍", "use": "使用这张"}
+    d.result(S.Captured("licence", JPEG))
+    v = d.view()
+    assert v.extra["phase"] == "review" and v.extra["digest"] == hashlib.sha256(JPEG).hexdigest()
+    assert _labels(v) == ["使用这张", "重拍", "返回"] and _events(v) == [S.Next, S.Retake, S.Back]
+    assert v.title == "看看拍得清楚吗？"
+    d.send(S.Retake())
+    d.result(S.CaptureFailed("licence", "camera"))
+    v = d.view()
+    assert v.extra["phase"] == "failed" and v.tone == "warn" and v.title == "摄像头没有拍到照片"
+    assert _labels(v) == ["重拍", "返回"] and _events(v) == [S.Retake, S.Back]
+    for loc in ("zh_CN", "en"):  # every phase has words in both languages
+        st = replace(d.state, locale=loc)
+        assert view.build(st, d.clock.t).body and "capture." not in view.build(st, d.clock.t).title
+
+
+def test_capture_failed_document_says_so_and_retake_returns_to_live():
+    d = Driver().start("startup_loan")
+    d.type_digits("5")
+    d.send(S.CaptureNow())
+    d.result(S.CaptureFailed("licence", "camera"))
+    s = d.state
+    assert s.capture_failed and s.screen is S.Screen.FORM and S.capture_phase(s) == "failed"
+    assert d.spoken()[-1] == "capture.failed.title"
+    n = len(d.effects)
+    d.result(S.CaptureFailed("licence", "camera"))  # the preview's report after the still's: said once
+    d.send(S.CaptureNow())  # no 拍照 on a failed camera: 重拍 first
+    assert d.effects[n:] == []
+    d.send(S.Retake())
+    assert not d.state.capture_failed and S.capture_phase(d.state) == "live"
+    d.send(S.CaptureNow())
+    assert d.effects_of(S.CaptureStill)[-1] == S.CaptureStill(d.state.sid, "licence")
+    d.result(S.Captured("licence", JPEG))
+    assert S.capture_phase(d.state) == "review"
+    d.result(S.CaptureFailed("licence", "camera"))  # the picture is taken: a camera gone now changes nothing
+    assert S.capture_phase(d.state) == "review" and not d.state.capture_failed
+    d.send(S.Next())
+    assert d.field == "signature"
+
+
+def test_capture_failed_face_stops_the_watch_until_retake():
+    d = Driver().start("qualification_certification", strong=False)
+    sid = d.state.sid
+    assert d.effects_of(S.FaceWatch)[-1] == S.FaceWatch(sid, "face", True)
+    d.result(S.FaceHint("closer"))
+    d.result(S.CaptureFailed("face", "camera"))
+    s = d.state
+    assert s.capture_failed and s.face_on is None and s.hint is None
+    assert d.effects_of(S.FaceWatch)[-1] == S.FaceWatch(sid, "face", False)
+    assert d.spoken()[-1] == "capture.failed.title"
+    v = d.view()
+    assert v.extra["phase"] == "failed" and v.extra["hint"] is None and _labels(v) == ["重拍", "返回"]
+    n = len(d.effects)
+    d.result(S.FaceHint("centre"))  # a late hint from the stopped guide is not said
+    assert d.effects[n:] == [] and d.state.hint is None
+    d.send(S.Retake())
+    assert d.effects_of(S.FaceWatch)[-1] == S.FaceWatch(sid, "face", True) and d.state.face_on == "face"
+    assert d.view().extra["phase"] == "live" and _labels(d.view()) == ["返回"]
+
+
+def test_capture_failed_for_another_question_or_session_is_ignored():
+    d = Driver().start("qualification_certification", strong=False)
+    d.result(S.CaptureFailed("licence", "camera"))
+    d.send(S.Result(d.state.sid - 1, S.CaptureFailed("face", "camera")))
+    assert not d.state.capture_failed and d.state.face_on == "face"
+
+
+def test_leaving_a_failed_question_forgets_the_failure():
+    d = Driver().start("qualification_certification", strong=False)
+    d.result(S.CaptureFailed("face", "camera"))
+    d.send(S.Back())
+    assert d.state.screen is S.Screen.SERVICE_INFO and not d.state.capture_failed
+    d.send(S.Start())
+    assert d.field == "face" and S.capture_phase(d.state) == "live" and d.state.face_on == "face"
+    d.result(S.CaptureFailed("face", "camera"))
+    d.send(S.Finish())
+    assert not d.state.capture_failed and d.state.face_on is None
+
+
+def test_photo_bytes_never_show_in_a_repr():
+    for v in (S.Captured("f", JPEG), S.Attach(JPEG, "image/jpeg"), S.KeepAttachment(1, "d", JPEG)):
+        assert "fake-jpeg" not in repr(v) and "\\xff" not in repr(v)
+    assert repr(S.CaptureFailed("f", "camera")) == "CaptureFailed(field='f', reason='camera')"
+
+
+def test_signature_view_gives_the_screen_its_words():
+    d = Driver().start("startup_loan")
+    d.type_digits("5")
+    d.result(S.Captured("licence", JPEG))
+    d.send(S.Next())
+    v = d.view()
+    assert v.screen == "signature" and _labels(v) == ["返回"]
+    assert v.extra["labels"]["clear"] == "重写" and v.extra["labels"]["done"] == "完成"
+    assert v.extra["labels"]["placeholder"] and v.extra["labels"]["empty"]
 
 
 def test_timeout_mid_form_discards_everything():
@@ -578,6 +690,7 @@ _EVENTS = st.one_of(
     st.builds(lambda f, b: ("result", S.Captured(f, b)), st.sampled_from(["licence", "face", "other"]),
               st.sampled_from([JPEG, PNG])),
     st.builds(lambda h: ("result", S.FaceHint(h)), st.sampled_from(["closer", "centre"])),
+    st.builds(lambda f: ("result", S.CaptureFailed(f, "camera")), st.sampled_from(["licence", "face", "other"])),
     st.just(("result", "saved")),
     st.just(("result", PrintResult(PrintOutcome.PRINTED))),
     st.just(("wait", 70.0)),
@@ -631,8 +744,10 @@ def _check_invariants(d: Driver, before_effects: int) -> None:
             if q.asked:
                 assert F.validate_answer(q, value, S.today(s, d.clock.t)) is None, (name, value)
     q = S._question(s) if s.screen is S.Screen.FORM else None
-    want = q.field if q is not None and q.widget == "face" and s.draft is None else None
+    want = q.field if q is not None and q.widget == "face" and s.draft is None and not s.capture_failed else None
     assert s.face_on == want
+    if s.capture_failed:  # only a camera question on screen with no picture can be in the failed phase
+        assert q is not None and q.widget in ("document", "face") and s.draft is None
     for e in d.effects[before_effects:]:
         if isinstance(e, S.SubmitFiling):
             assert s.form is not None and F.validate_all(s.form, dict(e.answers)) == {}
