@@ -20,13 +20,44 @@ SITE_NAME = "示范镇人社服务站"
 
 
 class ShownPicture:
-    """The camera twin for the demo: a live-looking frame, with a QR code in it while one is shown."""
+    """The camera twin for the demo: a live-looking frame, with a QR code in it while one is shown; or, for the
+    document camera and the face photo, colour pictures placed in front of it (`place`)."""
 
     def __init__(self, fps: float = 15.0) -> None:
         self._frame = None
         self._text = None
         self._period = 1.0 / fps
         self._next = 0.0
+        self._pictures: list = []  # colour frames in turn; the last one stays
+        self._i = 0
+
+    def place(self, frames) -> None:
+        """Put pictures in front of the camera (one frame or a list shown in turn, the last one held)."""
+        import numpy as np
+
+        self._pictures = [frames] if isinstance(frames, np.ndarray) else list(frames)
+        self._i = 0
+
+    def read_colour(self):
+        if not self._pictures:
+            import cv2
+
+            return cv2.cvtColor(self.read(), cv2.COLOR_GRAY2BGR)
+        self._pace()
+        frame = self._pictures[min(self._i, len(self._pictures) - 1)]
+        self._i += 1
+        return frame
+
+    def capture_still(self):
+        return self.read_colour()
+
+    def _pace(self) -> None:
+        import time
+
+        wait = self._next - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)  # paced like a real camera
+        self._next = time.monotonic() + self._period
 
     def show(self, text: str | None) -> None:
         from sim.camera_twin import noise_frame, synth_frame
@@ -40,14 +71,9 @@ class ShownPicture:
         return DeviceStatus.ONLINE
 
     def read(self):
-        import time
-
         if self._frame is None:
             self.show(None)
-        wait = self._next - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)  # paced like a real camera
-        self._next = time.monotonic() + self._period
+        self._pace()
         return self._frame
 
     def close(self) -> None:
@@ -130,6 +156,18 @@ class DemoStack:
     def show_camera(self, text: str | None) -> None:
         """Hold a QR code carrying `text` up to the camera (None: nothing in view)."""
         self.camera.show(text)
+
+    def show_document(self) -> None:
+        """Lay a (fictional) paper document under the document camera."""
+        from sim.camera_twin import document_frame
+
+        self.camera.place(document_frame())
+
+    def show_face(self) -> None:
+        """A (drawn, fictional) person walks up to the camera and holds still."""
+        from sim.camera_twin import face_approach
+
+        self.camera.place(face_approach(hold=0.6))
 
     def ecard_code(self, key: str, expired: bool = False) -> str:
         """A fresh electronic social-security card code for a demo person (what their phone would show)."""
