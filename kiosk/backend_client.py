@@ -38,7 +38,6 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from api.enums import Credential, ErrorCode, ReceiptService
-from api.patterns import SHA256_PATTERN
 from api.models import (
     AttachmentStored,
     CardLossFiling,
@@ -63,6 +62,7 @@ from api.models import (
     encode,
     parse,
 )
+from api.patterns import SHA256_PATTERN
 
 log = logging.getLogger("kiosk.backend")
 

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from api.enums import ErrorCode
 from api.models import Filing, FilingRequest, RatingRequest, RatingStored, encode, parse
-from api.patterns import IDEMPOTENCY_KEY_PATTERN, LOCAL_NUMBER_PATTERN, SHA256_PATTERN
+from api.patterns import IDEMPOTENCY_KEY_PATTERN, SHA256_PATTERN
 from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
 
 log = logging.getLogger("kiosk.outbox")
