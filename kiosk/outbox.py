@@ -299,17 +299,22 @@ class Outbox:
                 try:
                     yield self._db
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     raise
                 self._db.execute("COMMIT")
             except (sqlite3.OperationalError, OSError) as e:
+                self._rollback()
                 if _is_full(e):
-                    try:
-                        self._db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
                     raise OutboxFull("磁盘已满，办件未能保存 (disk full: the filing was not saved)") from e
                 raise
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (SQLITE_FULL): only what is still open
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def put_filing(
         self, *, service: str, person: dict[str, str], answers: dict[str, Any],
