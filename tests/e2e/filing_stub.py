@@ -49,6 +49,7 @@ class Stub:
         self.lock = threading.Lock()
         self.fail_rate = fail_rate
         self.fail = 0
+        self.skip = 0
         self.fail_after = False
         self.down = False
         self.retry_after: str | None = None
@@ -73,9 +74,10 @@ class Stub:
         db.execute("PRAGMA synchronous=FULL")
         return db
 
-    def fail_next(self, n: int = 1, *, after_processing: bool = False) -> None:
+    def fail_next(self, n: int = 1, *, after_processing: bool = False, skip: int = 0) -> None:
+        """Answer 500 to the `n` requests after the next `skip` ones (after_processing: do the work first)."""
         with self.lock:
-            self.fail, self.fail_after = n, after_processing
+            self.fail, self.fail_after, self.skip = n, after_processing, skip
 
     def filings(self) -> list[tuple[str, str]]:
         db = self._db()
@@ -98,7 +100,9 @@ class Stub:
     def _fault(self) -> tuple[bool, bool]:
         """(fail this request, after doing its work)"""
         with self.lock:
-            if self.fail > 0:
+            if self.skip > 0:
+                self.skip -= 1
+            elif self.fail > 0:
                 self.fail -= 1
                 return True, self.fail_after
         if self.fail_rate and random.random() < self.fail_rate:
