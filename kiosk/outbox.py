@@ -31,6 +31,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -691,18 +692,21 @@ class SyncWorker:
 
     def __init__(self, outbox: Outbox, client_factory: Callable[[], BackendClient],
                  on_result: Callable[[OutboxItem, Filing | RatingStored | None, str | None], None] | None = None,
-                 *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> None:
+                 *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP, parallel: int = 4) -> None:
         self.outbox = outbox
         self.client_factory = client_factory
         self.on_result = on_result
         self.base, self.cap = base, cap
+        self.parallel = max(1, parallel)
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()  # one client (one connection pool) per sending thread
+        self._clients: list[BackendClient] = []
         self._cond = threading.Condition()
         self._kicked = False
         self._stopping = False
         self._away = 0  # consecutive passes that found the backend away
         self._done: dict[str, Filing | RatingStored | None] = {}  # local number -> answer (None: failed for good)
         self._thread: threading.Thread | None = None
-        self._client: BackendClient | None = None
 
     def start(self) -> SyncWorker:
         self._thread = threading.Thread(target=self._run, name="outbox-sync", daemon=True)
@@ -721,8 +725,10 @@ class SyncWorker:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._client is not None:
-            self._client.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for client in self._clients:
+            client.close()
 
     def wait_for(self, local_number: str, timeout: float) -> Filing | RatingStored | None:
         """The backend's answer once the item is sent; None when the time runs out or it failed for good."""
@@ -764,31 +770,52 @@ class SyncWorker:
                     self._cond.wait(wait)
 
     def _pass(self) -> float:
-        """Send what is due; the seconds to wait before the next pass."""
+        """Send what is due; the seconds to wait before the next pass. Each pass probes with the oldest item
+        alone (while the backend is away that is the only call), then sends in groups of `parallel`, each
+        group oldest first, so a long queue drains at the backend's pace, not one round trip at a time."""
+        probe = True
         while True:
             batch = self.outbox.due(limit=100)
             if not batch:
                 nxt = self.outbox.next_due_at()
                 return self.cap if nxt is None else min(self.cap, max(0.0, nxt - self.outbox.clock()))
-            if self._client is None:
-                self._client = self.client_factory()
-            for item in batch:
+            while batch:
+                size = 1 if probe else self.parallel
+                group, batch = batch[:size], batch[size:]
+                probe = False
                 with self._cond:
                     if self._stopping:
                         return 0.0
-                out = send_item(self.outbox, self._client, item)
-                _apply(self.outbox, item, out, reschedule_away=False)
-                if out.away:
+                if len(group) == 1:
+                    outs = [self._send(group[0])]
+                else:
+                    if self._pool is None:
+                        self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="outbox-send")
+                    outs = list(self._pool.map(self._send, group))
+                away = [o for o in outs if o.away]
+                for item, out in zip(group, outs, strict=True):
+                    if out.sent is not None or out.permanent is not None:
+                        self._finished(item, out)
+                if away:
                     self._away += 1
                     wait = backoff(self._away, base=self.base, cap=self.cap)
-                    if out.wait is not None:
-                        wait = max(wait, min(out.wait, RETRY_AFTER_MAX))
+                    asked = [o.wait for o in away if o.wait is not None]
+                    if asked:
+                        wait = max(wait, min(max(asked), RETRY_AFTER_MAX))
                     log.info("outbox: backend away (%s), %d waiting, next try in %.1f s",
-                             out.error, self.outbox.counts()[PENDING], wait)
+                             away[0].error, self.outbox.counts()[PENDING], wait)
                     return wait
                 self._away = 0
-                if out.sent is not None or out.permanent is not None:
-                    self._finished(item, out)
+
+    def _send(self, item: OutboxItem) -> Outcome:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self.client_factory()
+            with self._cond:
+                self._clients.append(client)
+        out = send_item(self.outbox, client, item)
+        _apply(self.outbox, item, out, reschedule_away=False)
+        return out
 
     def _finished(self, item: OutboxItem, out: Outcome) -> None:
         with self._cond:
