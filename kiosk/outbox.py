@@ -129,7 +129,9 @@ def load_key(path: str | os.PathLike[str]) -> bytes:
                 f"outbox key {p} is readable by group or others (mode {st.st_mode & 0o777:o}); chmod 600 it"
             )
         if st.st_uid != os.geteuid():
-            raise OutboxKeyError(f"outbox key {p} is not owned by this user (uid {st.st_uid}); chown it")
+            raise OutboxKeyError(
+                f"outbox key {p} belongs to uid {st.st_uid}, not to this user: run as the kiosk user (sudo -u kiosk ...)"
+            )
         raw = os.read(fd, KEY_BYTES + 1)
     except OSError as e:
         raise OutboxKeyError(f"outbox key {p} cannot be read ({e.strerror}); restore it from backup") from None
