@@ -4,7 +4,6 @@ made from the catalog's own schemas, images, and counting what the backend holds
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import io
@@ -12,10 +11,12 @@ import json
 import os
 import random
 import re
+import select
 import shlex
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -138,79 +139,90 @@ MODES = ("pass", "refuse", "blackhole", "cut_answer")
 
 
 class Proxy:
-    """TCP proxy in a thread. pass: forwards; refuse: closes every new connection at once; blackhole: accepts and
-    never answers; cut_answer: forwards the request, drops the answer and closes (the work is done, the
-    answer lost). TLS passes through untouched (mutual TLS is end to end)."""
+    """TCP proxy, a thread per connection. pass: forwards; refuse: resets every new connection at once;
+    blackhole: accepts and never answers; cut_answer: forwards the request, then resets the connection when
+    the answer comes back (the work is done, the answer lost). TLS passes through untouched (mutual TLS is
+    end to end), so "the request" is the client's third write: 1 ClientHello, 2 its certificate, 3+ requests."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.mode = "pass"
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="proxy")
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.5)
+        self.port = self._listener.getsockname()[1]
+        self.cut = 0  # answers lost on purpose
 
     def start(self) -> Proxy:
-        self._thread.start()
-        self._ready.wait(10)
+        threading.Thread(target=self._accept, daemon=True, name="proxy").start()
         return self
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.port = server.sockets[0].getsockname()[1]
-            self._ready.set()
-            async with server:
-                await server.serve_forever()
-
-        try:
-            self._loop.run_until_complete(main())
-        except RuntimeError:
-            pass
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        mode = self.mode
-        if mode == "refuse":
-            writer.transport.abort()
-            return
-        if mode == "blackhole":
+    def _accept(self) -> None:
+        while not self._stop.is_set():
             try:
-                while await reader.read(65536):
-                    pass
-            finally:
-                writer.transport.abort()
-            return
-        try:
-            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-        sent = [0]  # chunks the client sent: 1 ClientHello, 2 its certificate and Finished, 3+ requests
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, answers: bool) -> None:
+    @staticmethod
+    def _reset(*socks: socket.socket) -> None:
+        for s in socks:
             try:
-                while data := await src.read(65536):
-                    if not answers:
-                        sent[0] += 1
-                    elif self.mode == "cut_answer" and sent[0] >= 3:
-                        # a request went through after the handshake and its answer is coming: lose it
-                        writer.transport.abort()
-                        up_w.transport.abort()
-                        return
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.IncompleteReadError):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+                s.close()
+            except OSError:
                 pass
 
-        await asyncio.gather(pipe(reader, up_w, False), pipe(up_r, writer, True), return_exceptions=True)
-        writer.transport.abort()
-        up_w.transport.abort()
+    def _serve(self, client: socket.socket) -> None:
+        mode = self.mode
+        if mode == "refuse":
+            self._reset(client)
+            return
+        if mode == "blackhole":
+            while not self._stop.is_set():
+                if select.select([client], [], [], 0.5)[0]:
+                    try:
+                        if not client.recv(65536):
+                            break
+                    except OSError:
+                        break
+            self._reset(client)
+            return
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=2)
+        except OSError:
+            self._reset(client)
+            return
+        writes = 0
+        try:
+            while not self._stop.is_set():
+                ready = select.select([client, upstream], [], [], 0.5)[0]
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    if s is client:
+                        writes += 1
+                        upstream.sendall(data)
+                    elif self.mode == "cut_answer" and writes >= 3:
+                        self.cut += 1
+                        return
+                    else:
+                        client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._reset(client, upstream)
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._stop.set()
+        self._listener.close()
 
 
 # --- answers from the catalog, and images --------------------------------------------------------------------

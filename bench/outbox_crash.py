@@ -70,7 +70,12 @@ def child(args: argparse.Namespace) -> int:
                 return 1
             time.sleep(0.2)  # the backend is coming back: ask again shortly
         return 75
-    worker = SyncWorker(box, client, base=0.05, cap=1.0).start()
+    def on_result(item, answer, error) -> None:
+        if answer is not None and answer.replayed:  # the backend had it already: an answer was lost before
+            out.write(f"replayed {item.local_number}\n")
+            out.flush()
+
+    worker = SyncWorker(box, client, on_result=on_result, base=0.05, cap=1.0).start()
     rnd = random.Random(args.seed)
     out.write("ready\n")
     out.flush()
@@ -94,6 +99,7 @@ class Kiosk:
         self.log = log
         self.proc: subprocess.Popen | None = None
         self.told: set[str] = set()
+        self.replayed: set[str] = set()
         self._ready = threading.Event()
 
     def start(self) -> None:
@@ -106,6 +112,8 @@ class Kiosk:
         for line in proc.stdout:  # type: ignore[union-attr]
             if line.startswith("told "):
                 self.told.add(line.split()[1])
+            elif line.startswith("replayed "):
+                self.replayed.add(line.split()[1])
             elif line.strip() == "ready":
                 self._ready.set()
 
@@ -197,7 +205,7 @@ def main() -> int:
     result = {
         "kills": kills, "backend_kills": backend_kills, "told_accepted": len(told), "in_backend": len(held),
         "lost": len(lost), "duplicated": len(duplicated), "drain_exit": drained, "drain_s": round(drain_s, 1),
-        "proxy_modes": modes, "seconds": round(elapsed, 1), "backend": "stub" if "filing_stub" in cmd else "real",
+        "replayed_answers": len(k.replayed), "answers_cut": proxy.cut, "proxy_modes": modes, "seconds": round(elapsed, 1), "backend": "stub" if "filing_stub" in cmd else "real",
     }
     print(table("outbox crash harness", ["figure", "value", "goal"], [
         ["kiosk SIGKILLs", str(kills), "≥ 500"],
@@ -206,6 +214,7 @@ def main() -> int:
         ["in the backend (distinct)", str(len(held)), "≥ told"],
         ["lost (told, not in backend)", str(len(lost)), "0"],
         ["duplicated (filed twice)", str(len(duplicated)), "0"],
+        ["answers cut by the proxy / replayed by the backend", f"{proxy.cut} / {len(k.replayed)}", "-"],
         ["drain after the last kill", f"{drain_s:.1f} s (exit {drained})", "exit 0"],
     ]))
     if lost:
