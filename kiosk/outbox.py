@@ -637,13 +637,13 @@ def _failed(f: BackendFailure) -> Outcome:
     return Outcome(permanent=f.code or f"http_{f.status}", error=_describe(f))
 
 
-def _apply(outbox: Outbox, item: OutboxItem, out: Outcome, *, reschedule_away: bool) -> None:
+def _apply(outbox: Outbox, item: OutboxItem, out: Outcome) -> None:
     if out.sent is not None:
         outbox.mark_sent(item, out.sent)
     elif out.permanent is not None:
         log.warning("outbox item %s failed for good: %s", item.local_number, out.error)
         outbox.mark_failed(item, out.error or out.permanent)
-    elif out.away and not reschedule_away:
+    elif out.away:  # the backend, not the item: counted; the worker (or the technician) decides when again
         outbox.mark_attempt(item, out.error or "away")
     else:
         wait = backoff(item.attempts + 1)
@@ -672,7 +672,7 @@ def sync_once(outbox: Outbox, client: BackendClient) -> SyncReport:
             break
         for item in batch:
             out = send_item(outbox, client, item)
-            _apply(outbox, item, out, reschedule_away=False)
+            _apply(outbox, item, out)
             if out.sent is not None:
                 report.sent += 1
             elif out.away:
@@ -816,7 +816,7 @@ class SyncWorker:
             with self._cond:
                 self._clients.append(client)
         out = send_item(self.outbox, client, item)
-        _apply(self.outbox, item, out, reschedule_away=False)
+        _apply(self.outbox, item, out)
         return out
 
     def _finished(self, item: OutboxItem, out: Outcome) -> None:
