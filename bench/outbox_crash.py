@@ -62,7 +62,10 @@ def child(args: argparse.Namespace) -> int:
         c = client()
         end = time.monotonic() + args.drain_seconds
         while time.monotonic() < end:
+            t = time.monotonic()
             report = sync_once(box, c)
+            print(f"drain pass: sent {report.sent} remaining {report.remaining} unreachable {report.unreachable}"
+                  f" in {time.monotonic() - t:.1f} s {report.errors[:3]}", file=sys.stderr, flush=True)
             if report.remaining == 0:
                 return 0
             if not report.unreachable and report.remaining == report.failed:
