@@ -58,6 +58,7 @@ RETRY_AFTER_MAX = 3600.0  # a server asking for longer is asked again after an h
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 PENDING, SENT, FAILED = "pending", "sent", "failed_permanently"
+DB_NAME, KEY_NAME = "outbox.sqlite3", "outbox.key"  # in [terminal] data_dir
 FILING, RATING = "filing", "rating"
 
 _SCHEMA = """
@@ -560,6 +561,12 @@ class Outbox:
             log.warning("outbox: disk full, old sent rows not purged")
             return 0
         return n
+
+
+def open_in(data_dir: str | os.PathLike[str]) -> Outbox:
+    """The terminal's outbox in its data folder ([terminal] data_dir)."""
+    d = Path(data_dir)
+    return Outbox(d / DB_NAME, d / KEY_NAME)
 
 
 def _check_key(key: str) -> None:

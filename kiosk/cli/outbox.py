@@ -19,7 +19,6 @@ from kiosk.config import ConfigError
 
 EXIT_OK, EXIT_OTHER, EXIT_UNREACHABLE = 0, 1, 75
 DEFAULT_CONFIG = "/etc/kiosk/kiosk.toml"
-DB_NAME, KEY_NAME = "outbox.sqlite3", "outbox.key"
 
 _STATE_ZH = {"pending": "待上传", "failed_permanently": "被拒绝（不再重试）", "sent": "已上传"}
 
@@ -36,17 +35,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def paths(cfg) -> tuple[Path, Path]:
-    d = Path(cfg.terminal.data_dir)
-    return d / DB_NAME, d / KEY_NAME
+def _db(cfg) -> Path:
+    from kiosk.outbox import DB_NAME
+
+    return Path(cfg.terminal.data_dir) / DB_NAME
 
 
 def open_outbox(cfg):
-    from kiosk.outbox import Outbox, OutboxKeyError
+    from kiosk.outbox import OutboxKeyError, open_in
 
-    db, key = paths(cfg)
     try:
-        return Outbox(db, key)
+        return open_in(cfg.terminal.data_dir)
     except OutboxKeyError as e:
         raise ConfigError(f"[terminal] data_dir: {e}") from None
 
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(cfg, as_json: bool) -> int:
-    db, _ = paths(cfg)
+    db = _db(cfg)
     if not db.exists():  # nothing was ever queued: do not make a key and a database just to say so
         rows: list[dict] = []
     else:
@@ -87,7 +86,7 @@ def _sync(cfg, as_json: bool) -> int:
     from kiosk.factory import build_backend
     from kiosk.outbox import sync_once
 
-    db, _ = paths(cfg)
+    db = _db(cfg)
     if not db.exists():
         print(json.dumps({"sent": 0, "remaining": 0, "unreachable": False, "failed": 0}) if as_json
               else "发件箱为空 (outbox empty)")
