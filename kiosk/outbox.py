@@ -62,6 +62,7 @@ DB_NAME, KEY_NAME = "outbox.sqlite3", "outbox.key"  # in [terminal] data_dir
 FILING, RATING = "filing", "rating"
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL CHECK (kind IN ('filing', 'rating')),
@@ -165,6 +166,20 @@ def _new_key(path: Path) -> bytes:
     return data
 
 
+def _has_key_check(db_path: Path) -> bool:
+    """The outbox file exists and names the key it was sealed with."""
+    if not db_path.exists():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return db.execute("SELECT 1 FROM meta WHERE key = 'key_check'").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return False  # no meta table yet (or not an outbox): opening it will say what is wrong
+
+
 def _fsync_dir(d: Path) -> None:
     fd = os.open(d, os.O_RDONLY)
     try:
@@ -242,6 +257,10 @@ class Outbox:
                  clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.clock = clock
+        if not Path(key_path).exists() and _has_key_check(self.path):
+            # a new key would make every queued filing unreadable: never make one for an outbox that had one
+            raise OutboxKeyError(f"outbox key {key_path} is missing but the outbox {self.path} was sealed with a "
+                                 "key; restore the key from backup")
         self._key = load_key(key_path)
         self._aead = AESGCM(self._key)
         self._lock = threading.RLock()
@@ -254,6 +273,7 @@ class Outbox:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA secure_delete=ON")  # wiped ciphertext is overwritten, not left in free pages
             self._db.executescript(_SCHEMA)
+            self._check_key_matches()
         except sqlite3.DatabaseError as e:
             if _is_full(e):
                 raise OutboxFull(f"outbox {self.path}: disk full ({e})") from None
@@ -262,6 +282,15 @@ class Outbox:
             os.chmod(self.path, 0o600)
             _fsync_dir(self.path.parent)
         self.purge()
+
+    def _check_key_matches(self) -> None:
+        check = hmac.new(self._key, b"outbox-key-check", hashlib.sha256).hexdigest()
+        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)", (check,))
+        stored = self._db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()[0]
+        if not hmac.compare_digest(stored, check):
+            self._db.close()
+            raise OutboxKeyError(f"outbox key does not match the outbox {self.path} (another terminal's key, or "
+                                 "replaced); restore the right key from backup")
 
     def close(self) -> None:
         with self._lock:

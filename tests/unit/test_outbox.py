@@ -171,14 +171,17 @@ def test_key_file_of_wrong_size_is_refused_not_replaced(tmp_path):
     assert path.read_bytes() == b"short"
 
 
-def test_another_key_cannot_read_the_outbox(tmp_path, clock):
+def test_another_key_or_a_lost_key_is_refused(tmp_path, clock):
     b = Outbox(tmp_path / "o.sqlite3", tmp_path / "k1", clock=clock)
-    item = put(b)
+    put(b)
     b.close()
-    other = Outbox(tmp_path / "o.sqlite3", tmp_path / "k2", clock=clock)
-    with pytest.raises(OutboxCorrupt):
-        other.request_of(item)
-    other.close()
+    load_key(tmp_path / "k2")  # another valid key (another terminal's)
+    with pytest.raises(OutboxKeyError, match="does not match"):
+        Outbox(tmp_path / "o.sqlite3", tmp_path / "k2", clock=clock)
+    (tmp_path / "k1").unlink()
+    with pytest.raises(OutboxKeyError, match="missing"):
+        Outbox(tmp_path / "o.sqlite3", tmp_path / "k1", clock=clock)
+    assert not (tmp_path / "k1").exists()  # no new key made in its place
 
 
 def test_corrupt_ciphertext_is_a_clear_error_and_the_item_is_kept(box):
