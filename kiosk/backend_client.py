@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 import logging
 import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
 from urllib.parse import quote, urlsplit
@@ -38,27 +39,37 @@ from urllib3.util.retry import Retry
 
 from api.enums import Credential, ErrorCode, ReceiptService
 from api.models import (
+    AttachmentStored,
     CardLossFiling,
     CardLossRequest,
     ErrorBody,
+    Filing,
+    FilingList,
+    FilingRequest,
     FilingSummary,
     Health,
     Pension,
     PensionRequest,
+    RatingRequest,
+    RatingStored,
     Receipt,
     ReceiptRequest,
+    ServiceCatalog,
     SessionOpen,
     SessionOpened,
     Verification,
     encode,
     parse,
 )
+from api.patterns import SHA256_PATTERN
 
 log = logging.getLogger("kiosk.backend")
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 MAX_ANSWER = 1 << 20  # 1 MiB: the largest real answer (a pension with 12 payments) is ~2 KiB
+MAX_ATTACHMENT = 300 * 1024  # the backend refuses larger attachments (docs/filings.md)
+ATTACHMENT_TYPES = frozenset({"image/jpeg", "image/png"})
 RETRY_AFTER_CAP = 5.0
 DEADLINE = 15.0
 
@@ -84,6 +95,8 @@ class BackendFailure:
     code: str | None = None  # the server's ErrorCode, or a client-side one ("tls_error", "foreign_url", ...)
     status: int | None = None  # HTTP status when there was a response
     message: str = ""  # for logs and technicians; never holds personal data
+    # Retry-After of a 429 / 503 in seconds, as the server asked (not capped): an outbox waits this long
+    retry_after: float | None = None
 
 
 # --- transport: a watchdog per call that can cut the socket ----------------------------------------------
@@ -325,9 +338,11 @@ class BackendClient:
         )
 
     def filing_status(self, token: str, filing_id: str) -> FilingSummary | BackendFailure:
-        """NOT_FOUND code unknown_filing: no such filing of the token's person."""
+        """One filing of the token's person, by filing_id or local number. NOT_FOUND code unknown_filing."""
         return self._call("GET", f"/v1/filings/{quote(filing_id, safe='')}", FilingSummary, token=token,
                           route="/v1/filings/{filing_id}")
+
+    filing = filing_status  # the name the outbox side uses
 
     def is_our_receipt(self, url: str) -> bool:
         return self._receipt_url.fullmatch(url) is not None
@@ -342,18 +357,62 @@ class BackendClient:
         return self._call("GET", f"/v1/receipts/{receipt_id}/verify?sig={sig}", Verification,
                           route="/v1/receipts/{id}/verify")
 
+    # --- catalog, filings, attachments, ratings (docs/filings.md) -----------------------------------------
+
+    def services(self, etag: str | None = None) -> tuple[ServiceCatalog | None, str | None] | BackendFailure:
+        """The service catalog and its ETag. With `etag` (the cached one) the server may answer 304: then
+        (None, etag) — keep the cached catalog."""
+        meta: dict[str, Any] = {}
+        hdrs = {"If-None-Match": etag} if etag else None
+        got = self._call("GET", "/v1/services", ServiceCatalog, headers=hdrs, meta=meta)
+        if isinstance(got, BackendFailure):
+            return got
+        if meta.get("status") == 304:
+            return None, etag
+        return got, meta.get("etag")
+
+    def put_attachment(self, digest: str, data: bytes, media_type: str) -> AttachmentStored | BackendFailure:
+        """Upload an attachment named by its SHA-256 (hex). Safe to repeat: the same bytes again are 200
+        replayed. Bytes that do not match the digest, a type other than JPEG/PNG or more than 300 KB are
+        not sent (REJECTED code attachment_invalid)."""
+        if (
+            re.fullmatch(SHA256_PATTERN, digest) is None
+            or media_type not in ATTACHMENT_TYPES
+            or len(data) > MAX_ATTACHMENT
+            or hashlib.sha256(data).hexdigest() != digest
+        ):
+            return BackendFailure(FailureKind.REJECTED, code=ErrorCode.ATTACHMENT_INVALID.value,
+                                  message="not sent: digest, type or size refused")
+        return self._call("PUT", f"/v1/attachments/{digest}", AttachmentStored, body=bytes(data),
+                          headers={"Content-Type": media_type}, route="/v1/attachments/{sha256}")
+
+    def submit_filing(self, body: FilingRequest, idempotency_key: str) -> Filing | BackendFailure:
+        """POST /v1/filings. Safe to repeat with the same key and body (the answer then says replayed).
+        409 attachment_missing: upload the attachment, then send again."""
+        return self._call("POST", "/v1/filings", Filing, body=encode(body),
+                          headers={"Idempotency-Key": idempotency_key})
+
+    def submit_rating(self, body: RatingRequest, idempotency_key: str) -> RatingStored | BackendFailure:
+        """POST /v1/ratings. Safe to repeat with the same key and body."""
+        return self._call("POST", "/v1/ratings", RatingStored, body=encode(body),
+                          headers={"Idempotency-Key": idempotency_key})
+
+    def my_filings(self, token: str) -> FilingList | BackendFailure:
+        """The token's person's filings, newest first (我的办件)."""
+        return self._call("GET", "/v1/filings", FilingList, token=token)
+
     # --- transport ------------------------------------------------------------------------------------
 
     @overload
     def _call(
         self, method: str, path: str, model: type[M], *, body: bytes | None = None, token: str | None = None,
-        headers: Mapping[str, str] | None = None, route: str | None = None,
+        headers: Mapping[str, str] | None = None, route: str | None = None, meta: dict[str, Any] | None = None,
     ) -> M | BackendFailure: ...
 
     @overload
     def _call(
         self, method: str, path: str, model: None, *, body: bytes | None = None, token: str | None = None,
-        headers: Mapping[str, str] | None = None, route: str | None = None,
+        headers: Mapping[str, str] | None = None, route: str | None = None, meta: dict[str, Any] | None = None,
     ) -> BackendFailure | None: ...
 
     def _call(
@@ -366,22 +425,26 @@ class BackendClient:
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
         route: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> M | BackendFailure | None:
-        """A parsed answer (None for a 204 when model is None), or a BackendFailure. `route` is what gets logged."""
+        """A parsed answer (None for a 204 when model is None), or a BackendFailure. `route` is what gets logged.
+        meta (when given) receives the last answer's "status" and "etag"; a 304 is then None, not a failure."""
         route = route or path
         hdrs = dict(headers or {})
         if body is not None:
-            hdrs["Content-Type"] = "application/json"
+            hdrs.setdefault("Content-Type", "application/json")  # an attachment PUT names its own type
         if token is not None:
             hdrs["Authorization"] = f"Bearer {token}"
-        # A repeat is harmless when the server treats it as one request: reads, DELETE, idempotency keys.
-        idempotent = method in ("GET", "HEAD", "DELETE") or "Idempotency-Key" in hdrs
+        # A repeat is harmless when the server treats it as one request: reads, DELETE, PUT (an attachment
+        # named by its digest), idempotency keys.
+        idempotent = method in ("GET", "HEAD", "DELETE", "PUT") or "Idempotency-Key" in hdrs
         started = time.monotonic()
         deadline = started + self.deadline
         attempt = 0
         while True:
             attempt += 1
-            got, resp_status, wait = self._attempt(method, path, model, body, hdrs, deadline, idempotent, attempt)
+            got, resp_status, wait = self._attempt(
+                method, path, model, body, hdrs, deadline, idempotent, attempt, meta)
             retry_left = attempt <= self.retries
             if wait is None or not retry_left:
                 break
@@ -399,7 +462,7 @@ class BackendClient:
 
     def _attempt(
         self, method: str, path: str, model: type[M] | None, body: bytes | None, hdrs: dict[str, str],
-        deadline: float, idempotent: bool, attempt: int,
+        deadline: float, idempotent: bool, attempt: int, meta: dict[str, Any] | None = None,
     ) -> tuple[Any, int | None, float | None]:
         """One request: (result, status, seconds to wait before a retry or None: no retry)."""
         remaining = deadline - time.monotonic()
@@ -439,6 +502,11 @@ class BackendClient:
                         failure = BackendFailure(FailureKind.TIMEOUT, code="deadline", message=failure.message)
                         return failure, status, None
                     return failure, status, (backoff if idempotent else None)
+        if meta is not None:
+            meta["status"] = status
+            meta["etag"] = resp.headers.get("ETag")
+            if status == 304:
+                return None, status, None
         if 200 <= status < 300:
             if model is None:
                 return None, status, None
@@ -449,6 +517,10 @@ class BackendClient:
                 return BackendFailure(FailureKind.BAD_RESPONSE, code=code, status=status,
                                       message=f"{exc.error_count()} problem(s)"), status, None
         failure = _failure_from_status(status, raw)
+        if status in (429, 503):
+            asked_raw = self._asked_wait(resp, capped=False)
+            if asked_raw is not None:
+                failure = replace(failure, retry_after=asked_raw)
         if status == 429:
             # Nothing was done: any method may wait as the server asks (capped) and try again.
             asked = self._asked_wait(resp)
@@ -459,12 +531,15 @@ class BackendClient:
             return failure, status, min(self.retry_after_cap, asked if asked is not None else backoff)
         return failure, status, None
 
-    def _asked_wait(self, resp: requests.Response) -> float | None:
-        """Retry-After in seconds (a number or an HTTP date), capped; None when absent or unreadable."""
+    def _asked_wait(self, resp: requests.Response, *, capped: bool = True) -> float | None:
+        """Retry-After in seconds (a number or an HTTP date), capped unless capped=False (then as asked, up to
+        urllib3's own 6 h limit); None when absent or unreadable."""
         value = resp.headers.get("Retry-After")
         if value is None:
             return None
         try:
+            if not capped:
+                return max(0.0, Retry(0).parse_retry_after(value))
             return min(self.retry_after_cap, max(0.0, self._retry_after.parse_retry_after(value)))
         except (urllib3.exceptions.InvalidHeader, ValueError, OverflowError):
             return None

@@ -89,6 +89,8 @@ class Terminal(_Section):
     shuffle_keypad: bool = False  # PIN keys in a new order each session, against smudges and onlookers
     voice_volume: int = Field(default=100, ge=0, le=100, description="voice prompts, 0 (silent) to 100")
     voice_clips: str = ""  # a station's recorded prompts (<dir>/<locale>/<msgid>.wav), before the shipped ones
+    # state kept between starts: the outbox (outbox.sqlite3 + outbox.key, mode 0600) and the catalog cache
+    data_dir: str = Field(default="/var/lib/kiosk", min_length=1, description="the kiosk user's own folder")
 
 
 class Backend(_Section):

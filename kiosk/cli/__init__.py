@@ -5,6 +5,7 @@
                                               with no display: the scripted journeys under Xvfb
   kiosk devices [--config F]                  each device and its status
   kiosk card read | printer test | idcard read | scan   (kiosk/cli/)
+  kiosk outbox list [--json] | sync [--config F]        the outbox of filings (exit 75: backend unreachable)
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _command_modules():
-    from kiosk.cli import card, idcard, printer, scan
+    from kiosk.cli import card, idcard, outbox, printer, scan
 
-    return {"card": card, "printer": printer, "idcard": idcard, "scan": scan}
+    return {"card": card, "printer": printer, "idcard": idcard, "scan": scan, "outbox": outbox}
 
 
 def _first_word(argv: list[str] | None) -> str | None:
