@@ -751,6 +751,11 @@ class SyncWorker:
         self._thread.start()
         return self
 
+    @property
+    def away(self) -> bool:
+        """A pass since the last kick found the backend away: a screen waiting for an answer can stop waiting."""
+        return self._away > 0
+
     def kick(self) -> None:
         with self._cond:
             self._kicked = True

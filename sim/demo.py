@@ -116,6 +116,7 @@ class DemoStack:
         return Config(
             terminal=Terminal(
                 id="T-DEMO-0001", site_id="370102001", site_name=SITE_NAME, orientation=self.orientation,
+                data_dir=str(self.out / "kiosk-data"),
             ),
             backend=Backend(
                 url=self.server.url, ca=self.server.ca_path, client_cert=self.server.client_cert,

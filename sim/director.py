@@ -148,6 +148,21 @@ class Director:
         touch.touch_up()
         return Step("frames", f"tap {text}", frames=2)
 
+    def draw(self, cls_name: str, strokes) -> Step:
+        """Draw with a finger on the visible widget of class `cls_name`: strokes of (x, y) points, each in 0..1 of
+        the widget's box (a signature on the pad)."""
+        pad = next((w for w in self.visible_widgets() if type(w).__name__ == cls_name), None)
+        if pad is None:
+            raise JourneyFailed(f"no visible {cls_name} on screen {self.app.view.screen}")
+        for stroke in strokes:
+            pts = [pad.to_window(pad.x + fx * pad.width, pad.y + fy * pad.height) for fx, fy in stroke]
+            touch = UnitTestTouch(*pts[0])
+            touch.touch_down()
+            for x, y in pts[1:]:
+                touch.touch_move(x, y)
+            touch.touch_up()
+        return Step("frames", f"draw on {cls_name}", frames=2)
+
     # -- looking at the screen
     def _walk(self):
         """(widget, clip) for every shown widget; clip is the window rect of the ScrollViews it sits in (what of

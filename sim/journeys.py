@@ -217,4 +217,153 @@ def identity_journey(d):
     yield d.until_screen("idle")
 
 
-JOURNEYS = {"pension": pension_journey, "faults": faults_journey, "identity": identity_journey}
+# --- filings ------------------------------------------------------------------------------------------------
+
+FILING_ORDER = (
+    "employment_registration", "unemployment_registration", "pension_enrolment", "benefit_certification",
+    "business_loan", "public_welfare_job", "card_loss",
+)
+_PHONE = "13800001234"  # fictional
+
+
+def _button_for(d, event) -> str:
+    """The label of the on-screen button that sends `event` (catalog titles come from the backend)."""
+    from kiosk.view import Button
+
+    v = d.app.view
+    pool = list(v.buttons)
+    for x in v.extra.values():
+        pool += [x] if isinstance(x, Button) else [b for b in x if isinstance(b, Button)] if isinstance(x, tuple) else []
+    for b in pool:
+        if b.event == event:
+            return b.label
+    raise AssertionError(f"no button for {event!r} on {d.app.view.screen}")
+
+
+def _state(d):
+    return d.app.runtime.state
+
+
+def _sign_in(d, key: str = "worker", pin: str = "246810"):
+    d.stack.insert_card(key)
+    yield d.until_screen("pin", timeout=15)
+    yield from _pin(d, pin)
+    yield d.until_screen("menu", timeout=15)
+    yield d.until(lambda: len(_state(d).services) > 0, "catalog loaded", timeout=20)
+
+
+def _answer(d, name: str):
+    """Answer the question on screen the way a resident would: the first choice, 是, a phone number, a photo, a
+    signature; dates keep the picker's starting day."""
+    from kiosk import session as S
+
+    st = _state(d)
+    q = st.form.asked[st.q_index]
+    w = q.widget
+    if w in ("choice", "pick"):
+        yield d.tap(_button_for(d, S.Answer(q.options[0].value)))
+    elif w == "yesno":
+        yield d.tap(_t("form.yes"))
+    elif w == "date":
+        yield d.tap(_t("btn.next"))
+    elif w == "keypad":
+        if "1[3-9]" in (q.pattern or ""):
+            digits = _PHONE
+        else:
+            digits = str(int(q.minimum)) if q.minimum is not None else "1"
+        for ch in digits:
+            yield d.tap(ch)
+        yield d.tap(_t("btn.next"))
+    elif w in ("document", "face"):
+        if w == "document":
+            d.stack.show_document()
+            yield d.until_screen("capture")
+            yield d.shot(f"{name}-document-live")
+            yield d.tap(_t("capture.btn.shoot"))
+        else:
+            d.stack.show_face()
+            yield d.until_screen("capture")
+            yield d.until(lambda: _state(d).hint is not None or _state(d).draft is not None, "a face hint", timeout=20)
+            yield d.shot(f"{name}-face-guide")
+        yield d.until(lambda: _state(d).draft is not None, "the photo taken", timeout=30)
+        yield d.shot(f"{name}-{w}-review")
+        yield d.tap(_button_for(d, S.Next()))
+    elif w == "signature":
+        yield d.until_screen("signature")
+        yield d.draw("SignaturePad", [[(0.15, 0.4), (0.3, 0.7), (0.45, 0.35), (0.6, 0.65)],
+                                      [(0.65, 0.5), (0.85, 0.5)]])
+        yield d.shot(f"{name}-signature")
+        yield d.tap(_t("signature.btn.done"))
+    else:
+        raise AssertionError(f"no way to answer widget {w}")
+    yield d.until(lambda: _state(d) is not st, "the answer taken", timeout=10)
+
+
+def _file_one(d, key: str, n: int, *, rate: str = "satisfied"):
+    """One service from the menu to the rating; the card is taken back at the end."""
+    from kiosk import session as S
+
+    name = f"{30 + n:02d}-{key}"
+    yield d.tap(_button_for(d, S.Choose(key)))
+    yield d.until_screen("service_info")
+    yield d.shot(f"{name}-a-service-page")
+    yield d.tap(_t("service_info.start"))
+    asked = 0
+    while _state(d).screen is S.Screen.FORM and asked < 40:
+        if asked < 2:
+            yield d.frames(2)
+            yield d.shot(f"{name}-q{asked + 1}")
+        before = _state(d).q_index
+        yield from _answer(d, name)
+        yield d.until(lambda b=before: _state(d).screen is not S.Screen.FORM or _state(d).q_index != b,
+                      "the next question", timeout=15)
+        asked += 1
+    yield d.until_screen("review")
+    yield d.shot(f"{name}-b-review")
+    before = len(d.stack.printer.receipts)
+    yield d.tap(_t("review.confirm"))
+    yield d.until_screen("filed", timeout=30)
+    yield d.until(lambda: len(d.stack.printer.receipts) > before, "receipt printed", timeout=20)
+    yield d.shot(f"{name}-c-filed")
+    yield d.tap(_t("btn.done"))
+    yield d.until_screen("rating")
+    if rate == "dissatisfied":
+        yield d.tap(_t("rating.dissatisfied"))
+        yield d.until(lambda: _state(d).rating is not None, "reason buttons")
+        yield d.shot(f"{name}-d-rating-reasons")
+        yield d.tap(_t("rating.reason.too_slow"))
+    else:
+        yield d.shot(f"{name}-d-rating")
+        yield d.tap(_t(f"rating.{rate}"))
+    yield d.until_screen("message", _t("take_card.title"), timeout=15)
+    d.stack.remove_card()
+    yield d.until_screen("idle")
+
+
+def filings_journey(d):
+    """Every shipped service filed through the real app (card + PIN), one offline (待上传, sent later by itself),
+    then 我的办件; the receipts print; the township worklist page is captured by the demo afterwards."""
+    from kiosk import session as S
+
+    yield d.until_screen("idle")
+    for n, key in enumerate(FILING_ORDER[:-1]):
+        yield from _sign_in(d)
+        yield from _file_one(d, key, n, rate="dissatisfied" if n == 1 else "satisfied")
+    # offline: accepted locally with a local number, uploaded by the outbox when the backend is back
+    yield from _sign_in(d)
+    d.stack.backend_mode("offline")
+    yield from _file_one(d, "public_welfare_job", 7)
+    d.stack.backend_mode("online")
+    yield from _sign_in(d)
+    yield d.tap(_button_for(d, S.Choose("my_filings")))
+    yield d.until_screen("my_filings", timeout=30)
+    yield d.shot("39-my-filings")
+    yield d.tap(_t("btn.back"))
+    yield d.until_screen("menu")
+    # the lost card last: it suspends the card of the person signed in
+    yield from _file_one(d, "card_loss", 9)
+
+
+JOURNEYS = {
+    "pension": pension_journey, "faults": faults_journey, "identity": identity_journey, "filings": filings_journey,
+}

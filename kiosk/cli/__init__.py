@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("demo", help="run the demo: reference backend + device twins")
     d.add_argument("--out", default=None, help="folder for screenshots and receipts (default: out/demo-TIME)")
     d.add_argument("--scripted", action="store_true", help="run the scripted journeys (default with no display)")
-    d.add_argument("--journey", default=None, choices=["pension", "faults", "identity"],
+    d.add_argument("--journey", default=None, choices=["pension", "faults", "identity", "filings"],
                    help="one journey only (needs --orientation; scripted demo only)")
     d.add_argument("--orientation", choices=["landscape", "portrait"], default=None)
     d.add_argument("--inactivity", type=float, default=None, help=argparse.SUPPRESS)
@@ -110,6 +110,7 @@ def make_runtime(cfg, *, voice=True, camera=None):
     if camera is not None:
         optional["camera"] = camera
     t = cfg.timeouts
+    outbox, sync, catalog_cache = make_filing_parts(cfg)
     return Runtime(
         card_reader=card, printer=printer, backend=build_backend(cfg),
         site=Site(cfg.terminal.id, cfg.terminal.site_id, cfg.terminal.site_name, cfg.devices.printer_profile,
@@ -117,8 +118,28 @@ def make_runtime(cfg, *, voice=True, camera=None):
         settings=S.Settings(inactivity=t.inactivity, pin=t.pin, warn=t.warn),
         locale=cfg.terminal.locale, elder_mode=cfg.terminal.elder_mode,
         voice=make_voice(cfg) if voice else None,
+        outbox=outbox, sync=sync, catalog_cache=catalog_cache,
         **optional,
     )
+
+
+def make_filing_parts(cfg):
+    """The outbox (durable, encrypted), its sync worker (its own backend clients) and the catalog cache, all in
+    [terminal] data_dir. A key problem is a configuration error: a new key would strand every queued filing."""
+    from pathlib import Path
+
+    from kiosk.catalog_cache import CatalogCache
+    from kiosk.cli.outbox import open_outbox
+    from kiosk.factory import build_backend
+    from kiosk.outbox import SyncWorker
+
+    data = Path(cfg.terminal.data_dir)
+    try:
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise ConfigError(f"[terminal] data_dir {data}: {e.strerror}") from None
+    outbox = open_outbox(cfg)
+    return outbox, SyncWorker(outbox, lambda: build_backend(cfg)), CatalogCache(data / "catalog")
 
 
 def run_app(cfg, *, size=None, on_ready=None, voice=True, camera=None, font=None) -> int:
