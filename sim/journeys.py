@@ -146,16 +146,23 @@ def identity_journey(d):
     # the resident ID card alone may report a lost card, but not see the pension
     st.place_idcard("elder")
     yield d.until_screen("menu", timeout=15)
+    yield d.until(lambda: len(_state(d).services) > 0, "catalog loaded", timeout=20)
     yield d.shot("30-idcard-menu")
-    yield d.tap(_t("service.card_loss"))
-    yield d.until_screen("notice", _t("confirm.card_loss.title"))
-    yield d.shot("31-confirm-card-loss")
+    from kiosk import session as S
+
+    yield d.tap(_button_for(d, S.Choose("card_loss")))
+    yield d.until_screen("service_info")
+    yield d.shot("31-card-loss-service-page")
+    yield d.tap(_t("service_info.start"))
+    yield d.until_screen("review")  # nothing to ask: the ID card says who
     before = _receipts(d)
-    yield d.tap(_t("confirm.card_loss.yes"))
-    yield d.until_screen("notice", _t("filed.title"), timeout=20)
+    yield d.tap(_t("review.confirm"))
+    yield d.until_screen("filed", timeout=20)
     yield d.until(lambda: _receipts(d) > before, "card-loss receipt printed")
     yield d.shot("32-card-loss-filed")
     yield d.tap(_t("btn.done"))
+    yield d.until_screen("rating")
+    yield d.tap(_t("rating.satisfied"))
     yield d.until_screen("message", _t("take_idcard.title"))
     yield d.shot("33-take-idcard")
     st.remove_idcard()
