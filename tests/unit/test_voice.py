@@ -39,6 +39,18 @@ SAMPLE = {
     "name": "李华",
     "due": spoken_date(date(2027, 3, 31)),
     "status": "待认证",
+    # the filing prompts, with values as the session passes them (kiosk.speech)
+    "title": "就业登记",
+    "summary": "在这里登记就业",
+    "question": "您的手机号码是多少",
+    "answer": spoken_digits("13800001234"),
+    "number": spoken_digits("20261201"),
+    "phone": spoken_digits("12333"),
+    "date": spoken_date(date(2026, 12, 8)),
+    "reason": "材料不全",
+    "help": "点返回",
+    "y": spoken_number(2026), "m": spoken_number(12), "d": spoken_number(8),
+    "i": spoken_number(1), "min": spoken_number(1), "max": spoken_number(10),
 }
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (scripts/setup.sh)")
