@@ -46,7 +46,9 @@ T = TypeVar("T")
 
 WALL_EVERY = 60.0  # s between calendar updates to the session (dates on receipts, the date picker)
 CATALOG_EVERY = 1800.0  # s between catalog refreshes (ETag: usually a 304)
-SEND_WAIT = 3.0  # s a confirmed filing waits for the backend's number before 已受理，待上传 is shown
+# s a confirmed filing waits for the backend's number before 已受理，待上传 is shown: the filing is already durable,
+# the local number is as good as the backend's (the backend keeps it), and a resident must not wait on a slow line
+SEND_WAIT = 0.25
 ONLINE_ONLY_WAIT = 10.0  # s an online-only filing waits before the screen says it is not done yet
 WAIT_SLICE = 0.05
 
