@@ -199,6 +199,8 @@ class Proxy:
         except OSError:
             self._reset(client)
             return
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle stalls added by the proxy
         writes = 0
         try:
             while not self._stop.is_set():
