@@ -106,7 +106,8 @@ class DemoStack:
         self.pcscd = ensure_pcscd()
         if not wait_ready(10.0, readers=(DEMO_READER,)):
             raise RuntimeError("pcscd did not show the vpcd reader — is vsmartcard-vpcd installed?")
-        self.server = start_server(self.out / "backend", demo=True, terminal_id="T-DEMO-0001", site_id="370102001")
+        self.server = start_server(self.out / "backend", demo=True, terminal_id="T-DEMO-0001", site_id="370102001",
+                                   worklist_port=0)
         self.printer = PrinterTwin(self.out / "receipts")
         from sim.idcard_twin import IdCardTwin
         from sim.scanner_twin import ScannerTwin
@@ -189,6 +190,46 @@ class DemoStack:
 
     def set_paper(self, state: str) -> None:
         self.printer.set_paper(state)
+
+    def capture_worklist(self, dest: Path) -> list[Path]:
+        """The township clerk's worklist as the clerk sees it, after a demo: the page saved as HTML (its style
+        inlined) and, where Chromium is installed, a PNG of it. A demo clerk password is set for this stack."""
+        import re
+        import secrets
+        import shutil
+        import subprocess
+
+        import requests
+
+        from backend.worklist import set_clerk_password
+
+        password = secrets.token_urlsafe(12)
+        set_clerk_password(self.server.keys_dir, password)
+        base = self.server.worklist_url
+        ca = str(self.server.ca_path)  # per call: a session's verify loses to REQUESTS_CA_BUNDLE in the environment
+        with requests.Session() as web:
+            page = web.get(f"{base}/login", timeout=10, verify=ca)
+            nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+            web.post(f"{base}/login", data={"nonce": nonce.group(1) if nonce else "", "password": password},
+                     timeout=10, verify=ca).raise_for_status()
+            html = web.get(f"{base}/", timeout=10, verify=ca).text
+            css = web.get(f"{base}/static/worklist.css", timeout=10, verify=ca).text
+        html = html.replace('<link rel="stylesheet" href="/static/worklist.css">', f"<style>{css}</style>")
+        dest.mkdir(parents=True, exist_ok=True)
+        out = dest / f"{self.orientation}-worklist.html"
+        out.write_text(html, encoding="utf-8")
+        made = [out]
+        browser = shutil.which("chromium")
+        if browser:
+            png = out.with_suffix(".png")
+            subprocess.run(
+                [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={png}",
+                 "--window-size=1440,1000", out.as_uri()],
+                capture_output=True, timeout=60, check=False,
+            )
+            if png.exists():
+                made.append(png)
+        return made
 
     def backend_mode(self, mode: str) -> None:
         self.server.set_mode(mode)

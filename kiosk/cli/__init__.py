@@ -244,6 +244,13 @@ def _demo_one(out: Path, journey: str, orientation: Orientation, inactivity: flo
             Director(application, stack, out / "screens", f"{orientation}-{journey}").run(JOURNEYS[journey], done)
 
         run_app(cfg, size=kapp.SIZES[orientation], on_ready=on_ready, voice=False, camera=stack.camera)
+        if journey == "filings":
+            try:  # what the township clerk sees of the filings just made
+                for made in stack.capture_worklist(out / "worklist"):
+                    log.info("worklist page: %s", made)
+            except Exception as e:
+                log.error("worklist page not captured: %s", e)
+                result["code"] = 1
     finally:
         stack.stop()
     for png in (stack.out / "receipts").glob("*.png"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -240,3 +241,13 @@ def test_every_shipped_service_is_filed_through_the_app(demo, orientation):
         assert db.execute("SELECT COUNT(*) FROM filings WHERE local_number = ?", (local,)).fetchone()[0] == 1
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_the_clerk_sees_the_forwarded_filings_masked(demo, orientation):
+    out, _ = demo
+    html = (out / "worklist" / f"{orientation}-worklist.html").read_text(encoding="utf-8")
+    assert "创业担保贷款申请" in html and "公益性岗位申请" in html  # the two forwarded services
+    assert "李*国" in html and "李建国" not in html  # fictional demo person, masked
+    if shutil.which("chromium"):
+        assert (out / "worklist" / f"{orientation}-worklist.png").stat().st_size > 10_000
