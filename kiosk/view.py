@@ -215,7 +215,8 @@ def _pension(state: S.State, t, common) -> View:
     if p.certification_status:
         cert = p.certification_status
         if p.certification_due:
-            cert = t("pension.certification.due", status=cert, due=p.certification_due)
+            d = p.certification_due  # 2027年3月31日: no ASCII space for a label to break at
+            cert = t("pension.certification.due", status=cert, due=t("form.date", y=d.year, m=d.month, d=d.day))
         rows.append((t("pension.certification"), cert))
     payments = tuple(
         (pay.month, t("pension.money", amount=pay.amount)) for pay in (getattr(p, "payments", None) or ())

@@ -398,3 +398,9 @@ def test_every_screen_has_repeat_and_help(screen, locale):
     # and 再听一遍 has something to say on it
     assert isinstance(S.screen_voice(st), S.Speak)
 
+
+
+def test_the_certification_row_has_no_ascii_space_to_break_at():
+    st = replace(S.initial_state(), screen=S.Screen.PENSION, person=S.Person.from_sscard(CARD), pension=Pension(),
+                 pension_loaded=True)
+    assert dict(view.build(st, 0).rows)["资格认证"] == "已认证（2027年3月31日前）"
