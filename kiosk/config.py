@@ -359,7 +359,10 @@ def write_volume(path: str | Path, value: int) -> Path:
     old file or the new one, never half of one. Raises ValueError (bad value) or OSError."""
     value = check_volume(value)
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not p.parent.is_dir():
+        # never made here: a folder root made would lock the kiosk user out of its own data_dir
+        raise FileNotFoundError(2, "the data folder does not exist (the kiosk makes it at its first start)",
+                                str(p.parent))
     text = f"# Set on the technician's screen or by `kiosk voice volume`; it wins over kiosk.toml.\n" \
            f"[terminal]\nvoice_volume = {value}\n"
     fd, tmp = tempfile.mkstemp(prefix=".voice-", suffix=".tmp", dir=p.parent)

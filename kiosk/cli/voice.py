@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = config.set_volume(args.config, value)
     except OSError as e:
-        print(f"cannot save the volume: {e.strerror} ({e.filename}) — run as the kiosk user or root",
-              file=sys.stderr)
+        print(f"cannot save the volume: {e.filename}: {e.strerror} — check [terminal] data_dir, and run as the "
+              "kiosk user or root", file=sys.stderr)
         return EXIT_CANTCREAT
     print(f"volume {value} saved in {path}; it applies at the next start of the kiosk")
     return EXIT_OK

@@ -690,6 +690,9 @@ def test_the_saved_volume_wins_and_leaves_the_config_as_it_was(tmp_path: Path, e
     before = path.read_bytes()
     cfg = load(path)
     assert saved_volume(cfg) == 100
+    with pytest.raises(FileNotFoundError, match="first start"):
+        set_volume(path, 35)  # the data folder is the kiosk's to make, with its owner and mode
+    (tmp_path / "data").mkdir()
     written = set_volume(path, 35)
     assert written == tmp_path / "data" / VOLUME_FILE and path.read_bytes() == before
     assert tomllib.loads(written.read_text()) == {"terminal": {"voice_volume": 35}}
@@ -730,6 +733,9 @@ def test_kiosk_voice_volume_sets_shows_and_resets(tmp_path: Path, example_text: 
     from kiosk.cli import main
 
     path = str(_cfg_file(tmp_path, example_text))
+    assert main(["voice", "volume", "--config", path, "60"]) == 73  # no data folder yet
+    assert "first start" in capsys.readouterr().err
+    (tmp_path / "data").mkdir()
     assert main(["voice", "volume", "--config", path]) == 0
     assert capsys.readouterr().out.strip() == "100 ([terminal] voice_volume)"
     assert main(["voice", "volume", "--config", path, "60"]) == 0

@@ -90,6 +90,7 @@ def test_a_backend_without_help_requests_means_phone_directly():
 
 def test_set_volume_changes_the_live_voice_saves_it_and_says_a_sample(tmp_path: Path):
     voice = LoudVoice()
+    (tmp_path / "data").mkdir()  # the kiosk's data_dir (make_filing_parts makes it at start)
     rt, _ = _runtime(Backend(), voice, tmp_path / "data" / VOLUME_FILE)
     try:
         assert rt.volume == 100
