@@ -809,7 +809,8 @@ def _voiced(before: State, s: State, effects: list) -> tuple[State, list]:
         extra = screen_voice(s)
         effects.append(extra)
         speaks = [extra]
-    own = [e for e in speaks if e.msgid not in _NOT_REPEATED]
+    # a face hint ("请不要动") is for that moment only: 再听一遍 says the question
+    own = [e for e in speaks if e.msgid not in _NOT_REPEATED and not e.msgid.startswith("face.hint.")]
     if own:
         s = replace(s, last_speak=own[-1])
     elif any(isinstance(e, SessionEnded) for e in effects):
@@ -1056,7 +1057,8 @@ def _transition(s: State, event: object, now: float) -> tuple[State, list]:
     if s.help_open and isinstance(event, _UI_EVENTS):
         s = _touched(s, now)
         if isinstance(event, Back):
-            return replace(s, help_open=False), []  # closes the panel only
+            # closes the panel only; on the idle screen nobody's session remembers it: the next press is news
+            return replace(s, help_open=False, help_sent="" if s.screen is Screen.IDLE else s.help_sent), []
         return s, []  # the panel covers the screen: its buttons are not there
     if s.confirm_shrink and isinstance(event, _UI_EVENTS):
         s = _touched(s, now)

@@ -404,3 +404,21 @@ def test_the_certification_row_has_no_ascii_space_to_break_at():
     st = replace(S.initial_state(), screen=S.Screen.PENSION, person=S.Person.from_sscard(CARD), pension=Pension(),
                  pension_loaded=True)
     assert dict(view.build(st, 0).rows)["资格认证"] == "已认证（2027年3月31日前）"
+
+
+def test_repeat_on_a_face_question_says_the_question_not_the_last_hint():
+    d = FilingDriver().start("qualification_certification", strong=False)
+    question = d.state.last_speak
+    assert question is not None and question.msgid.startswith("form.voice")
+    d.result(S.FaceHint("hold_still"))
+    assert d.effects_of(S.Speak)[-1].msgid == "face.hint.hold_still"
+    assert d.send(S.Repeat()) == [question]
+
+
+def test_on_the_idle_screen_every_opening_of_help_is_a_new_request():
+    d = _desk_driver()
+    d.send(S.AskHelp())
+    d.result(S.HelpRequested(True))
+    d.send(S.Back())
+    fx = d.send(S.AskHelp(), advance=3600)  # someone else, later
+    assert [e for e in fx if isinstance(e, S.RequestHelp)]
