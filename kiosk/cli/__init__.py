@@ -103,8 +103,6 @@ def make_voice(cfg):
 
 
 def make_runtime(cfg, *, voice=True, camera=None):
-    from kiosk import session as S
-    from kiosk.config import volume_path
     from kiosk.factory import build_backend, build_devices, build_optional_devices
     from kiosk.runtime import Runtime, Site
 
@@ -118,15 +116,27 @@ def make_runtime(cfg, *, voice=True, camera=None):
         card_reader=card, printer=printer, backend=build_backend(cfg),
         site=Site(cfg.terminal.id, cfg.terminal.site_id, cfg.terminal.site_name, cfg.devices.printer_profile,
                   t.card_read),
-        settings=S.Settings(inactivity=t.inactivity, pin=t.pin, warn=t.warn,
-                            attract=float(cfg.terminal.attract_interval)),
         locale=cfg.terminal.locale, elder_mode=cfg.terminal.elder_mode,
         voice=make_voice(cfg) if voice else None,
         outbox=outbox, sync=sync, catalog_cache=catalog_cache,
-        helpdesk=S.HelpDesk(tuple((v.name, v.phone) for v in cfg.help.volunteers), cfg.help.station_phone),
-        volume_file=volume_path(cfg),
+        **session_options(cfg),
         **optional,
     )
+
+
+def session_options(cfg) -> dict:
+    """What the config tells the session: its timeouts, the idle attract interval, who helps at the station,
+    and where the technician's volume is kept."""
+    from kiosk import session as S
+    from kiosk.config import volume_path
+
+    t = cfg.timeouts
+    return {
+        "settings": S.Settings(inactivity=t.inactivity, pin=t.pin, warn=t.warn,
+                               attract=float(cfg.terminal.attract_interval)),
+        "helpdesk": S.HelpDesk(tuple((v.name, v.phone) for v in cfg.help.volunteers), cfg.help.station_phone),
+        "volume_file": volume_path(cfg),
+    }
 
 
 def make_filing_parts(cfg):

@@ -749,3 +749,14 @@ def test_kiosk_voice_volume_sets_shows_and_resets(tmp_path: Path, example_text: 
     assert "removed" in capsys.readouterr().out
     assert main(["voice", "volume", "--config", path]) == 0
     assert capsys.readouterr().out.startswith("100 ")
+
+
+def test_the_session_gets_the_helpers_the_attract_interval_and_the_volume_file(data: dict) -> None:
+    from kiosk import session as S
+    from kiosk.cli import session_options
+
+    data["terminal"]["attract_interval"] = 90
+    opts = session_options(parse(data))
+    assert opts["helpdesk"] == S.HelpDesk((("张秀英", "13800001234"), ("李建国", "13900005678")), "0531-12345678")
+    assert opts["settings"] == S.Settings(inactivity=60, pin=45, warn=15, attract=90.0)
+    assert str(opts["volume_file"]) == "/var/lib/kiosk/voice.toml"
