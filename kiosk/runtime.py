@@ -165,6 +165,7 @@ class Runtime:
         self.state = S.initial_state(settings, locale=locale, elder_mode=elder_mode, features=frozenset(features),
                                      helpdesk=helpdesk)
         self.volume_file = volume_file  # where set_volume keeps the station's volume (kiosk.config.VOLUME_FILE)
+        self._sample_queued = threading.Event()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._pools = {
             name: ThreadPoolExecutor(1, thread_name_prefix=name)
@@ -440,15 +441,17 @@ class Runtime:
                 log.warning("volume %d not saved in %s: %s", value, self.volume_file, e.strerror)
                 saved = False
         log.info("voice volume set to %d", value)
-        if test and self.voice is not None and value > 0:
+        if test and self.voice is not None and value > 0 and not self._sample_queued.is_set():
+            self._sample_queued.set()  # a slider dragged through many values says one sample, at the last one
             text = tr(self.state.locale, "volume.test")
             try:
                 self._pools["voice"].submit(self._say_now, text, self.state.locale)
             except RuntimeError:
-                pass  # stopping
+                self._sample_queued.clear()  # stopping
         return saved
 
     def _say_now(self, text: str, locale: str) -> None:
+        self._sample_queued.clear()
         try:
             say = getattr(self.voice, "say", None)
             if say is not None:

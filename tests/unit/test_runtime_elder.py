@@ -116,3 +116,19 @@ def test_a_volume_that_cannot_be_saved_still_applies(tmp_path: Path):
         assert voice.volume == 0 and not voice.said  # silent: no sample
     finally:
         rt.stop()
+
+
+def test_a_slider_dragged_through_many_values_says_one_sample_at_the_last_value(tmp_path: Path):
+    (tmp_path / "data").mkdir()
+    voice = LoudVoice()
+    rt, _ = _runtime(Backend(), voice, tmp_path / "data" / VOLUME_FILE)
+    gate = threading.Event()
+    try:
+        rt._pools["voice"].submit(gate.wait, WAIT)  # the voice is busy while the slider moves
+        for v in range(50, 80, 5):
+            rt.set_volume(v)
+        gate.set()
+        rt._pools["voice"].submit(lambda: None).result(WAIT)
+        assert [(text, vol) for _, text, vol in voice.said] == [("音量调好了，现在是这么大的声音", 75)]
+    finally:
+        rt.stop()
