@@ -403,6 +403,36 @@ class RatingSummary(_Answer):
     satisfied_share: float = Field(description="(satisfied + basically_satisfied) / total; 0 when total is 0")
 
 
+# --- help requests (请工作人员帮助) ----------------------------------------------------------------------------
+
+HELP_SCREEN_PATTERN = r"^[a-z][a-z_]{0,31}$"
+
+
+class HelpRequest(_Request):
+    """Someone at the terminal pressed 请工作人员帮助. Nothing personal: the screen it was pressed on and when;
+    the terminal and its site come from the certificate."""
+
+    screen: str = Field(pattern=HELP_SCREEN_PATTERN, max_length=32, description="the kiosk screen, e.g. pin")
+    created_at: AwareDatetime
+
+
+class HelpRequestStored(_Answer):
+    request_id: str
+
+
+class HelpRequestRow(_Answer):
+    request_id: str
+    terminal_id: str
+    site_id: str
+    screen: str
+    created_at: AwareDatetime = Field(description="the terminal's time")
+    received_at: AwareDatetime = Field(description="the backend's time")
+
+
+class HelpRequestList(_Answer):
+    requests: list[HelpRequestRow] = Field(description="The county's recent help requests, newest first")
+
+
 # --- audit ------------------------------------------------------------------------------------------------
 
 
@@ -463,12 +493,12 @@ def encode(body: BaseModel) -> bytes:
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
-    SessionOpen, PensionRequest, ReceiptRequest, CardLossRequest, FilingRequest, RatingRequest,
+    SessionOpen, PensionRequest, ReceiptRequest, CardLossRequest, FilingRequest, RatingRequest, HelpRequest,
 )
 ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     ErrorBody, InvalidRequestBody, Health, SessionOpened, Pension, Receipt, Verification, CardLossFiling,
     FilingStatus, AuditLog, ServiceInfo, ServiceCatalog, Filing, FilingSummary, FilingList, AttachmentStored,
-    RatingStored, RatingSummary,
+    RatingStored, RatingSummary, HelpRequestStored, HelpRequestRow, HelpRequestList,
 )
 DEMO_MODELS: tuple[type[BaseModel], ...] = (ECardResolveIn, DemoECardCode, Revoked)  # only with --demo
 
@@ -480,4 +510,5 @@ __all__ = [
     "AttachmentStored", "RatingRequest", "RatingStored", "RatingSummary", "LocalNumber", "ServiceKey", "Sha256",
     "ECardResolveIn", "ECardPerson", "DemoECardCode", "Revoked", "parse", "encode", "adapter",
     "REQUEST_MODELS", "ANSWER_MODELS", "DEMO_MODELS",
+    "HelpRequest", "HelpRequestStored", "HelpRequestRow", "HelpRequestList", "HELP_SCREEN_PATTERN",
 ]

@@ -63,6 +63,10 @@ from api.models import (
     FilingRequest,
     FilingSummary,
     Health,
+    HelpRequest,
+    HelpRequestList,
+    HelpRequestRow,
+    HelpRequestStored,
     InvalidRequestBody,
     Payment,
     Pension,
@@ -79,7 +83,7 @@ from api.models import (
     SessionOpened,
     Verification,
 )
-from api.patterns import FILING_ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, SHA256_PATTERN
+from api.patterns import FILING_ID_PATTERN, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, SHA256_PATTERN
 from api.privacy import mask_id, mask_name
 from api.workdays import add_working_days
 from backend.attachments import MAX_ATTACHMENT, MEDIA_TYPES, AttachmentProblem, check_image
@@ -1070,6 +1074,48 @@ def create_app(
         """The satisfaction counts of the calling terminal's station (its certificate's site)."""
         return rating_summary_of(db, t.site_id)
 
+
+    # --- help requests (请工作人员帮助) ----------------------------------------------------------------------
+
+    @app.post(
+        "/v1/help-requests",
+        status_code=201,
+        response_model=HelpRequestStored,
+        tags=["help"],
+        responses=_errors((401, "certificate_required"), (403, "certificate_revoked")),
+    )
+    def request_help(body: HelpRequest, t: CallingTerminal) -> HelpRequestStored:
+        """Someone at this terminal asked for a person's help. Stored with the certificate's terminal and site;
+        nothing personal is sent or kept. A resident may press it twice: each press is a request."""
+        check_queued_at(body.created_at)
+        received = now()
+        request_id = f"H{received:%Y%m%d}-{secrets.token_hex(5).upper()}"
+        db.store_help_request(
+            request_id=request_id, terminal_id=t.terminal_id, site_id=t.site_id, screen=body.screen,
+            created_at=body.created_at.isoformat(), received_at=received.isoformat(),
+        )
+        return HelpRequestStored(request_id=request_id)
+
+    @app.get(
+        "/v1/help-requests",
+        response_model=HelpRequestList,
+        tags=["help"],
+        responses=_errors((401, "certificate_required"), (403, "certificate_revoked")),
+    )
+    def help_requests(
+        t: CallingTerminal,
+        limit: int = Query(default=50, ge=1, le=200),
+        site_id: str | None = Query(default=None, pattern=ID_PATTERN, max_length=64),
+    ) -> HelpRequestList:
+        """The county's recent help requests, newest first (one station's with site_id)."""
+        return HelpRequestList(requests=[
+            HelpRequestRow(
+                request_id=r["request_id"], terminal_id=r["terminal_id"], site_id=r["site_id"], screen=r["screen"],
+                created_at=dt.datetime.fromisoformat(r["created_at"]),
+                received_at=dt.datetime.fromisoformat(r["received_at"]),
+            )
+            for r in db.help_requests(limit, site_id)
+        ])
 
     # --- audit --------------------------------------------------------------------------------------
 

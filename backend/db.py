@@ -79,6 +79,10 @@ CREATE TABLE IF NOT EXISTS ratings (
     satisfaction TEXT NOT NULL, reasons_json TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ratings_by_site ON ratings (site_id);
+CREATE TABLE IF NOT EXISTS help_requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, terminal_id TEXT NOT NULL,
+    site_id TEXT NOT NULL, screen TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS card_status (
     ssn TEXT PRIMARY KEY, status TEXT NOT NULL, since TEXT NOT NULL,
     filing_id TEXT NOT NULL REFERENCES filings(filing_id)
@@ -919,6 +923,27 @@ class Database:
             for reason in json.loads(r["reasons_json"]):
                 c.reasons[reason] = c.reasons.get(reason, 0) + 1
         return out
+
+    # --- help requests (no personal data: which terminal, which screen, when) ------------------------------
+
+    def store_help_request(
+        self, *, request_id: str, terminal_id: str, site_id: str, screen: str, created_at: str, received_at: str,
+    ) -> None:
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO help_requests (request_id, terminal_id, site_id, screen, created_at, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (request_id, terminal_id, site_id, screen, created_at, received_at),
+            )
+
+    def help_requests(self, limit: int = 50, site_id: str | None = None) -> list[sqlite3.Row]:
+        """The newest first (in the order received)."""
+        where, args = ("WHERE site_id = ?", (site_id,)) if site_id else ("", ())
+        with self.connect() as conn:
+            return conn.execute(
+                "SELECT request_id, terminal_id, site_id, screen, created_at, received_at FROM help_requests "
+                f"{where} ORDER BY seq DESC LIMIT ?", (*args, limit),
+            ).fetchall()
 
     # --- e-card revocation -----------------------------------------------------------------------------
 

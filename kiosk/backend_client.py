@@ -48,6 +48,9 @@ from api.models import (
     FilingRequest,
     FilingSummary,
     Health,
+    HelpRequest,
+    HelpRequestList,
+    HelpRequestStored,
     Pension,
     PensionRequest,
     RatingRequest,
@@ -396,6 +399,16 @@ class BackendClient:
         """POST /v1/ratings. Safe to repeat with the same key and body."""
         return self._call("POST", "/v1/ratings", RatingStored, body=encode(body),
                           headers={"Idempotency-Key": idempotency_key})
+
+    def request_help(self, screen: str, created_at: dt.datetime) -> HelpRequestStored | BackendFailure:
+        """POST /v1/help-requests: 请工作人员帮助 was pressed on `screen` (terminal certificate only, no person)."""
+        return self._call("POST", "/v1/help-requests", HelpRequestStored,
+                          body=encode(HelpRequest(screen=screen, created_at=created_at)))
+
+    def help_requests(self, limit: int = 50) -> HelpRequestList | BackendFailure:
+        """GET /v1/help-requests: the county's recent help requests, newest first."""
+        return self._call("GET", f"/v1/help-requests?limit={int(limit)}", HelpRequestList,
+                          route="/v1/help-requests")
 
     def my_filings(self, token: str) -> FilingList | BackendFailure:
         """The token's person's filings, newest first (我的办件)."""

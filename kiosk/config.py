@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import os
 import re
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from api.patterns import ID_PATTERN
+
+log = logging.getLogger(__name__)
 
 # A kiosk config is a few kilobytes, two levels deep ([section] key = value). Anything far bigger or deeper
 # is a wrong file or a hostile one: refuse it before the parser or the validators spend time or stack on it.
@@ -91,6 +96,44 @@ class Terminal(_Section):
     voice_clips: str = ""  # a station's recorded prompts (<dir>/<locale>/<msgid>.wav), before the shipped ones
     # state kept between starts: the outbox (outbox.sqlite3 + outbox.key, mode 0600) and the catalog cache
     data_dir: str = Field(default="/var/lib/kiosk", min_length=1, description="the kiosk user's own folder")
+    attract_interval: int = Field(default=75, ge=0, le=600, description="idle attract prompt every N s, 0 = off")
+
+    @field_validator("attract_interval")
+    @classmethod
+    def _gentle(cls, v: int) -> int:
+        if 0 < v < 30:
+            raise ValueError("must be 0 (off) or 30 to 600 seconds: a prompt every few seconds is noise")
+        return v
+
+
+# A phone number as a villager dials it: digits, with - between groups (12333, 0531-12345678, 13800001234).
+PHONE_PATTERN = r"^[0-9](?:[0-9-]{0,18}[0-9])?$"
+
+
+class Volunteer(_Section):
+    name: str = Field(min_length=1, max_length=16, description="shown and spoken as written, e.g. 张秀英")
+    phone: str = Field(pattern=PHONE_PATTERN, max_length=20, description="digits and -, e.g. 13800001234")
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if not v.strip() or not v.isprintable():
+            raise ValueError("must be a name on one line, without control characters")
+        return v.strip()
+
+
+class Help(_Section):
+    """请工作人员帮助: who a resident can call at this station (shown, and spoken digit by digit)."""
+
+    volunteers: list[Volunteer] = Field(default_factory=list, max_length=6)
+    station_phone: str = Field(default="", max_length=20, description="the station's own phone, e.g. 0531-12345678")
+
+    @field_validator("station_phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        if v and not re.fullmatch(PHONE_PATTERN, v):
+            raise ValueError('must be digits with - between groups (e.g. "0531-12345678"), or "" for none')
+        return v
 
 
 class Backend(_Section):
@@ -155,6 +198,7 @@ class Config(_Section):
     backend: Backend
     devices: Devices = Devices()
     timeouts: Timeouts = Timeouts()
+    help: Help = Help()
 
     def check_security(self) -> list[str]:
         """Problems that are fatal outside dev mode."""
@@ -231,6 +275,8 @@ def parse(data: dict, source: str = "config") -> Config:
         lines = []
         for err in e.errors(include_input=False, include_url=False):
             fix = _FIXES.get(err["type"], "fix the value")
+            if err["type"] == "string_pattern_mismatch" and err["loc"][-1:] == ("phone",):
+                fix = 'write digits with - between groups, e.g. "13800001234" or "0531-12345678"'
             lines.append(f"{source}: {_where([str(p) for p in err['loc']])}: {err['msg']} — {fix}")
         raise ConfigError("\n".join(lines)) from None
     except RecursionError:  # the depth check above should make this unreachable; never a traceback
@@ -261,3 +307,98 @@ def load(path: str | Path) -> Config:
             f"{p}: arrays or inline tables nested too deeply — a kiosk config is only [section] key = value"
         ) from None
     return parse(data, str(p))
+
+
+# ---------------------------------------------------------------- the station's own volume
+
+# The volume a technician sets (settings panel, `kiosk voice volume N`) is kept in a small file of its own in
+# [terminal] data_dir, not written into the config: the config is root's (/etc/kiosk, read-only to the kiosk
+# user that runs the settings panel), is hand-written with comments a rewrite could lose, and a half-written
+# config would stop the kiosk from starting. The override holds one key; a broken one is ignored with a
+# warning (the configured volume applies), never a reason not to start.
+VOLUME_FILE = "voice.toml"
+_VOLUME_MAX_BYTES = 4096
+
+
+def volume_path(cfg: Config) -> Path:
+    return Path(cfg.terminal.data_dir) / VOLUME_FILE
+
+
+def check_volume(value: object) -> int:
+    """A volume 0-100 as an int, or ValueError (True, 50.5 and "50" are not volumes)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ValueError(f"volume must be a whole number from 0 to 100, not {value!r}")
+    return value
+
+
+def saved_volume(cfg: Config) -> int:
+    """The volume to start with: the station's saved one when there is a valid one, else [terminal] voice_volume."""
+    p = volume_path(cfg)
+    try:
+        with p.open("rb") as f:
+            raw = f.read(_VOLUME_MAX_BYTES + 1)
+    except FileNotFoundError:
+        return cfg.terminal.voice_volume
+    except OSError as e:
+        log.warning("%s: cannot read the saved volume (%s): using [terminal] voice_volume", p, e.strerror)
+        return cfg.terminal.voice_volume
+    try:
+        if len(raw) > _VOLUME_MAX_BYTES:
+            raise ValueError("file too large")
+        data = tomllib.loads(raw.decode("utf-8"))
+        if set(data) != {"terminal"} or set(data["terminal"]) != {"voice_volume"}:
+            raise ValueError("it must hold only [terminal] voice_volume")
+        return check_volume(data["terminal"]["voice_volume"])
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, TypeError) as e:
+        log.warning("%s: saved volume ignored (%s): using [terminal] voice_volume", p, _one_line(e))
+        return cfg.terminal.voice_volume
+
+
+def write_volume(path: str | Path, value: int) -> Path:
+    """Save the station's volume in `path` atomically (a temporary file, fsync, rename): a power cut leaves the
+    old file or the new one, never half of one. Raises ValueError (bad value) or OSError."""
+    value = check_volume(value)
+    p = Path(path)
+    if not p.parent.is_dir():
+        # never made here: a folder root made would lock the kiosk user out of its own data_dir
+        raise FileNotFoundError(2, "the data folder does not exist (the kiosk makes it at its first start)",
+                                str(p.parent))
+    text = f"# Set on the technician's screen or by `kiosk voice volume`; it wins over kiosk.toml.\n" \
+           f"[terminal]\nvoice_volume = {value}\n"
+    fd, tmp = tempfile.mkstemp(prefix=".voice-", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass  # some filesystems cannot sync a directory: the rename is done either way
+    return p
+
+
+def set_volume(cfg_path: str | Path, value: int) -> Path:
+    """The technician's volume for the terminal configured by cfg_path, saved in its data_dir (see VOLUME_FILE);
+    returns the file written. Takes effect at the next start; Runtime.set_volume changes a running kiosk."""
+    value = check_volume(value)
+    return write_volume(volume_path(load(cfg_path)), value)
+
+
+def reset_volume(cfg_path: str | Path) -> bool:
+    """Forget the saved volume ([terminal] voice_volume applies again at the next start). True if one was saved."""
+    p = volume_path(load(cfg_path))
+    try:
+        p.unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -146,6 +146,8 @@ class Runtime:
         outbox=None,
         sync=None,
         catalog_cache=None,
+        helpdesk: S.HelpDesk | None = None,
+        volume_file=None,
     ) -> None:
         self.card_reader = card_reader
         self.idcard_reader = idcard_reader  # optional devices: None when not fitted
@@ -160,7 +162,10 @@ class Runtime:
         self.clock = clock
         self.wall = wall
         features = {name for name, dev in (("idcard", idcard_reader), ("scan", scanner), ("camera", camera)) if dev}
-        self.state = S.initial_state(settings, locale=locale, elder_mode=elder_mode, features=frozenset(features))
+        self.state = S.initial_state(settings, locale=locale, elder_mode=elder_mode, features=frozenset(features),
+                                     helpdesk=helpdesk)
+        self.volume_file = volume_file  # where set_volume keeps the station's volume (kiosk.config.VOLUME_FILE)
+        self._sample_queued = threading.Event()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._pools = {
             name: ThreadPoolExecutor(1, thread_name_prefix=name)
@@ -312,6 +317,8 @@ class Runtime:
                 # a prompt with values is never a recorded clip: the clip cannot say them
                 msgid = "" if eff.params else eff.msgid
                 self._pools["voice"].submit(self._say, text, st.locale, st.sid, st.screen, msgid)
+        elif isinstance(eff, S.RequestHelp):
+            self._submit("net", eff.sid, lambda: self._help(eff), lambda e: S.HelpRequested(False))
         elif isinstance(eff, S.KeepAttachment):
             if eff.sid == self.state.sid:
                 self._attachments[eff.digest] = (eff.sid, eff.data, eff.media_type)
@@ -398,6 +405,61 @@ class Runtime:
                 voice(text, locale)
         except Exception:
             log.warning("voice prompt failed", exc_info=True)
+
+    # -- help and volume
+    def _help(self, eff: S.RequestHelp) -> S.HelpRequested:
+        """Tell the backend (terminal certificate only: nothing personal, the screen's name and the time)."""
+        request_help = getattr(self.backend, "request_help", None)
+        if request_help is None:
+            return S.HelpRequested(False)
+        r = request_help(eff.screen, self.wall())
+        ok = getattr(r, "request_id", None) is not None
+        if not ok:
+            log.info("help request not recorded: %s", getattr(getattr(r, "kind", None), "value", "?"))
+        return S.HelpRequested(ok)
+
+    @property
+    def volume(self) -> int | None:
+        """The live voice's volume 0-100 (None: no voice with a volume)."""
+        v = getattr(self.voice, "volume", None)
+        return None if v is None else round(v)
+
+    def set_volume(self, value: int, *, save: bool = True, test: bool = True) -> bool:
+        """The technician's screen: change the live voice's volume at once, keep it for the next start (in
+        volume_file) and, with test, say a short sample at the new loudness. Main thread. Raises ValueError for a
+        value that is not a whole number 0-100; returns False when it could not be saved (logged)."""
+        from kiosk.config import check_volume, write_volume
+
+        value = check_volume(value)
+        if self.voice is not None and hasattr(self.voice, "volume"):
+            self.voice.volume = value  # one int: read by the voice worker at its next prompt
+        saved = True
+        if save and self.volume_file is not None:
+            try:
+                write_volume(self.volume_file, value)
+            except OSError as e:
+                log.warning("volume %d not saved in %s: %s", value, self.volume_file, e.strerror)
+                saved = False
+        log.info("voice volume set to %d", value)
+        if test and self.voice is not None and value > 0 and not self._sample_queued.is_set():
+            self._sample_queued.set()  # a slider dragged through many values says one sample, at the last one
+            text = tr(self.state.locale, "volume.test")
+            try:
+                self._pools["voice"].submit(self._say_now, text, self.state.locale)
+            except RuntimeError:
+                self._sample_queued.clear()  # stopping
+        return saved
+
+    def _say_now(self, text: str, locale: str) -> None:
+        self._sample_queued.clear()
+        try:
+            say = getattr(self.voice, "say", None)
+            if say is not None:
+                say(None, text, locale)
+            elif self.voice is not None:
+                self.voice(text, locale)
+        except Exception:
+            log.warning("voice sample failed", exc_info=True)
 
     # -- camera: decoding runs only while the scan screen is up
     def latest_frame(self):

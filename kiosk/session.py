@@ -41,7 +41,7 @@ from devices.base import (
 from kiosk import catalog
 from kiosk import forms as F
 from kiosk.catalog import Level
-from kiosk.speech import spoken_digits, spoken_number
+from kiosk.speech import spoken_amount, spoken_date, spoken_digits, spoken_number
 
 PIN_LENGTH = 6
 
@@ -151,6 +151,23 @@ class ToggleElderMode:
 @dataclass(frozen=True)
 class SetLocale:
     locale: str
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """再听一遍: say the current screen's last prompt again."""
+
+
+@dataclass(frozen=True)
+class AskHelp:
+    """请工作人员帮助: show the station's volunteers and phone numbers, say them, and tell the backend."""
+
+
+@dataclass(frozen=True)
+class ConfirmShrink:
+    """The answer to 把字变小吗？ (turning elder mode off asks first)."""
+
+    yes: bool
 
 
 @dataclass(frozen=True)
@@ -356,6 +373,13 @@ class MyFilingsLoaded:
 
 
 @dataclass(frozen=True)
+class HelpRequested:
+    """The backend's answer to RequestHelp: recorded (ok) or not reached (the panel says to phone)."""
+
+    ok: bool
+
+
+@dataclass(frozen=True)
 class CardLossFiled:
     filing_id: str
     status: str  # api FilingState: accepted | already_reported
@@ -500,6 +524,14 @@ class FetchMyFilings:
 
 
 @dataclass(frozen=True)
+class RequestHelp:
+    """Tell the backend that someone at this terminal asked for a person's help: which screen, nothing personal."""
+
+    sid: int
+    screen: str  # a Screen value
+
+
+@dataclass(frozen=True)
 class SessionEnded:
     """The runtime wipes caches of personal data, closes the backend session of this sid (its token is
     forgotten and never reopened for it) and logs the end, without personal data."""
@@ -526,10 +558,23 @@ class Person:
 
 @dataclass(frozen=True)
 class Settings:
+    """Timeouts in seconds as configured; elder mode multiplies each by elder_factor (old hands and eyes take
+    longer), read at every use so switching the mode changes them at once."""
+
     inactivity: float = 60.0
     pin: float = 45.0
     warn: float = 15.0
     take_card_reminder: float = 15.0
+    attract: float = 75.0  # idle: the attract prompt's interval while nobody is there (0 = off)
+    elder_factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class HelpDesk:
+    """Who helps at this station ([help] in the config): (name, phone) per volunteer, and the station's phone."""
+
+    volunteers: tuple[tuple[str, str], ...] = ()
+    station_phone: str = ""
 
 
 @dataclass(frozen=True)
@@ -580,6 +625,14 @@ class State:
     wall_mono: float = 0.0
     seed: bytes = field(default=b"", repr=False)
     counter: int = 0
+    # elders first: the voice, help and the large-text question
+    last_speak: Speak | None = field(default=None, repr=False)  # what 再听一遍 says again; wiped at session end
+    countdown_said: bool = False  # the countdown warning is spoken once per appearance
+    attract_at: float | None = None  # idle: when the attract prompt is due
+    help_open: bool = False  # the 请工作人员帮助 panel is showing
+    help_sent: str = ""  # "" | sending | sent | offline: the backend's answer to the help request
+    confirm_shrink: bool = False  # 把字变小吗？ is asked
+    helpdesk: HelpDesk = HelpDesk()
 
     @property
     def holder_name_masked(self) -> str:
@@ -592,10 +645,16 @@ class State:
     def remaining(self, now: float) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - now)
 
+    def limit(self, key: str) -> float:
+        """A timeout of Settings (inactivity, pin, warn, take_card_reminder) as it applies now: doubled in elder
+        mode (by elder_factor)."""
+        value = float(getattr(self.settings, key))
+        return value * self.settings.elder_factor if self.elder_mode else value
+
     def countdown(self, now: float) -> int | None:
         """Seconds to show in the warning (还有 N 秒返回首页), or None when no warning is due."""
         r = self.remaining(now)
-        if r is None or r > self.settings.warn:
+        if r is None or r > self.limit("warn"):
             return None
         return int(r + 0.999)
 
@@ -603,6 +662,7 @@ class State:
 def initial_state(
     settings: Settings | None = None, locale: str = "zh_CN", elder_mode: bool = True,
     features: frozenset[str] = frozenset({"idcard", "scan", "camera"}), seed: bytes | None = None,
+    helpdesk: HelpDesk | None = None,
 ) -> State:
     """seed: the source of local numbers and idempotency keys; random unless a test fixes it (so two terminals,
     or two boots of one, never make the same numbers)."""
@@ -610,7 +670,7 @@ def initial_state(
 
     return State(
         settings=settings or Settings(), locale=locale, elder_mode=elder_mode, features=features,
-        seed=os.urandom(16) if seed is None else seed,
+        seed=os.urandom(16) if seed is None else seed, helpdesk=helpdesk or HelpDesk(),
     )
 
 
@@ -642,9 +702,10 @@ _SCREEN_TIMEOUT = {
 def _go(s: State, screen: Screen, now: float, **changes) -> State:
     s = replace(s, screen=screen, **changes)
     key = _SCREEN_TIMEOUT.get(screen)
-    deadline = now + getattr(s.settings, key) if key else None
-    remind = now + s.settings.take_card_reminder if screen is Screen.TAKE_CARD else None
-    return replace(s, deadline=deadline, remind_at=remind)
+    deadline = now + s.limit(key) if key else None
+    remind = now + s.limit("take_card_reminder") if screen is Screen.TAKE_CARD else None
+    attract = now + s.settings.attract if screen is Screen.IDLE and s.settings.attract > 0 else None
+    return replace(s, deadline=deadline, remind_at=remind, countdown_said=False, attract_at=attract)
 
 
 def _go_fx(s: State, screen: Screen, now: float, **changes) -> tuple[State, list]:
@@ -663,6 +724,7 @@ def _wiped(s: State) -> State:
         form=None, answers=(), q_index=0, draft=None, form_error=None, editing=False, hint=None, capture_failed=False,
         local_number="",
         queued=False, due=None, print_failed=False, rating=None, my_filings=(), my_filings_offline=False,
+        last_speak=None, help_open=False, help_sent="", confirm_shrink=False,
     )
 
 
@@ -681,7 +743,7 @@ def _end(s: State, now: float, reason: str) -> tuple[State, list]:
 
 def _error(s: State, fault: Fault, now: float, detail: str = ""):
     s, fx = _go_fx(s, Screen.ERROR, now, fault=fault, fault_detail=detail)
-    return s, fx + [Speak(f"error.{fault.value}.title")]
+    return s, fx + [_error_voice(s, fault)]
 
 
 def _signed_in(s: State, person: Person, level: Level, now: float) -> tuple[State, list]:
@@ -718,6 +780,7 @@ def looks_like_receipt(code: str) -> bool:
 
 def transition(s: State, event: object, now: float) -> tuple[State, list]:
     s2, effects = _transition(s, event, now)
+    s2, effects = _voiced(s, s2, list(effects))
     # The face guide watches exactly while a face question without a photo is on screen: whatever ended it
     # (an answer, Back, a timeout, a card pulled out), the camera's face watching stops with it.
     want = _face_field(s2)
@@ -731,6 +794,162 @@ def transition(s: State, event: object, now: float) -> tuple[State, list]:
     elif s2.face_on != want:
         s2 = replace(s2, face_on=want)
     return s2, effects
+
+
+# Prompts that are not the screen's own: 再听一遍 says the screen's prompt, not these.
+_NOT_REPEATED = frozenset({"countdown.voice", "idle.attract", "shrink.voice", "elder.on.voice", "shrink.done",
+                           "help.voice", "help.voice.none", "help.offline"})
+
+
+def _voiced(before: State, s: State, effects: list) -> tuple[State, list]:
+    """Every screen speaks when it appears: a transition onto a new screen (or a new session) that said nothing
+    gets the screen's own prompt. The last prompt is kept for 再听一遍; a session's end forgets it."""
+    speaks = [e for e in effects if isinstance(e, Speak)]
+    if (s.screen is not before.screen or s.sid != before.sid) and not speaks:
+        extra = screen_voice(s)
+        effects.append(extra)
+        speaks = [extra]
+    # a face hint ("请不要动") is for that moment only: 再听一遍 says the question
+    own = [e for e in speaks if e.msgid not in _NOT_REPEATED and not e.msgid.startswith("face.hint.")]
+    if own:
+        s = replace(s, last_speak=own[-1])
+    elif any(isinstance(e, SessionEnded) for e in effects):
+        s = replace(s, last_speak=None)
+    return s, effects
+
+
+_SCREEN_VOICE = {
+    Screen.IDLE: "idle.voice",
+    Screen.READING: "reading.title",
+    Screen.PIN: "pin.title",
+    Screen.CHECKING_PIN: "checking_pin.title",
+    Screen.MENU: "menu.title",
+    Screen.LOADING: "loading.title",
+    Screen.PENSION: "pension.title",
+    Screen.PRINTING: "printing.title",
+    Screen.SHOW_QR: "show_qr.title",
+    Screen.SCAN: "scan.title",
+    Screen.CHECKING_CODE: "checking_code.title",
+    Screen.CONFIRM: "confirm.card_loss.title",
+    Screen.SUBMITTING: "submitting.title",
+    Screen.FILED: "filed.title",
+    Screen.SERVICE_INFO: "service_info.start",
+    Screen.FORM: "review.title",
+    Screen.REVIEW: "review.voice",
+    Screen.RATING: "rating.title",
+    Screen.MY_FILINGS: "my_filings.title",
+}
+
+
+def screen_voice(s: State) -> Speak:
+    """The prompt of the screen on show, with the values it names in words (the fallback of 再听一遍 too)."""
+    sc = s.screen
+    if sc is Screen.TAKE_CARD:
+        return Speak("take_card.title" if s.card_present else "take_idcard.title")
+    if sc is Screen.ERROR:
+        return _error_voice(s, s.fault or Fault.BACKEND_ERROR)
+    if sc is Screen.PENSION and s.pension_loaded:
+        return _pension_voice(s)
+    if sc is Screen.RECEIPT_CHECK:
+        return _verdict_voice(s)
+    if sc is Screen.FILED and s.local_number:
+        return _filed(s)[1][0]
+    if sc is Screen.FILED and s.filing_id:
+        return Speak("filed.voice", (("number", _digits(s, s.filing_id)),))
+    if sc is Screen.SERVICE_INFO and s.form is not None:
+        loc = s.locale
+        return Speak("service_info.voice", (("title", s.form.title_for(loc)), ("summary", s.form.description_for(loc))))
+    if sc is Screen.FORM and (q := _question(s)) is not None:
+        return _question_voice(s, q)
+    if sc is Screen.MY_FILINGS:
+        n = len(s.my_filings)
+        return Speak("my_filings.voice", (("n", _count(s, n)),)) if n else Speak("my_filings.none")
+    return Speak(_SCREEN_VOICE.get(sc, "idle.voice"))
+
+
+def _digits(s: State, code: str) -> str:
+    return spoken_digits(code) if s.locale == "zh_CN" else " ".join(code)
+
+
+def _money(s: State, amount) -> str:
+    if s.locale == "zh_CN":
+        return spoken_amount(amount)
+    return f"{amount} yuan"
+
+
+def _day(s: State, d: dt.date) -> str:
+    return spoken_date(d) if s.locale == "zh_CN" else d.isoformat()
+
+
+def _error_voice(s: State, fault: Fault) -> Speak:
+    if fault is Fault.PIN_WRONG and s.tries_left == 1:
+        return Speak("error.pin_wrong.last.voice")
+    if fault is Fault.PIN_WRONG and s.tries_left is not None:
+        return Speak("error.pin_wrong.voice", (("n", _count(s, s.tries_left)),))
+    return Speak(f"error.{fault.value}.title")
+
+
+def _pension_voice(s: State) -> Speak:
+    p = s.pension
+    if p is None:
+        return Speak("pension.none")
+    params = [("balance", _money(s, p.account_balance))]
+    receiving = p.receiving and p.monthly_amount is not None
+    if receiving:
+        params.append(("amount", _money(s, p.monthly_amount)))
+    msgid = "pension.voice.receiving" if receiving else "pension.voice.saving"
+    if p.certification_status and p.certification_due:
+        params += [("status", p.certification_status), ("due", _day(s, p.certification_due))]
+        msgid += ".cert"
+    return Speak(msgid, tuple(params))
+
+
+def _verdict_voice(s: State) -> Speak:
+    genuine = s.checked is not None and s.checked.genuine
+    return Speak("receipt_check.genuine.voice" if genuine else "receipt_check.forged.voice")
+
+
+def _help_voice(s: State) -> Speak:
+    """The volunteers and the station's phone, read out: numbers digit by digit, so they can be dialled."""
+    from kiosk.i18n import tr
+
+    loc = s.locale
+    desk = s.helpdesk
+    parts = [tr(loc, "help.contact.voice", name=n, phone=_digits(s, p)) for n, p in desk.volunteers]
+    if desk.station_phone:
+        parts.append(tr(loc, "help.station.voice", phone=_digits(s, desk.station_phone)))
+    if not parts:
+        return Speak("help.voice.none")
+    return Speak("help.voice", (("contacts", "；".join(parts) if loc == "zh_CN" else "; ".join(parts)),))
+
+
+def _on_elder(s: State, e: object, now: float) -> tuple[State, list]:
+    """Repeat, AskHelp, ConfirmShrink and ToggleElderMode, and what the open help panel or the large-text
+    question let through (they cover the screen: only their own buttons act)."""
+    if isinstance(e, Repeat):
+        if s.confirm_shrink:
+            return s, [Speak("shrink.voice")]
+        if s.help_open:
+            return s, [_help_voice(s)]
+        return s, [s.last_speak or screen_voice(s)]
+    if isinstance(e, ToggleElderMode):
+        if s.elder_mode:
+            return replace(s, confirm_shrink=True), [Speak("shrink.voice")]
+        return _touched(replace(s, elder_mode=True, confirm_shrink=False), now), [Speak("elder.on.voice")]
+    if isinstance(e, ConfirmShrink):
+        if not s.confirm_shrink:
+            return s, []
+        if e.yes:
+            return _touched(replace(s, elder_mode=False, confirm_shrink=False), now), [Speak("shrink.done")]
+        return replace(s, confirm_shrink=False), []
+    if isinstance(e, AskHelp):
+        if s.help_open:
+            return s, [_help_voice(s)]
+        s = replace(s, help_open=True, confirm_shrink=False)
+        if s.help_sent == "sent":
+            return s, [_help_voice(s)]  # told already in this session: the staff know
+        return replace(s, help_sent="sending"), [RequestHelp(s.sid, s.screen.value), _help_voice(s)]
+    return s, []
 
 
 def _count(s: State, n: int) -> str:
@@ -831,13 +1050,19 @@ def _transition(s: State, event: object, now: float) -> tuple[State, list]:
         return s, fx + [eff]
 
     if isinstance(event, Tick):
-        if s.remind_at is not None and now >= s.remind_at:
-            msg = "take_card.title" if s.card_present else "take_idcard.title"
-            return replace(s, remind_at=now + s.settings.take_card_reminder), [Speak(msg)]
-        return s, []
+        return _tick(s, now)
 
-    if isinstance(event, ToggleElderMode):
-        return _touched(replace(s, elder_mode=not s.elder_mode), now), []
+    if isinstance(event, Repeat | AskHelp | ConfirmShrink | ToggleElderMode):
+        return _on_elder(_touched(s, now), event, now)
+    if s.help_open and isinstance(event, _UI_EVENTS):
+        s = _touched(s, now)
+        if isinstance(event, Back):
+            # closes the panel only; on the idle screen nobody's session remembers it: the next press is news
+            return replace(s, help_open=False, help_sent="" if s.screen is Screen.IDLE else s.help_sent), []
+        return s, []  # the panel covers the screen: its buttons are not there
+    if s.confirm_shrink and isinstance(event, _UI_EVENTS):
+        s = _touched(s, now)
+        return (replace(s, confirm_shrink=False), []) if isinstance(event, Back) else (s, [])
     if isinstance(event, SetLocale):
         if s.screen is Screen.IDLE and event.locale in ("zh_CN", "en"):
             return replace(s, locale=event.locale), []
@@ -849,6 +1074,25 @@ def _transition(s: State, event: object, now: float) -> tuple[State, list]:
     return _on_ui(s, event, now)
 
 
+def _tick(s: State, now: float) -> tuple[State, list]:
+    if s.remind_at is not None and now >= s.remind_at:
+        msg = "take_card.title" if s.card_present else "take_idcard.title"
+        return replace(s, remind_at=now + s.limit("take_card_reminder")), [Speak(msg)]
+    n = s.countdown(now)
+    if n is not None and not s.countdown_said:
+        return replace(s, countdown_said=True), [Speak("countdown.voice", (("n", _count(s, n)),))]
+    if s.screen is Screen.IDLE:
+        every = s.settings.attract
+        there = s.card_present or s.idcard_present or s.help_open or s.confirm_shrink
+        if every <= 0 or there:
+            return (replace(s, attract_at=None), []) if s.attract_at is not None else (s, [])
+        if s.attract_at is None:
+            return replace(s, attract_at=now + every), []
+        if now >= s.attract_at:
+            return replace(s, attract_at=now + every), [Speak("idle.attract")]
+    return s, []
+
+
 _UI_EVENTS = (
     Touch, KeyDigit, KeyBackspace, Choose, PrintRequested, Retry, Back, Finish, StartScan, Confirm, Start, Answer,
     Next, Edit, Step, Letter, Attach, CaptureNow, Retake, Rate, RateReasons,
@@ -856,9 +1100,14 @@ _UI_EVENTS = (
 
 
 def _touched(s: State, now: float) -> State:
-    """A touch extends the time on any screen that has a timeout."""
+    """A touch extends the time on any screen that has a timeout (the countdown goes, and may be said again);
+    on the idle screen someone is there: the attract prompt waits a full interval."""
     key = _SCREEN_TIMEOUT.get(s.screen)
-    return replace(s, deadline=now + getattr(s.settings, key)) if key else s
+    if key:
+        return replace(s, deadline=now + s.limit(key), countdown_said=False)
+    if s.screen is Screen.IDLE and s.settings.attract > 0:
+        return replace(s, attract_at=now + s.settings.attract)
+    return s
 
 
 def _on_ui(s: State, e: object, now: float) -> tuple[State, list]:
@@ -985,6 +1234,11 @@ def _retry(s: State, now: float) -> tuple[State, list]:
 
 def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
     sc = s.screen
+    if isinstance(v, HelpRequested):
+        if s.help_sent != "sending":
+            return s, []
+        s = replace(s, help_sent="sent" if v.ok else "offline")
+        return s, ([] if v.ok or not s.help_open else [Speak("help.offline")])
     if isinstance(v, Captured | FaceHint | CaptureFailed) and sc is Screen.FORM:
         return _on_capture(s, v, now)
     if isinstance(v, FilingSaved) and sc is Screen.SUBMITTING and isinstance(s.pending, SubmitFiling):
@@ -1018,10 +1272,10 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
         return _error(replace(s, pending=None), _ECARD_FAULTS.get(v.reason, Fault.ECARD_UNKNOWN), now, v.reason)
     if isinstance(v, ReceiptChecked) and sc is Screen.CHECKING_CODE:
         s = _go(s, Screen.RECEIPT_CHECK, now, checked=v.verification, pending=None)
-        genuine = getattr(v.verification, "genuine", False)
-        return s, [Speak("receipt_check.genuine" if genuine else "receipt_check.not_genuine")]
+        return s, [_verdict_voice(s)]
     if isinstance(v, PensionLoaded) and sc is Screen.LOADING:
-        return _go(s, Screen.PENSION, now, pension=v.status, pension_loaded=True), [Speak("pension.title")]
+        s = _go(s, Screen.PENSION, now, pension=v.status, pension_loaded=True)
+        return s, [_pension_voice(s)]
     if isinstance(v, CardLossFiled) and sc is Screen.SUBMITTING:
         # Filed: the receipt is printed at once, it is the resident's proof.
         s = _go(s, Screen.PRINTING, now, filing_id=v.filing_id, receipt_url=v.verify_url, pending=None)
@@ -1053,7 +1307,7 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
     if isinstance(v, PrintResult) and sc is Screen.PRINTING:
         if v.outcome is PrintOutcome.PRINTED:
             if s.filing_id:
-                return _go(s, Screen.FILED, now), [Speak("filed.title")]
+                return _go(s, Screen.FILED, now), [Speak("filed.voice", (("number", _digits(s, s.filing_id)),))]
             return _end(s, now, "printed")
         s = _go(s, Screen.SHOW_QR, now, fault=Fault.PRINTER, fault_detail=v.outcome.value)
         return s, [Speak("show_qr.title")]

@@ -29,7 +29,7 @@ class View:
     body: str = ""
     buttons: tuple[Button, ...] = ()
     countdown: str = ""
-    tone: str = "info"  # info | wait | warn | error: an icon and words, never colour alone
+    tone: str = "info"  # info | wait | warn | error | ok | forged: an icon and words, never colour alone
     pin_entered: int = 0
     rows: tuple[tuple[str, str], ...] = ()  # label/value pairs (pension)
     payments: tuple[tuple[str, str], ...] = ()
@@ -39,6 +39,13 @@ class View:
     elder_label: str = ""
     locale_label: str = ""
     extra: dict = field(default_factory=dict)
+    # on every screen (issue 8): 再听一遍 posts S.Repeat(), 请工作人员帮助 posts S.AskHelp()
+    repeat_label: str = ""
+    help_label: str = ""
+    # the help panel when open: {"title", "lines": ((label, value), ...), "close_label", "sent"}; close posts S.Back()
+    help: dict | None = None
+    # 把字变小吗？ when asked: {"title", "body", "yes_label", "no_label"} -> S.ConfirmShrink(True / False)
+    confirm_shrink: dict | None = None
 
 
 PICK_SHOWN = 24  # options a pick list shows at once; more letters narrow it
@@ -67,6 +74,11 @@ def build(state: S.State, now: float) -> View:
         countdown=t("countdown", n=n) if n is not None else "",
         elder_label=t("app.elder_on" if state.elder_mode else "app.elder_off"),
         locale_label=t("app.other_locale"),
+        repeat_label=t("btn.repeat"),
+        help_label=t("btn.help"),
+        help=_help(state, t) if state.help_open else None,
+        confirm_shrink=dict(title=t("shrink.title"), body=t("shrink.body"), yes_label=t("shrink.yes"),
+                            no_label=t("shrink.no")) if state.confirm_shrink else None,
     )
     sc = state.screen
     if sc is S.Screen.IDLE:
@@ -133,7 +145,7 @@ def build(state: S.State, now: float) -> View:
         return _filed(state, t, common)
     if sc is S.Screen.FILED:
         return View(
-            "notice", t("filed.title"), t("filed.body"), rows=((t("filed.number"), state.filing_id),),
+            "notice", t("filed.title"), t("filed.body"), tone="ok", rows=((t("filed.number"), state.filing_id),),
             buttons=(Button(t("btn.done"), S.Finish(), primary=True),), **common,
         )
     if sc is S.Screen.RECEIPT_CHECK:
@@ -143,12 +155,25 @@ def build(state: S.State, now: float) -> View:
     return View("message", sc.value, **common)
 
 
+def _help(state: S.State, t) -> dict:
+    """The help panel: each volunteer's name and phone, the station's phone, and whether the staff were told."""
+    desk = state.helpdesk
+    lines = tuple((name, phone) for name, phone in desk.volunteers)
+    if desk.station_phone:
+        lines += ((t("help.station"), desk.station_phone),)
+    if not lines:
+        lines = (("", t("help.none")),)
+    sent = {"sending": "help.sending", "sent": "help.sent", "offline": "help.offline"}.get(state.help_sent)
+    return {"title": t("help.title"), "lines": lines, "close_label": t("btn.close"), "sent": t(sent) if sent else ""}
+
+
 def _receipt_check(state: S.State, t, common) -> View:
     v = state.checked
     done = (Button(t("btn.done"), S.Finish(), primary=True),)
     if v is None or not v.genuine:
+        # its own icon, title and voice: a forged receipt must never pass for a genuine one by colour alone
         return View(
-            "notice", t("receipt_check.not_genuine"), t("receipt_check.not_genuine.body"), tone="error",
+            "notice", t("receipt_check.not_genuine"), t("receipt_check.not_genuine.body"), tone="forged",
             buttons=done, **common,
         )
     at = v.received_at or v.created_at  # the backend's own time when it gives one: a terminal cannot set it
@@ -161,7 +186,8 @@ def _receipt_check(state: S.State, t, common) -> View:
         (t("receipt.site"), v.site_id or ""),
         (t("receipt.terminal"), v.terminal_id or ""),
     )
-    return View("notice", t("receipt_check.genuine"), t("receipt_check.body"), rows=rows, buttons=done, **common)
+    return View("notice", t("receipt_check.genuine"), t("receipt_check.body"), tone="ok", rows=rows, buttons=done,
+                **common)
 
 
 def _pension(state: S.State, t, common) -> View:
@@ -189,7 +215,8 @@ def _pension(state: S.State, t, common) -> View:
     if p.certification_status:
         cert = p.certification_status
         if p.certification_due:
-            cert = t("pension.certification.due", status=cert, due=p.certification_due)
+            d = p.certification_due  # 2027年3月31日: no ASCII space for a label to break at
+            cert = t("pension.certification.due", status=cert, due=t("form.date", y=d.year, m=d.month, d=d.day))
         rows.append((t("pension.certification"), cert))
     payments = tuple(
         (pay.month, t("pension.money", amount=pay.amount)) for pay in (getattr(p, "payments", None) or ())
@@ -405,7 +432,7 @@ def _filed(state: S.State, t, common) -> View:
         title, body, tone = t("filed.queued.title"), t("filed.queued.body"), "info"
         label, number = t("filed.local_number"), state.local_number
     else:
-        title, body, tone = t("filed.accepted.title"), t("filed.accepted.body"), "info"
+        title, body, tone = t("filed.accepted.title"), t("filed.accepted.body"), "ok"
         label, number = t("filed.number"), state.filing_id
     if state.due is not None and not not_done:
         days = info.time_limit_days if info is not None else 1

@@ -6,6 +6,7 @@
   kiosk devices [--config F]                  each device and its status
   kiosk card read | printer test | idcard read | scan   (kiosk/cli/)
   kiosk outbox list [--json] | sync [--config F]        the outbox of filings (exit 75: backend unreachable)
+  kiosk voice volume [--config F] [N | --reset]         the voice prompts' volume (0-100)
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _command_modules():
-    from kiosk.cli import card, idcard, outbox, printer, scan
+    from kiosk.cli import card, idcard, outbox, printer, scan, voice
 
-    return {"card": card, "printer": printer, "idcard": idcard, "scan": scan, "outbox": outbox}
+    return {"card": card, "printer": printer, "idcard": idcard, "scan": scan, "outbox": outbox, "voice": voice}
 
 
 def _first_word(argv: list[str] | None) -> str | None:
@@ -93,15 +94,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def make_voice(cfg):
     """Offline prompts: a station's recorded clip where there is one, else espeak-ng's Mandarin voice."""
+    from kiosk.config import saved_volume
     from kiosk.voice import CLIPS_DIR, Voice
 
     t = cfg.terminal
     dirs = [d for d in (t.voice_clips, CLIPS_DIR) if d]
-    return Voice(dirs, volume=t.voice_volume, elder=t.elder_mode)
+    return Voice(dirs, volume=saved_volume(cfg), elder=t.elder_mode)  # the technician's saved volume wins
 
 
 def make_runtime(cfg, *, voice=True, camera=None):
-    from kiosk import session as S
     from kiosk.factory import build_backend, build_devices, build_optional_devices
     from kiosk.runtime import Runtime, Site
 
@@ -115,12 +116,27 @@ def make_runtime(cfg, *, voice=True, camera=None):
         card_reader=card, printer=printer, backend=build_backend(cfg),
         site=Site(cfg.terminal.id, cfg.terminal.site_id, cfg.terminal.site_name, cfg.devices.printer_profile,
                   t.card_read),
-        settings=S.Settings(inactivity=t.inactivity, pin=t.pin, warn=t.warn),
         locale=cfg.terminal.locale, elder_mode=cfg.terminal.elder_mode,
         voice=make_voice(cfg) if voice else None,
         outbox=outbox, sync=sync, catalog_cache=catalog_cache,
+        **session_options(cfg),
         **optional,
     )
+
+
+def session_options(cfg) -> dict:
+    """What the config tells the session: its timeouts, the idle attract interval, who helps at the station,
+    and where the technician's volume is kept."""
+    from kiosk import session as S
+    from kiosk.config import volume_path
+
+    t = cfg.timeouts
+    return {
+        "settings": S.Settings(inactivity=t.inactivity, pin=t.pin, warn=t.warn,
+                               attract=float(cfg.terminal.attract_interval)),
+        "helpdesk": S.HelpDesk(tuple((v.name, v.phone) for v in cfg.help.volunteers), cfg.help.station_phone),
+        "volume_file": volume_path(cfg),
+    }
 
 
 def make_filing_parts(cfg):

@@ -635,3 +635,128 @@ def test_the_voice_follows_the_config(data: dict, tmp_path: Path) -> None:
     assert "voice_volume" in _error(data)
     data["terminal"] |= {"voice_volume": "40"}  # strict: no "40" -> 40
     assert "voice_volume" in _error(data)
+
+
+# ------------------------------------------------------------------ [help], attract_interval, the saved volume
+
+
+def test_the_example_lists_fictional_helpers(data: dict) -> None:
+    h = parse(data).help
+    assert [(v.name, v.phone) for v in h.volunteers] == [("张秀英", "13800001234"), ("李建国", "13900005678")]
+    assert h.station_phone == "0531-12345678"
+    del data["help"]
+    assert parse(data).help.volunteers == [] and parse(data).help.station_phone == ""  # the section is optional
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"volunteers": [{"name": "张秀英"}]}, "[help] volunteers.0 ...: Field required — add it"),
+    ({"volunteers": [{"name": "张秀英", "phone": "138 0000 1234"}]}, "e.g. \"13800001234\""),
+    ({"volunteers": [{"name": "张秀英", "phone": 13800001234}]}, "put the value in \"quotes\""),
+    ({"volunteers": [{"name": "", "phone": "12333"}]}, "at least 1 character"),
+    ({"volunteers": [{"name": "张\n英", "phone": "12333"}]}, "one line"),
+    ({"volunteers": [{"name": "张秀英", "phone": "12333", "email": "x"}]}, "remove it or check its spelling"),
+    ({"volunteers": [{"name": f"人{i}", "phone": "12333"} for i in range(7)]}, "at most 6"),
+    ({"volunteers": {"name": "张秀英", "phone": "12333"}}, "[help] volunteers"),
+    ({"station_phone": "call 12333"}, "[help] station_phone"),
+    ({"station_phone": "-12333"}, "[help] station_phone"),
+    ({"hotline": "12333"}, "[help] hotline"),
+])
+def test_help_is_checked_strictly(data: dict, change: dict, says: str) -> None:
+    data["help"] = {**data["help"], **change}
+    assert says in _error(data)
+
+
+@pytest.mark.parametrize("value, ok", [(0, True), (30, True), (600, True), (75, True), (29, False), (1, False),
+                                       (601, False), (-1, False), ("75", False), (True, False)])
+def test_attract_interval_is_off_or_gentle(data: dict, value: object, ok: bool) -> None:
+    data["terminal"]["attract_interval"] = value
+    if ok:
+        assert parse(data).terminal.attract_interval == value
+    else:
+        assert "[terminal] attract_interval" in _error(data)
+
+
+def _cfg_file(tmp_path: Path, example_text: str) -> Path:
+    data_dir = tmp_path / "data"
+    text = example_text.replace('data_dir = "/var/lib/kiosk"', f'data_dir = "{data_dir}"')
+    return _write(tmp_path, text)
+
+
+def test_the_saved_volume_wins_and_leaves_the_config_as_it_was(tmp_path: Path, example_text: str) -> None:
+    from kiosk.cli import make_voice
+    from kiosk.config import VOLUME_FILE, reset_volume, saved_volume, set_volume
+
+    path = _cfg_file(tmp_path, example_text)
+    before = path.read_bytes()
+    cfg = load(path)
+    assert saved_volume(cfg) == 100
+    with pytest.raises(FileNotFoundError, match="first start"):
+        set_volume(path, 35)  # the data folder is the kiosk's to make, with its owner and mode
+    (tmp_path / "data").mkdir()
+    written = set_volume(path, 35)
+    assert written == tmp_path / "data" / VOLUME_FILE and path.read_bytes() == before
+    assert tomllib.loads(written.read_text()) == {"terminal": {"voice_volume": 35}}
+    assert saved_volume(cfg) == 35 and make_voice(cfg).volume == 35
+    assert not [p for p in written.parent.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
+    assert oct(written.stat().st_mode & 0o777) == "0o644"
+    assert reset_volume(path) and not reset_volume(path)
+    assert saved_volume(cfg) == 100
+
+
+@pytest.mark.parametrize("value", [-1, 101, 50.5, "50", True, None])
+def test_a_volume_out_of_range_is_refused_and_nothing_written(tmp_path: Path, example_text: str, value) -> None:
+    from kiosk.config import set_volume
+
+    path = _cfg_file(tmp_path, example_text)
+    with pytest.raises(ValueError, match="0 to 100"):
+        set_volume(path, value)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("content", [
+    "[terminal]\nvoice_volume = 300\n", "[terminal]\nvoice_volume = \"40\"\n", "not toml [", "",
+    "[terminal]\nvoice_volume = 40\nid = \"T-x\"\n", "[backend]\nurl = \"https://evil\"\n", b"\xff\xfe",
+    "# " + "x" * 5000 + "\n[terminal]\nvoice_volume = 40\n",
+])
+def test_a_broken_saved_volume_is_ignored_with_a_warning(tmp_path: Path, example_text: str, content, caplog) -> None:
+    from kiosk.config import saved_volume, volume_path
+
+    cfg = load(_cfg_file(tmp_path, example_text))
+    p = volume_path(cfg)
+    p.parent.mkdir(parents=True)
+    p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert saved_volume(cfg) == 100
+    assert "saved volume ignored" in caplog.text
+
+
+def test_kiosk_voice_volume_sets_shows_and_resets(tmp_path: Path, example_text: str, capsys) -> None:
+    from kiosk.cli import main
+
+    path = str(_cfg_file(tmp_path, example_text))
+    assert main(["voice", "volume", "--config", path, "60"]) == 73  # no data folder yet
+    assert "first start" in capsys.readouterr().err
+    (tmp_path / "data").mkdir()
+    assert main(["voice", "volume", "--config", path]) == 0
+    assert capsys.readouterr().out.strip() == "100 ([terminal] voice_volume)"
+    assert main(["voice", "volume", "--config", path, "60"]) == 0
+    assert "volume 60 saved in" in capsys.readouterr().out
+    assert main(["voice", "volume", "--config", path]) == 0
+    assert capsys.readouterr().out.startswith("60 (saved in ")
+    for bad in ("101", "loud", "-5"):
+        assert main(["voice", "volume", "--config", path, bad]) == 2
+        assert "0 to 100" in capsys.readouterr().err
+    assert main(["voice", "volume", "--config", path, "--reset"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert main(["voice", "volume", "--config", path]) == 0
+    assert capsys.readouterr().out.startswith("100 ")
+
+
+def test_the_session_gets_the_helpers_the_attract_interval_and_the_volume_file(data: dict) -> None:
+    from kiosk import session as S
+    from kiosk.cli import session_options
+
+    data["terminal"]["attract_interval"] = 90
+    opts = session_options(parse(data))
+    assert opts["helpdesk"] == S.HelpDesk((("张秀英", "13800001234"), ("李建国", "13900005678")), "0531-12345678")
+    assert opts["settings"] == S.Settings(inactivity=60, pin=45, warn=15, attract=90.0)
+    assert str(opts["volume_file"]) == "/var/lib/kiosk/voice.toml"

@@ -101,4 +101,4 @@ def test_pension_and_receipt_check_render_the_api_models():
     v = view.build(replace(S.initial_state(), screen=S.Screen.RECEIPT_CHECK, checked=ok), 0)
     assert "2025-03-10 17:30" in dict(v.rows).values() and "王*兰" in dict(v.rows).values()
     bad = Verification(genuine=False, reason=VerifyReason.BAD_SIGNATURE)
-    assert view.build(replace(S.initial_state(), screen=S.Screen.RECEIPT_CHECK, checked=bad), 0).tone == "error"
+    assert view.build(replace(S.initial_state(), screen=S.Screen.RECEIPT_CHECK, checked=bad), 0).tone == "forged"

@@ -20,6 +20,7 @@ from api.models import (
     CardLossRequest,
     FilingPerson,
     FilingRequest,
+    HelpRequest,
     PensionRequest,
     RatingRequest,
     ReceiptRequest,
@@ -48,6 +49,7 @@ REQUEST_BODIES: list[tuple[str, Any]] = [
         person=FilingPerson(ssn="370102195203140527", name="王秀兰", credential=Credential.SSCARD_PIN),
     ))),
     ("RatingRequest", encode(RatingRequest(service="card_loss", satisfaction=Satisfaction.SATISFIED, created_at=NOW))),
+    ("HelpRequest", encode(HelpRequest(screen="pin", created_at=NOW))),
 ]
 
 # Bodies the schema itself must refuse (a terminal naming itself or another person, unknown fields).
@@ -58,6 +60,8 @@ REFUSED_BODIES: list[tuple[str, Any]] = [
     ("ReceiptRequest", {"service": "anything", "created_at": NOW}),
     ("CardLossRequest", {"created_at": NOW, "ssn": "370102195203140527"}),
     ("PensionRequest", {"ssn": "123"}),
+    ("HelpRequest", {"screen": "pin", "created_at": NOW, "ssn": "370102195203140527"}),  # nothing personal
+    ("HelpRequest", {"screen": "../etc", "created_at": NOW}),
 ]
 
 

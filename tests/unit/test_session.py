@@ -53,6 +53,8 @@ class Driver:
 
     def __init__(self, **settings) -> None:
         self.clock = Clock()
+        # timeouts given here are the ones measured: elder mode's doubling has its own tests (test_session_elder)
+        settings = {"elder_factor": 1.0, **settings} if settings else {}
         self.state = S.initial_state(S.Settings(**settings) if settings else None)
         self.effects: list = []
 
@@ -271,6 +273,8 @@ def test_take_card_repeats_the_voice_reminder():
     d.send(S.Finish())
     n = len(d.effects_of(S.Speak))
     d.send(S.Tick(), advance=16)
+    assert len(d.effects_of(S.Speak)) == n  # elder mode (the default) doubles the reminder's 15 s
+    d.send(S.Tick(), advance=15)
     assert len(d.effects_of(S.Speak)) == n + 1
 
 
@@ -346,9 +350,13 @@ def test_locale_switch_only_on_idle_and_elder_mode_anywhere():
     d.to_pin()
     d.send(S.SetLocale("zh_CN"))
     assert d.state.locale == "en"
-    before = d.state.elder_mode
-    d.send(S.ToggleElderMode())
-    assert d.state.elder_mode is not before
+    assert d.state.elder_mode
+    d.send(S.ToggleElderMode())  # turning it off asks first
+    assert d.state.elder_mode and d.state.confirm_shrink
+    d.send(S.ConfirmShrink(True))
+    assert not d.state.elder_mode
+    d.send(S.ToggleElderMode())  # on again at once
+    assert d.state.elder_mode and not d.state.confirm_shrink
 
 
 def test_results_on_the_wrong_screen_are_ignored():

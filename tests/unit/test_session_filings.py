@@ -548,7 +548,7 @@ def test_signature_view_gives_the_screen_its_words():
 def test_timeout_mid_form_discards_everything():
     d = Driver().start("qualification_certification", strong=False)
     d.result(S.Captured("face", JPEG))
-    d.send(S.Tick(), advance=61)
+    d.send(S.Tick(), advance=121)  # elder mode (the default): 2 x 60 s
     s = d.state
     assert s.screen is S.Screen.TAKE_CARD and s.form is None and s.answers == () and s.draft is None
     assert s.person is None and d.effects_of(S.SessionEnded)[-1].reason == "timeout"

@@ -62,12 +62,15 @@ BACKEND_RESULTS = [S.BackendFailed(kind) for kind in S.BackendFailureKind] + [
     S.ECardRejected("unknown"),
     S.ReceiptChecked(None),
     S.PensionLoaded(None),
+    S.HelpRequested(True),
+    S.HelpRequested(False),
     S.ReceiptIssued("R1", "https://verify.example/v1/receipts/R1/verify?sig=abc"),
     S.CardLossFiled("F1", "accepted", "https://verify.example/v1/receipts/R2/verify?sig=def"),
 ]
 UI_EVENTS = [
     S.Touch(), S.KeyBackspace(), S.Choose("pension_query"), S.Choose("card_loss"), S.PrintRequested(),
     S.Retry(), S.Back(), S.Finish(), S.StartScan(), S.Confirm(), S.ToggleElderMode(), S.Tick(),
+    S.Repeat(), S.AskHelp(), S.ConfirmShrink(True), S.ConfirmShrink(False),
 ]
 CODES = ["ESSC1.abc.def", "https://verify.example/v1/receipts/R1/verify?sig=abc", "   ", "x" * 300]
 
@@ -174,6 +177,13 @@ class SessionMachine(RuleBasedStateMachine):
     def nothing_personal_after_the_end(self) -> None:
         if self.ended or self.state.screen in (S.Screen.IDLE, S.Screen.TAKE_CARD):
             assert personal(self.state) == EMPTY, personal(self.state).keys()
+
+    @invariant()
+    def nothing_said_of_a_person_is_kept_after_the_end(self) -> None:
+        s = self.state
+        if self.ended or s.screen in (S.Screen.IDLE, S.Screen.TAKE_CARD):
+            assert s.last_speak is None or not s.last_speak.params  # a prompt with values never outlives them
+            assert not s.help_open or not self.ended
 
     @invariant()
     def every_screen_but_idle_has_a_deadline(self) -> None:

@@ -51,6 +51,9 @@ SAMPLE = {
     "help": "点返回",
     "y": spoken_number(2026), "m": spoken_number(12), "d": spoken_number(8),
     "i": spoken_number(1), "min": spoken_number(1), "max": spoken_number(10),
+    # issue 8: the pension's balance, the help panel's volunteers and phones
+    "balance": spoken_amount(Decimal("7532.40")),
+    "contacts": f"张秀英，电话{spoken_digits('13800001234')}；服务站电话{spoken_digits('0531-12345678')}",
 }
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (scripts/setup.sh)")
