@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from api.enums import Credential, ErrorCode
-from api.models import CardLossFiling, Pension, SessionOpened
+from api.models import CardLossFiling, Filing, Pension, SessionOpened
 from api.models import Receipt as ApiReceipt
 from devices.base import (
     CardFault,
@@ -627,7 +627,9 @@ class Runtime:
                 log.warning("filing %s refused by the backend: %s", item.local_number, now.last_error)
                 return S.FilingRefused(())
             return S.FilingSaved(item.local_number, True)
-        return S.FilingSaved(item.local_number, False, answer, _lines(getattr(answer, "lines", ())))
+        if not isinstance(answer, Filing):
+            return S.FilingSaved(item.local_number, True)
+        return S.FilingSaved(item.local_number, False, answer, _lines(answer.lines))
 
     def _wait_sent(self, local_number: str, timeout: float) -> object | None:
         """The backend's answer, or None once the worker found the backend away (or the time ran out): with
@@ -664,7 +666,7 @@ class Runtime:
             try:
                 for p in self.outbox.pending_for(eff.person.id_number):
                     queued.add(p.local_number)
-                    rows.append(S.FilingRow(p.local_number, None, p.service, titles.get(p.service, p.service),
+                    rows.append(S.FilingRow(p.local_number, None, p.service, str(titles.get(p.service) or p.service),
                                             "received", queued=True))
             except Exception:
                 log.warning("outbox could not be read for 我的办件", exc_info=True)

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from kiosk.config import Backend, Config, Devices, Terminal, Timeouts
+from kiosk.config import Backend, Config, Devices, Help, Terminal, Timeouts, Volunteer
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class ShownPicture:
         if not self._pictures:
             import cv2
 
-            return cv2.cvtColor(self.read(), cv2.COLOR_GRAY2BGR)
+            grey = self.read()
+            return None if grey is None else cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
         self._pace()
         frame = self._pictures[min(self._i, len(self._pictures) - 1)]
         self._i += 1
@@ -128,6 +129,9 @@ class DemoStack:
                 scanner_port=self.scanner.port,
             ),
             timeouts=self.timeouts,
+            # fictional station staff and numbers for the help panel
+            help=Help(volunteers=[Volunteer(name="张秀英", phone="13800001111"), Volunteer(name="刘建军", phone="13900002222")],
+                      station_phone="0531-12345678"),
         )
 
     # -- dev-panel controls

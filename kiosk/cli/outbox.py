@@ -78,7 +78,7 @@ def _list(cfg, as_json: bool) -> int:
          _STATE_ZH.get(r["state"], r["state"]), r["last_error"] or "") for r in rows
     ]
     for line in table:
-        print("  ".join(line))
+        print("  ".join(str(x) for x in line))
     return EXIT_OK
 
 
