@@ -186,6 +186,11 @@ def _receipt_check(state: S.State, t, common) -> View:
         (t("receipt.site"), v.site_id or ""),
         (t("receipt.terminal"), v.terminal_id or ""),
     )
+    if v.filing_status is not None:  # a filing's receipt: where it stands now, as in 我的办件
+        status = t(f"progress.{v.filing_status.value}")
+        if v.filing_reason:
+            status = t("my_filings.reason", status=status, reason=v.filing_reason)
+        rows += ((t("receipt.progress"), status),)
     return View("notice", t("receipt_check.genuine"), t("receipt_check.body"), tone="ok", rows=rows, buttons=done,
                 **common)
 

@@ -102,3 +102,17 @@ def test_pension_and_receipt_check_render_the_api_models():
     assert "2025-03-10 17:30" in dict(v.rows).values() and "王*兰" in dict(v.rows).values()
     bad = Verification(genuine=False, reason=VerifyReason.BAD_SIGNATURE)
     assert view.build(replace(S.initial_state(), screen=S.Screen.RECEIPT_CHECK, checked=bad), 0).tone == "forged"
+
+
+def test_a_scanned_filing_receipt_says_where_the_filing_stands():
+    from api.enums import Progress, VerifyReason
+    from api.models import Verification
+
+    def rows(**kw):
+        v = Verification(genuine=True, reason=VerifyReason.OK, receipt_id="R1", service="public_welfare_job",
+                         title="公益性岗位申请", name_masked="李*国", **kw)
+        return dict(view.build(replace(S.initial_state(), screen=S.Screen.RECEIPT_CHECK, checked=v), 0).rows)
+
+    assert rows(filing_status=Progress.FORWARDED)["办理进度"] == "已转乡镇"
+    assert rows(filing_status=Progress.RETURNED, filing_reason="材料不全")["办理进度"] == "已退回：材料不全"
+    assert "办理进度" not in rows()  # a pension receipt has no progress
