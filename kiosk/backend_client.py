@@ -389,9 +389,12 @@ class BackendClient:
         ):
             return BackendFailure(FailureKind.REJECTED, code=ErrorCode.ATTACHMENT_INVALID.value,
                                   message="not sent: digest, type or size refused")
+        # The kernel takes the bytes long before the link has carried them: the answer then comes only when the
+        # last byte arrived, so the wait for it (the read timeout) is the upload's whole deadline too.
+        deadline = self.upload_deadline(len(data))
         return self._call("PUT", f"/v1/attachments/{digest}", AttachmentStored, body=bytes(data),
                           headers={"Content-Type": media_type}, route="/v1/attachments/{sha256}",
-                          deadline=self.upload_deadline(len(data)))
+                          deadline=deadline, read_timeout=max(self.timeout[1], deadline))
 
     def upload_deadline(self, size: int) -> float:
         """The total deadline of an upload of `size` bytes: the call's own, plus the time the bytes take at
@@ -419,14 +422,14 @@ class BackendClient:
     def _call(
         self, method: str, path: str, model: type[M], *, body: bytes | None = None, token: str | None = None,
         headers: Mapping[str, str] | None = None, route: str | None = None, meta: dict[str, Any] | None = None,
-        deadline: float | None = None,
+        deadline: float | None = None, read_timeout: float | None = None,
     ) -> M | BackendFailure: ...
 
     @overload
     def _call(
         self, method: str, path: str, model: None, *, body: bytes | None = None, token: str | None = None,
         headers: Mapping[str, str] | None = None, route: str | None = None, meta: dict[str, Any] | None = None,
-        deadline: float | None = None,
+        deadline: float | None = None, read_timeout: float | None = None,
     ) -> BackendFailure | None: ...
 
     def _call(
@@ -441,10 +444,11 @@ class BackendClient:
         route: str | None = None,
         meta: dict[str, Any] | None = None,
         deadline: float | None = None,
+        read_timeout: float | None = None,
     ) -> M | BackendFailure | None:
         """A parsed answer (None for a 204 when model is None), or a BackendFailure. `route` is what gets logged.
         meta (when given) receives the last answer's "status" and "etag"; a 304 is then None, not a failure.
-        deadline: this call's total seconds (default: the client's)."""
+        deadline, read_timeout: this call's total seconds and per-read timeout (default: the client's)."""
         route = route or path
         hdrs = dict(headers or {})
         if body is not None:
@@ -460,7 +464,7 @@ class BackendClient:
         while True:
             attempt += 1
             got, resp_status, wait = self._attempt(
-                method, path, model, body, hdrs, ends, idempotent, attempt, meta)
+                method, path, model, body, hdrs, ends, idempotent, attempt, meta, read_timeout)
             retry_left = attempt <= self.retries
             if wait is None or not retry_left:
                 break
@@ -479,13 +483,15 @@ class BackendClient:
     def _attempt(
         self, method: str, path: str, model: type[M] | None, body: bytes | None, hdrs: dict[str, str],
         deadline: float, idempotent: bool, attempt: int, meta: dict[str, Any] | None = None,
+        read_timeout: float | None = None,
     ) -> tuple[Any, int | None, float | None]:
         """One request: (result, status, seconds to wait before a retry or None: no retry)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return BackendFailure(FailureKind.TIMEOUT, code="deadline", message="call deadline passed"), None, None
         backoff = min(2.0, self.backoff_factor * (2 ** (attempt - 1)))
-        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+        read = self.timeout[1] if read_timeout is None else read_timeout
+        timeout = (min(self.timeout[0], remaining), min(read, remaining))
         with _Watchdog(remaining) as dog:
             try:
                 resp = self.session.request(
