@@ -117,7 +117,7 @@ class Question:
     @cached_property
     def validator(self) -> Draft202012Validator:
         root = _validator(self.form_schema if self.form_schema is not None else self.schema)
-        return root.evolve(schema=dict(self.schema))
+        return cast(Draft202012Validator, root.evolve(schema=dict(self.schema)))
 
 
 def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
@@ -235,8 +235,8 @@ def _probe(form: ServiceForm) -> None:
         list(form.validator.iter_errors({}))
         for q in form.questions:
             for value in (None, _sample(q)):
-                list(q.validator.iter_errors(value))
-        list(form.validator.iter_errors({q.field: _sample(q) for q in form.questions}))
+                list(q.validator.iter_errors(cast(Any, value)))
+        list(form.validator.iter_errors(cast(Any, {q.field: _sample(q) for q in form.questions})))
     except Exception as e:
         raise FormError(f"form cannot be validated ({type(e).__name__}: {str(e)[:200]})") from None
 

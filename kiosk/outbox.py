@@ -12,7 +12,10 @@ crash never files it twice. A sent item keeps only a non-personal row (local num
 status) for 30 days; its personal ciphertext is wiped at once.
 
 SyncWorker sends off the UI thread: oldest first, attachments before their filing, exponential backoff with
-jitter, Retry-After honoured. sync_once drains once (the technician's `kiosk outbox sync`).
+jitter, Retry-After honoured. sync_once drains once (the technician's `kiosk outbox sync`). An item that fails on
+its own (a timeout, a 5xx) is rescheduled with backoff and the next one goes; only a backend that cannot be
+reached (or several items failing in a row) stops a pass. Both may run at once (two processes): every state
+change is guarded by the state it expects, so the second sender never undoes the first.
 """
 
 from __future__ import annotations
