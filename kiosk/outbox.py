@@ -743,6 +743,9 @@ def send_item(outbox: Outbox, client: BackendClient, item: OutboxItem) -> Outcom
         log.error("outbox item %s: %s", item.local_number, e)
         return Outcome(permanent="undecryptable", error=str(e))
     if isinstance(got, BackendFailure):
+        if item.kind == RATING and got.status == 422 and got.code == ErrorCode.INVALID_REQUEST.value:
+            # A rating the backend will not take (e.g. older than it keeps): nobody was promised it; never again.
+            return Outcome(permanent=got.code, error=_describe(got))
         return _failed(got)
     return Outcome(sent=got)
 

@@ -611,6 +611,14 @@ def test_ratings_go_the_same_way(box):
         box.put_rating(service="jiuye_dengji", satisfaction="so-so", created_at=NOW)
 
 
+def test_a_rating_the_backend_refuses_as_invalid_is_dropped_not_retried_forever(box):
+    r = box.put_rating(service="jiuye_dengji", satisfaction="satisfied", created_at=NOW)
+    client = FakeClient()
+    client.rating_script = [BackendFailure(FailureKind.REJECTED, code="invalid_request", status=422)]
+    sync_once(box, client)
+    assert box.get(r.local_number).state == FAILED
+
+
 def test_worker_thread_sends_and_wait_for_returns_the_filing(box):
     client = FakeClient()
     results = []
