@@ -116,8 +116,8 @@ VERIFY_BURST, VERIFY_INTERVAL = 10, 1.0  # per client address on the public veri
 # or take a terminal clock's drift. Generous on purpose: verification shows the backend's own received_at, so a
 # village terminal whose clock is some minutes off must still serve people; more than an hour is not a clock.
 CLOCK_DRIFT = dt.timedelta(hours=1)
-# A filing or rating queued offline in a terminal's outbox is sent when the network returns: days late, at most
-# this many (older than that is not a queue but a lost terminal: the station files it again by hand).
+# A rating queued offline in a terminal's outbox is sent when the network returns: days late, at most this many.
+# (A filing is never refused for its age: the terminal vouches for when the resident confirmed it.)
 QUEUED_FOR = dt.timedelta(days=30)
 PRUNE_EVERY = 60.0  # seconds between sweeps that forget expired sessions' personal data
 _SIG_BYTES = 16  # 128-bit truncated HMAC: short enough for a small receipt QR, far beyond guessing
@@ -920,7 +920,11 @@ def create_app(
         and the terminal for the person it read (a queued filing outlives its session); a session token, when
         sent, must be this person's. Safe to repeat: the same key answers the same filing (replayed), and so
         does the terminal's local number under another key: the local number printed on an offline receipt
-        IS the filing, so it is never filed twice."""
+        IS the filing, so it is never filed twice.
+
+        created_at is when the resident confirmed, as the terminal says (docs/filings.md): it is not refused
+        for its age (a terminal offline for weeks still files what it promised; received_at is the backend's
+        own), and one in the future (a terminal clock that runs ahead) is kept as received_at instead."""
         key = check_key(idempotency_key)
         person = body.person
         if s is not None and s.ssn != person.ssn:
@@ -942,7 +946,6 @@ def create_app(
         info = service.info
         if not reaches(person.credential, info.level):
             raise ApiError(403, ErrorCode.LEVEL_TOO_LOW, "这项服务需要刷社保卡并输入密码，或使用电子社保卡")
-        check_queued_at(body.created_at)
         problems = service.problems(body.answers)
         for field, value in body.answers.items():
             # What the credential told is filled in, never asked: it must be the person's own.
@@ -993,7 +996,7 @@ def create_app(
                     local_number=body.local_number, ssn=person.ssn, name=person.name, receipt_name=record_name,
                     credential=str(person.credential), progress=str(progress), handling=str(info.handling),
                     due_date=due.isoformat(), answers=body.answers, summary={"title": info.title, "lines": lines},
-                    created_at=body.created_at.isoformat(), received_at=received.isoformat(),
+                    created_at=min(body.created_at, received).isoformat(), received_at=received.isoformat(),
                     suspend_card=card_loss,
                 )
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,15 +19,20 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
+from referencing import Registry
 
 from api.enums import Credential, ServiceLevel
 from api.models import ServiceInfo
+
+log = logging.getLogger("backend.catalog")
 
 CATALOG_PATH = Path(__file__).resolve().parent / "services" / "catalog.json"
 
 WIDGETS = frozenset(
     {"choice", "pick", "yesno", "date", "keypad", "document", "face", "signature", "prefill"}
 )
+# No remote $ref is ever fetched (the library's default registry would): a form refers only to itself.
+_LOCAL_ONLY: Registry = Registry()
 # Answers of these widgets are SHA-256 digests of bytes uploaded first (PUT /v1/attachments/{sha256}).
 ATTACHMENT_MEDIA = {"document": "image/jpeg", "face": "image/jpeg", "signature": "image/png"}
 
@@ -58,7 +64,16 @@ class Service:
 
     def problems(self, answers: dict[str, Any]) -> list[dict[str, Any]]:
         """The fields the form refuses, as FieldProblem dicts: loc ["body", "answers", field] and the failing
-        JSON Schema keyword. Never the value, and never a field name the form does not have (it is input)."""
+        JSON Schema keyword. Never the value, and never a field name the form does not have (it is input).
+        Never raises: a validator that breaks on these answers (start-up probes every form, but answers are
+        input) refuses them as a whole, type "schema", so the filing is answered 422, not 500."""
+        try:
+            return self._problems(answers)
+        except Exception as e:
+            log.error("service %s: answers cannot be validated (%s)", self.key, type(e).__name__)
+            return [{"loc": ["body", "answers"], "type": "schema"}]
+
+    def _problems(self, answers: dict[str, Any]) -> list[dict[str, Any]]:
         out: dict[tuple[str, ...], str] = {}
         props = self.info.form.get("properties", {})
         for err in self.validator.iter_errors(answers):
@@ -115,9 +130,43 @@ def compile_service(raw: dict[str, Any]) -> Service:
     if sorted(form.get("x-order", [])) != sorted(props):
         raise CatalogError(f"service {info.key}: x-order must name every property once")
     for field, prop in props.items():
-        if prop.get("x-widget") not in WIDGETS:
+        if not isinstance(prop, dict) or prop.get("x-widget") not in WIDGETS:
             raise CatalogError(f"service {info.key}: field {field} has no known x-widget")
-    return Service(info, raw, Draft202012Validator(form, format_checker=FormatChecker()))
+    validator = Draft202012Validator(form, format_checker=FormatChecker(), registry=_LOCAL_ONLY)
+    _probe(info.key, validator, props)
+    return Service(info, raw, validator)
+
+
+def _probe(key: str, validator: Draft202012Validator, props: dict[str, Any]) -> None:
+    """Run the validator once on every property (as the form sees it, so a $ref resolves against the whole
+    form) and on the whole form: a $ref that does not resolve, a remote one, or a keyword the library trips
+    over stops start-up here, instead of answering 500 to every filing of the service."""
+    try:
+        list(validator.iter_errors({}))
+        samples = {field: _sample(prop) for field, prop in props.items()}
+        for field, prop in props.items():
+            question = validator.evolve(schema=prop)
+            for value in (None, samples[field]):
+                list(question.iter_errors(value))
+        list(validator.iter_errors(samples))
+    except Exception as e:
+        raise CatalogError(f"service {key}: form cannot be validated ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _sample(prop: dict[str, Any]) -> Any:
+    """One plausible answer of the property's type (what it is checked with at start)."""
+    options = prop.get("oneOf")
+    if isinstance(options, list) and options and isinstance(options[0], dict) and "const" in options[0]:
+        return options[0]["const"]
+    kind = prop.get("type")
+    if kind == "boolean":
+        return True
+    if kind in ("integer", "number"):
+        low = prop.get("minimum")
+        return int(low) if isinstance(low, int | float) and not isinstance(low, bool) else 0
+    if prop.get("format") == "date":
+        return "2000-01-01"
+    return "0"
 
 
 def load_catalog(path: str | os.PathLike[str] = CATALOG_PATH) -> Catalog:

@@ -51,6 +51,7 @@ from api.models import (
     HelpRequest,
     HelpRequestList,
     HelpRequestStored,
+    InvalidRequestBody,
     Pension,
     PensionRequest,
     RatingRequest,
@@ -75,6 +76,9 @@ MAX_ATTACHMENT = 300 * 1024  # the backend refuses larger attachments (docs/fili
 ATTACHMENT_TYPES = frozenset({"image/jpeg", "image/png"})
 RETRY_AFTER_CAP = 5.0
 DEADLINE = 15.0
+# An upload's deadline grows with its size: a village uplink may carry no more than ~64 kbit/s (8 KB/s).
+UPLOAD_FLOOR = 8 * 1024  # bytes per second
+UPLOAD_DEADLINE_CAP = 180.0
 
 # A receipt id and signature as the backend makes them; anything longer or odder is not ours.
 _RECEIPT_ID = r"[A-Za-z0-9-]{1,64}"
@@ -100,6 +104,8 @@ class BackendFailure:
     message: str = ""  # for logs and technicians; never holds personal data
     # Retry-After of a 429 / 503 in seconds, as the server asked (not capped): an outbox waits this long
     retry_after: float | None = None
+    # The answers a 422 (or 409) names: each FieldProblem whose loc is ["body", "answers", <name>, ...]
+    fields: tuple[str, ...] = ()
 
 
 # --- transport: a watchdog per call that can cut the socket ----------------------------------------------
@@ -386,8 +392,17 @@ class BackendClient:
         ):
             return BackendFailure(FailureKind.REJECTED, code=ErrorCode.ATTACHMENT_INVALID.value,
                                   message="not sent: digest, type or size refused")
+        # The kernel takes the bytes long before the link has carried them: the answer then comes only when the
+        # last byte arrived, so the wait for it (the read timeout) is the upload's whole deadline too.
+        deadline = self.upload_deadline(len(data))
         return self._call("PUT", f"/v1/attachments/{digest}", AttachmentStored, body=bytes(data),
-                          headers={"Content-Type": media_type}, route="/v1/attachments/{sha256}")
+                          headers={"Content-Type": media_type}, route="/v1/attachments/{sha256}",
+                          deadline=deadline, read_timeout=max(self.timeout[1], deadline))
+
+    def upload_deadline(self, size: int) -> float:
+        """The total deadline of an upload of `size` bytes: the call's own, plus the time the bytes take at
+        UPLOAD_FLOOR, capped (a 300 KB photo: 15 + 37.5 s)."""
+        return max(self.deadline, min(UPLOAD_DEADLINE_CAP, self.deadline + size / UPLOAD_FLOOR))
 
     def submit_filing(self, body: FilingRequest, idempotency_key: str) -> Filing | BackendFailure:
         """POST /v1/filings. Safe to repeat with the same key and body (the answer then says replayed).
@@ -420,12 +435,14 @@ class BackendClient:
     def _call(
         self, method: str, path: str, model: type[M], *, body: bytes | None = None, token: str | None = None,
         headers: Mapping[str, str] | None = None, route: str | None = None, meta: dict[str, Any] | None = None,
+        deadline: float | None = None, read_timeout: float | None = None,
     ) -> M | BackendFailure: ...
 
     @overload
     def _call(
         self, method: str, path: str, model: None, *, body: bytes | None = None, token: str | None = None,
         headers: Mapping[str, str] | None = None, route: str | None = None, meta: dict[str, Any] | None = None,
+        deadline: float | None = None, read_timeout: float | None = None,
     ) -> BackendFailure | None: ...
 
     def _call(
@@ -439,9 +456,12 @@ class BackendClient:
         headers: Mapping[str, str] | None = None,
         route: str | None = None,
         meta: dict[str, Any] | None = None,
+        deadline: float | None = None,
+        read_timeout: float | None = None,
     ) -> M | BackendFailure | None:
         """A parsed answer (None for a 204 when model is None), or a BackendFailure. `route` is what gets logged.
-        meta (when given) receives the last answer's "status" and "etag"; a 304 is then None, not a failure."""
+        meta (when given) receives the last answer's "status" and "etag"; a 304 is then None, not a failure.
+        deadline, read_timeout: this call's total seconds and per-read timeout (default: the client's)."""
         route = route or path
         hdrs = dict(headers or {})
         if body is not None:
@@ -452,16 +472,16 @@ class BackendClient:
         # named by its digest), idempotency keys.
         idempotent = method in ("GET", "HEAD", "DELETE", "PUT") or "Idempotency-Key" in hdrs
         started = time.monotonic()
-        deadline = started + self.deadline
+        ends = started + (self.deadline if deadline is None else deadline)
         attempt = 0
         while True:
             attempt += 1
             got, resp_status, wait = self._attempt(
-                method, path, model, body, hdrs, deadline, idempotent, attempt, meta)
+                method, path, model, body, hdrs, ends, idempotent, attempt, meta, read_timeout)
             retry_left = attempt <= self.retries
             if wait is None or not retry_left:
                 break
-            remaining = deadline - time.monotonic()
+            remaining = ends - time.monotonic()
             if wait >= remaining:
                 break  # waiting would pass the deadline: give the answer we have
             self._sleep(wait)
@@ -476,13 +496,15 @@ class BackendClient:
     def _attempt(
         self, method: str, path: str, model: type[M] | None, body: bytes | None, hdrs: dict[str, str],
         deadline: float, idempotent: bool, attempt: int, meta: dict[str, Any] | None = None,
+        read_timeout: float | None = None,
     ) -> tuple[Any, int | None, float | None]:
         """One request: (result, status, seconds to wait before a retry or None: no retry)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return BackendFailure(FailureKind.TIMEOUT, code="deadline", message="call deadline passed"), None, None
         backoff = min(2.0, self.backoff_factor * (2 ** (attempt - 1)))
-        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+        read = self.timeout[1] if read_timeout is None else read_timeout
+        timeout = (min(self.timeout[0], remaining), min(read, remaining))
         with _Watchdog(remaining) as dog:
             try:
                 resp = self.session.request(
@@ -582,10 +604,17 @@ def _read_capped(resp: requests.Response, cap: int) -> bytes:
 
 def _failure_from_status(status: int, raw: bytes) -> BackendFailure:
     code: str | None = None
+    fields: tuple[str, ...] = ()
     try:
-        code = parse(ErrorBody, raw).code.value
+        err = parse(InvalidRequestBody, raw)
+        code = err.code.value
+        # the answers named (the outbox keeps them, so the resident is taken back to those questions)
+        fields = tuple(dict.fromkeys(p.loc[2] for p in err.fields if len(p.loc) > 2 and p.loc[:2] == ["body", "answers"]))
     except pydantic.ValidationError:
-        pass
+        try:
+            code = parse(ErrorBody, raw).code.value
+        except pydantic.ValidationError:
+            pass
     if status in (401, 403):
         kind = FailureKind.SESSION_REFUSED
     elif status == 429:
@@ -598,7 +627,7 @@ def _failure_from_status(status: int, raw: bytes) -> BackendFailure:
         kind = FailureKind.SERVER_ERROR
     else:  # 1xx/3xx: we never follow redirects, and the API has none
         kind = FailureKind.BAD_RESPONSE
-    return BackendFailure(kind, code=code, status=status, message=f"HTTP {status}")
+    return BackendFailure(kind, code=code, status=status, message=f"HTTP {status}", fields=fields)
 
 
 def _failure_from_exception(exc: requests.exceptions.RequestException) -> BackendFailure:

@@ -9,6 +9,7 @@ Wrong answers come back as plain-words message ids (form.error.*), never as the 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from calendar import monthrange
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from typing import Any, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from pydantic import ValidationError as ModelError
+from referencing import Registry
 
 from api.enums import ServiceLevel
 from api.idnumber import is_valid as id_is_valid
@@ -37,7 +39,11 @@ PREFILLS = frozenset({"name", "id_number", "birth_date", "gender"})
 MAX_CHOICES = 8  # more than fit as big buttons on one screen: use `pick`
 DEFAULT_DATE_RANGE = ("-120y", "+10y")
 
+log = logging.getLogger("kiosk.forms")
+
 _FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
+# No remote $ref is ever fetched (the library's default registry would): a form refers only to itself.
+_LOCAL_ONLY: Registry = Registry()
 _RULE = re.compile(r"([+-]?)(\d{1,4})([ymd])")
 # A mobile number as the national plan allots them (1 + 3..9 + nine digits): its refusal says "phone number".
 _PHONE_HINT = re.compile(r"1(\[3|\[1-9\]|\\d\{10\}|\[0-9\]\{10\})")
@@ -84,6 +90,8 @@ class Question:
     en_title: str | None = None
     en_description: str | None = None
     schema: Mapping[str, Any] = dc_field(default_factory=dict, compare=False, repr=False)
+    # the whole form: a $ref in the question's schema ("#/$defs/..", "#/properties/..") resolves against it
+    form_schema: Mapping[str, Any] | None = dc_field(default=None, compare=False, repr=False)
 
     @property
     def attachment(self) -> bool:
@@ -108,7 +116,12 @@ class Question:
 
     @cached_property
     def validator(self) -> Draft202012Validator:
-        return Draft202012Validator(dict(self.schema), format_checker=_FORMAT_CHECKER)
+        root = _validator(self.form_schema if self.form_schema is not None else self.schema)
+        return cast(Draft202012Validator, root.evolve(schema=dict(self.schema)))
+
+
+def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    return Draft202012Validator(dict(schema), format_checker=_FORMAT_CHECKER, registry=_LOCAL_ONLY)
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ class ServiceForm:
 
     @cached_property
     def validator(self) -> Draft202012Validator:
-        return Draft202012Validator(dict(self.schema), format_checker=_FORMAT_CHECKER)
+        return _validator(self.schema)
 
 
 # ------------------------------------------------------------------ compiling
@@ -205,13 +218,40 @@ def _compile(raw: object) -> ServiceForm:
     required = form.get("required", [])
     if not all(r in props for r in required):
         raise FormError("required names a property that does not exist")
-    defs = {k: form[k] for k in ("$defs",) if k in form}
-    questions = tuple(_question(name, props[name], name in required, defs) for name in order)
+    questions = tuple(_question(name, props[name], name in required, form) for name in order)
     en = _dict(raw.get("x-en"))
-    return ServiceForm(
+    compiled = ServiceForm(
         info=info, questions=questions, level=_LEVELS[info.level], schema=form,
         en_title=_opt_str(en.get("title")), en_description=_opt_str(en.get("description")),
     )
+    _probe(compiled)
+    return compiled
+
+
+def _probe(form: ServiceForm) -> None:
+    """Run every validator once, so that a form the validator cannot use (a $ref that does not resolve, a
+    remote one, a keyword that trips the library) is refused now, not when a resident answers."""
+    try:
+        list(form.validator.iter_errors({}))
+        for q in form.questions:
+            for value in (None, _sample(q)):
+                list(q.validator.iter_errors(cast(Any, value)))
+        list(form.validator.iter_errors(cast(Any, {q.field: _sample(q) for q in form.questions})))
+    except Exception as e:
+        raise FormError(f"form cannot be validated ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _sample(q: Question) -> object:
+    """One plausible answer of the question's type (what it is checked with at compile time)."""
+    if q.options:
+        return q.options[0].value
+    if q.kind == "boolean":
+        return True
+    if q.kind in ("integer", "number"):
+        return int(q.minimum) if q.minimum is not None else 0
+    if q.widget == "date":
+        return "2000-01-01"
+    return "0"
 
 
 def _loc(e: ModelError) -> str:
@@ -227,7 +267,7 @@ def _opt_str(v: object) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
-def _question(name: str, p: object, required: bool, defs: dict) -> Question:
+def _question(name: str, p: object, required: bool, form: Mapping[str, Any]) -> Question:
     if not isinstance(p, dict):
         raise FormError(f"{name}: a property must be an object schema")
     widget = p.get("x-widget")
@@ -278,16 +318,13 @@ def _question(name: str, p: object, required: bool, defs: dict) -> Question:
             if not isinstance(r, str) or not _valid_rule(r):
                 raise FormError(f"{name}: x-date rule {r!r} (use e.g. -100y, +1y, -6m, 0d)")
     voice = p.get("x-voice")
-    schema = dict(p)
-    if defs and "$defs" not in schema:
-        schema.update(defs)  # a $ref into the form's $defs resolves against the question's own schema
     return Question(
         field=name, widget=widget, title=title.strip(), description=_opt_str(p.get("description")) or "",
         required=required, options=options, prefill=prefill, pattern=_opt_str(p.get("pattern")),
         minimum=_num(p.get("minimum")), maximum=_num(p.get("maximum")), max_length=_int(p.get("maxLength")),
         date_from=date_from if widget == "date" else None, date_to=date_to if widget == "date" else None,
         kind=kind, voice=_opt_str(voice), en_title=_opt_str(en.get("title")),
-        en_description=_opt_str(en.get("description")), schema=schema,
+        en_description=_opt_str(en.get("description")), schema=dict(p), form_schema=form,
     )
 
 
@@ -346,7 +383,16 @@ def coerce(q: Question, raw: object) -> object:
 
 
 def validate_answer(q: Question, value: object, today: dt.date | None = None) -> str | None:
-    """None when the answer is acceptable, else a plain-words message id (form.error.*)."""
+    """None when the answer is acceptable, else a plain-words message id (form.error.*). Never raises: a
+    validator that breaks (a form the compile-time probe did not catch) is form.error.invalid."""
+    try:
+        return _validate_answer(q, value, today)
+    except Exception as e:
+        log.error("question %s cannot be validated: %s", q.field, type(e).__name__)
+        return "form.error.invalid"
+
+
+def _validate_answer(q: Question, value: object, today: dt.date | None) -> str | None:
     if value is None or value == "":
         return "form.error.required" if q.required else None
     err = best_match(q.validator.iter_errors(cast(Any, value)))
@@ -364,7 +410,16 @@ def validate_answer(q: Question, value: object, today: dt.date | None = None) ->
 
 
 def validate_all(form: ServiceForm, answers: Mapping[str, object]) -> dict[str, str]:
-    """Every refused field of a whole filing -> its message id (the check before SubmitFiling)."""
+    """Every refused field of a whole filing -> its message id (the check before SubmitFiling). Never raises:
+    a validator that breaks refuses the form as a whole ({"_form": "form.error.invalid"})."""
+    try:
+        return _validate_all(form, answers)
+    except Exception as e:
+        log.error("service %s cannot be validated: %s", form.key, type(e).__name__)
+        return {"_form": "form.error.invalid"}
+
+
+def _validate_all(form: ServiceForm, answers: Mapping[str, object]) -> dict[str, str]:
     present = {k: v for k, v in answers.items() if v is not None and v != ""}
     out: dict[str, str] = {}
     for err in form.validator.iter_errors(cast(Any, present)):

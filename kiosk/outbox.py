@@ -12,7 +12,10 @@ crash never files it twice. A sent item keeps only a non-personal row (local num
 status) for 30 days; its personal ciphertext is wiped at once.
 
 SyncWorker sends off the UI thread: oldest first, attachments before their filing, exponential backoff with
-jitter, Retry-After honoured. sync_once drains once (the technician's `kiosk outbox sync`).
+jitter, Retry-After honoured. sync_once drains once (the technician's `kiosk outbox sync`). An item that fails on
+its own (a timeout, a 5xx) is rescheduled with backoff and the next one goes; only a backend that cannot be
+reached (or several items failing in a row) stops a pass. Both may run at once (two processes): every state
+change is guarded by the state it expects, so the second sender never undoes the first.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from api.enums import ErrorCode
 from api.models import Filing, FilingRequest, RatingRequest, RatingStored, encode, parse
 from api.patterns import IDEMPOTENCY_KEY_PATTERN, SHA256_PATTERN
-from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
+from kiosk.backend_client import ATTACHMENT_TYPES, MAX_ATTACHMENT, BackendClient, BackendFailure, FailureKind
 
 log = logging.getLogger("kiosk.outbox")
 
@@ -78,6 +81,7 @@ CREATE TABLE IF NOT EXISTS items (
     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed_permanently')),
     payload BLOB,
     result BLOB,
+    refused_fields TEXT,
     filing_id TEXT,
     status TEXT,
     queued_at REAL NOT NULL,
@@ -266,6 +270,17 @@ class Outbox:
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fresh = not self.path.exists()
+        if fresh:
+            # Made 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database file's mode,
+            # and they hold the same ciphertext (and the plain row metadata) as the file itself.
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                fresh = False  # another process made it first
+            except OSError as e:
+                if _is_full(e):
+                    raise OutboxFull(f"outbox {self.path}: disk full ({e})") from None
+                raise OutboxError(f"outbox {self.path} cannot be made ({e.strerror})") from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -273,15 +288,27 @@ class Outbox:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA secure_delete=ON")  # wiped ciphertext is overwritten, not left in free pages
             self._db.executescript(_SCHEMA)
+            self._migrate()
             self._check_key_matches()
         except sqlite3.DatabaseError as e:
             if _is_full(e):
                 raise OutboxFull(f"outbox {self.path}: disk full ({e})") from None
             raise OutboxError(f"outbox {self.path} cannot be opened ({e})") from None
+        # An outbox made by an older version (or a -wal left by one) may be 0644: never readable by others.
+        for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                if p.stat().st_mode & 0o077:
+                    os.chmod(p, 0o600)
+            except FileNotFoundError:
+                pass
         if fresh:
-            os.chmod(self.path, 0o600)
             _fsync_dir(self.path.parent)
         self.purge()
+
+    def _migrate(self) -> None:
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
+        if "refused_fields" not in cols:  # an outbox of an older version
+            self._db.execute("ALTER TABLE items ADD COLUMN refused_fields TEXT")
 
     def _check_key_matches(self) -> None:
         check = hmac.new(self._key, b"outbox-key-check", hashlib.sha256).hexdigest()
@@ -361,9 +388,12 @@ class Outbox:
         _check_key(key)
         attachments = dict(attachments or {})
         for digest, (data, media_type) in attachments.items():
+            # what the client would refuse to send (and the backend to keep) must never be queued
+            if len(data) > MAX_ATTACHMENT:
+                raise ValueError(f"attachment of {len(data)} bytes: at most {MAX_ATTACHMENT}")
             if re.fullmatch(SHA256_PATTERN, digest) is None or hashlib.sha256(data).hexdigest() != digest:
                 raise ValueError("attachment digest does not match its bytes")
-            if media_type not in ("image/jpeg", "image/png"):
+            if media_type not in ATTACHMENT_TYPES:
                 raise ValueError(f"attachment type {media_type!r} refused")
         existing = self._by_key(key)
         if existing is not None:
@@ -546,15 +576,20 @@ class Outbox:
         with self._write() as db:
             db.execute("UPDATE attachments SET uploaded = 0 WHERE item_key = ?", (item.key,))
 
+    # Every state change below is guarded by the state it expects: the kiosk's worker and `kiosk outbox sync`
+    # (two processes, two handles) may send the same item at once, and the second answer must not undo the first.
+
     def mark_sent(self, item: OutboxItem, answer: Filing | RatingStored) -> None:
-        """The backend has it: keep the non-personal row, the answer (encrypted, a day), wipe the rest now."""
+        """The backend has it: keep the non-personal row, the answer (encrypted, a day), wipe the rest now.
+        Idempotent: an item already sent keeps its first answer."""
         raw = answer.model_dump_json().encode()
         filing_id = answer.filing_id if isinstance(answer, Filing) else answer.rating_id
         status = answer.status.value if isinstance(answer, Filing) else None
         with self._write() as db:
             db.execute(
                 "UPDATE items SET state = 'sent', payload = NULL, person_tag = NULL, last_error = NULL,"
-                " result = ?, filing_id = ?, status = ?, sent_at = ? WHERE key = ?",
+                " result = ?, filing_id = ?, status = ?, sent_at = ?, refused_fields = NULL"
+                " WHERE key = ? AND state != 'sent'",
                 (self._seal(f"items:{item.key}:result", raw), filing_id, status, self.clock(), item.key),
             )
             db.execute("DELETE FROM attachments WHERE item_key = ?", (item.key,))
@@ -562,21 +597,37 @@ class Outbox:
     def mark_retry(self, item: OutboxItem, error: str, wait: float) -> None:
         with self._write() as db:
             db.execute(
-                "UPDATE items SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE key = ?",
+                "UPDATE items SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                " WHERE key = ? AND state = 'pending'",
                 (error[:200], self.clock() + max(0.0, wait), item.key),
             )
 
     def mark_attempt(self, item: OutboxItem, error: str) -> None:
         """A try that did not reach the backend (offline): counted, not rescheduled (the worker waits)."""
         with self._write() as db:
-            db.execute("UPDATE items SET attempts = attempts + 1, last_error = ? WHERE key = ?",
+            db.execute("UPDATE items SET attempts = attempts + 1, last_error = ? WHERE key = ? AND state = 'pending'",
                        (error[:200], item.key))
 
-    def mark_failed(self, item: OutboxItem, error: str) -> None:
-        """The backend refused it for good (or it cannot be read): never retried; kept for the technician."""
+    def mark_failed(self, item: OutboxItem, error: str, fields: tuple[str, ...] | list[str] = ()) -> None:
+        """The backend refused it for good (or it cannot be read): never retried; kept for the technician.
+        `fields`: the answers the backend named (refused_fields gives them back)."""
+        names = json.dumps([str(f)[:64] for f in list(fields)[:50]]) if fields else None
         with self._write() as db:
-            db.execute("UPDATE items SET state = 'failed_permanently', attempts = attempts + 1, last_error = ?"
-                       " WHERE key = ?", (error[:200], item.key))
+            db.execute("UPDATE items SET state = 'failed_permanently', attempts = attempts + 1, last_error = ?,"
+                       " refused_fields = ? WHERE key = ? AND state = 'pending'", (error[:200], names, item.key))
+
+    def refused_fields(self, local_number: str) -> tuple[str, ...]:
+        """The answers the backend named when it refused this filing for good (422 invalid_request), in its
+        order; () when it named none, or the item is not refused (or unknown). Form field names only."""
+        rows = self._query("SELECT refused_fields FROM items WHERE local_number = ? AND state = 'failed_permanently'",
+                           (local_number,))
+        if not rows or not rows[0][0]:
+            return ()
+        try:
+            names = json.loads(rows[0][0])
+        except ValueError:
+            return ()
+        return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
 
     def purge(self) -> int:
         """Forget sent rows after 30 days and their receipt lines after a day."""
@@ -605,21 +656,41 @@ def _check_key(key: str) -> None:
 
 # --- sending -----------------------------------------------------------------------------------------------
 
-# Failures that say nothing about the item: the backend is away, busy or broken now. Try again later.
-_AWAY = frozenset({FailureKind.OFFLINE, FailureKind.TIMEOUT, FailureKind.SERVER_ERROR, FailureKind.RATE_LIMITED})
-# 4xx codes about the terminal, not the item (certificate revoked, rate limit): re-enrolment fixes them,
-# so the item must wait, not fail for good.
+# What the outbox makes of a failure (_failed):
+# - "away": the backend (or the way to it) is down, or it refuses this terminal: nothing about the item. The item
+#   is counted, not rescheduled; the worker stops its pass and probes again later with the oldest item.
+#   Connection-level failures (refused, unreachable, connect timeout, TLS), 429, 503 (the backend says it is
+#   unavailable), and the terminal's own certificate codes (re-enrolment fixes them).
+# - permanent: the backend refused THIS item for good, and only for the codes below: never retried.
+# - anything else (a read timeout, 500/502/504, 404/405/413 from a proxy, an unknown code, a 2xx we cannot
+#   read): this item is rescheduled with backoff, and the next item goes. Several different items failing in a
+#   row (AWAY_AFTER) is the backend's fault after all: the pass stops as for "away".
+_AWAY_KINDS = frozenset({FailureKind.OFFLINE, FailureKind.RATE_LIMITED})
+_AWAY_STATUSES = frozenset({503})
 _TERMINAL_CODES = frozenset({ErrorCode.CERTIFICATE_REQUIRED.value, ErrorCode.CERTIFICATE_REVOKED.value,
                              ErrorCode.WRONG_TERMINAL.value, ErrorCode.RATE_LIMITED.value})
+# Item-level refusals that no retry can change. invalid_request only when it names answers (a 422 about
+# created_at, or without fields, may be the backend's or a proxy's passing mood: retried).
+_PERMANENT_CODES = frozenset({ErrorCode.LEVEL_TOO_LOW.value, ErrorCode.UNKNOWN_SERVICE.value, ErrorCode.NO_CARD.value,
+                              ErrorCode.IDEMPOTENCY_CONFLICT.value, ErrorCode.ATTACHMENT_INVALID.value,
+                              ErrorCode.PERSON_MISMATCH.value})
+AWAY_AFTER = 3  # different items failing in a row, with no success between: the backend is away
 
 
 @dataclass(frozen=True)
 class Outcome:
     sent: Filing | RatingStored | None = None
-    away: bool = False  # the backend could not be reached (or was failing): stop this pass
+    away: bool = False  # the backend could not be reached (or refuses this terminal): stop this pass
     permanent: str | None = None  # error code: failed for good
     error: str | None = None
     wait: float | None = None  # the server's Retry-After
+    fields: tuple[str, ...] = ()  # the answers a refusal names
+    gone: bool = False  # no longer pending here (another process sent or refused it meanwhile): nothing to do
+
+    @property
+    def retry(self) -> bool:
+        """This item failed, the backend answered: rescheduled with backoff."""
+        return self.sent is None and not self.away and self.permanent is None and not self.gone
 
 
 def _describe(f: BackendFailure) -> str:
@@ -627,12 +698,22 @@ def _describe(f: BackendFailure) -> str:
 
 
 def _is_away(f: BackendFailure) -> bool:
-    return f.kind in _AWAY or f.status == 408 or (f.code in _TERMINAL_CODES)
+    return f.kind in _AWAY_KINDS or f.status in _AWAY_STATUSES or f.code in _TERMINAL_CODES
+
+
+def _is_permanent(f: BackendFailure) -> bool:
+    if f.code == ErrorCode.INVALID_REQUEST.value:
+        return f.status == 422 and bool(f.fields)
+    return f.code in _PERMANENT_CODES
 
 
 def send_item(outbox: Outbox, client: BackendClient, item: OutboxItem) -> Outcome:
     """One try at one item: attachments first, then the filing (or the rating). Never raises for a backend
-    answer; OutboxCorrupt (a value that does not decrypt) becomes a permanent failure, the item kept."""
+    answer; OutboxCorrupt (a value that does not decrypt) becomes a permanent failure, the item kept, unless
+    the item is no longer pending (another process sent it and wiped it meanwhile): then nothing is done."""
+    now = outbox.get(item.local_number)
+    if now is None or now.state != PENDING:
+        return Outcome(gone=True)
     try:
         body = outbox.request_of(item)
         if item.kind == RATING:
@@ -656,29 +737,37 @@ def send_item(outbox: Outbox, client: BackendClient, item: OutboxItem) -> Outcom
                 if round_ == 1:
                     return Outcome(error=_describe(got))  # still missing: later, with backoff
     except OutboxCorrupt as e:
+        now = outbox.get(item.local_number)
+        if now is None or now.state != PENDING:
+            return Outcome(gone=True)  # sent (its ciphertext wiped) or refused by the other sender
         log.error("outbox item %s: %s", item.local_number, e)
         return Outcome(permanent="undecryptable", error=str(e))
     if isinstance(got, BackendFailure):
+        if item.kind == RATING and got.status == 422 and got.code == ErrorCode.INVALID_REQUEST.value:
+            # A rating the backend will not take (e.g. older than it keeps): nobody was promised it; never again.
+            return Outcome(permanent=got.code, error=_describe(got))
         return _failed(got)
     return Outcome(sent=got)
 
 
 def _failed(f: BackendFailure) -> Outcome:
-    if _is_away(f) or f.kind is FailureKind.BAD_RESPONSE:
-        # BAD_RESPONSE: a 2xx we could not read may have filed it; the same key again is safe.
-        away = f.kind is not FailureKind.BAD_RESPONSE
-        return Outcome(away=away, error=_describe(f), wait=f.retry_after)
-    if f.status == 409 and f.code == ErrorCode.ATTACHMENT_MISSING.value:
-        return Outcome(error=_describe(f))
-    return Outcome(permanent=f.code or f"http_{f.status}", error=_describe(f))
+    if _is_away(f):
+        return Outcome(away=True, error=_describe(f), wait=f.retry_after)
+    if _is_permanent(f):
+        return Outcome(permanent=f.code or f"http_{f.status}", error=_describe(f), fields=f.fields)
+    # The item, or the backend only for this item: this one later, with backoff; the next one now.
+    # (BAD_RESPONSE: a 2xx we could not read may have filed it; the same key again is safe.)
+    return Outcome(error=_describe(f), wait=f.retry_after, fields=f.fields)
 
 
 def _apply(outbox: Outbox, item: OutboxItem, out: Outcome) -> None:
+    if out.gone:
+        return
     if out.sent is not None:
         outbox.mark_sent(item, out.sent)
     elif out.permanent is not None:
         log.warning("outbox item %s failed for good: %s", item.local_number, out.error)
-        outbox.mark_failed(item, out.error or out.permanent)
+        outbox.mark_failed(item, out.error or out.permanent, out.fields)
     elif out.away:  # the backend, not the item: counted; the worker (or the technician) decides when again
         outbox.mark_attempt(item, out.error or "away")
     else:
@@ -698,10 +787,12 @@ class SyncReport:
 
 
 def sync_once(outbox: Outbox, client: BackendClient) -> SyncReport:
-    """Drain now, oldest first, whatever the schedule says; stop at the first sign that the backend cannot be
-    reached. Items the backend refuses for good are marked and counted."""
+    """Drain now, oldest first, whatever the schedule says. An item that fails (timeout, 5xx, ...) is
+    rescheduled and skipped, and the drain goes on; it stops (unreachable) when the backend cannot be reached,
+    or when AWAY_AFTER different items fail in a row. Items the backend refuses for good are marked and counted."""
     report = SyncReport()
     skip: set[str] = set()
+    failing = 0
     while not report.unreachable:
         batch = [i for i in outbox.due(ignore_schedule=True, limit=100 + len(skip)) if i.key not in skip]
         if not batch:
@@ -709,15 +800,22 @@ def sync_once(outbox: Outbox, client: BackendClient) -> SyncReport:
         for item in batch:
             out = send_item(outbox, client, item)
             _apply(outbox, item, out)
+            skip.add(item.key)  # not again in this drain (sent, refused, rescheduled, or gone)
+            if out.gone:
+                continue
             if out.sent is not None:
                 report.sent += 1
-            elif out.away:
+                failing = 0
+                continue
+            report.errors.append(f"{item.local_number}: {out.error}")
+            if out.permanent is not None:
+                failing = 0  # the backend answered about this item: it is there
+                continue
+            if not out.away:
+                failing += 1
+            if out.away or failing >= AWAY_AFTER:
                 report.unreachable = True
-                report.errors.append(f"{item.local_number}: {out.error}")
                 break
-            else:
-                skip.add(item.key)  # failed for good, or to be retried later: not again in this drain
-                report.errors.append(f"{item.local_number}: {out.error}")
     counts = outbox.counts()
     report.remaining = counts[PENDING] + counts[FAILED]
     report.failed = counts[FAILED]
@@ -815,8 +913,11 @@ class SyncWorker:
     def _pass(self) -> float:
         """Send what is due; the seconds to wait before the next pass. Each pass probes with the oldest item
         alone (while the backend is away that is the only call), then sends in groups of `parallel`, each
-        group oldest first, so a long queue drains at the backend's pace, not one round trip at a time."""
+        group oldest first, so a long queue drains at the backend's pace, not one round trip at a time.
+        An item that fails on its own (timeout, 5xx) is rescheduled with backoff and the pass goes on with the
+        next: one slow upload or one filing the backend chokes on never holds up the others."""
         probe = True
+        failing: dict[str, Outcome] = {}  # items that failed in this pass since the last success
         while True:
             batch = self.outbox.due(limit=100)
             if not batch:
@@ -839,6 +940,12 @@ class SyncWorker:
                 for item, out in zip(group, outs, strict=True):
                     if out.sent is not None or out.permanent is not None:
                         self._finished(item, out)
+                    if out.sent is not None or out.permanent is not None:
+                        failing.clear()  # the backend answers: the failures were the items'
+                    elif out.retry:
+                        failing[item.key] = out  # rescheduled with backoff: the next item goes
+                if len(failing) >= AWAY_AFTER:  # several different items: the backend after all
+                    away = list(failing.values())
                 if away:
                     self._away += 1
                     wait = backoff(self._away, base=self.base, cap=self.cap)

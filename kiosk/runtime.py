@@ -625,7 +625,7 @@ class Runtime:
             now = self.outbox.get(item.local_number)
             if now is not None and now.state == FAILED:
                 log.warning("filing %s refused by the backend: %s", item.local_number, now.last_error)
-                return S.FilingRefused(())
+                return S.FilingRefused(self.outbox.refused_fields(item.local_number))
             return S.FilingSaved(item.local_number, True)
         if not isinstance(answer, Filing):
             return S.FilingSaved(item.local_number, True)
@@ -658,6 +658,7 @@ class Runtime:
 
     def _my_filings(self, eff: S.FetchMyFilings) -> object:
         from api.models import FilingList
+        from kiosk.outbox import FAILED
 
         titles = {f.key: f.title for f in self.state.services}
         rows: list[S.FilingRow] = []
@@ -666,8 +667,12 @@ class Runtime:
             try:
                 for p in self.outbox.pending_for(eff.person.id_number):
                     queued.add(p.local_number)
-                    rows.append(S.FilingRow(p.local_number, None, p.service, str(titles.get(p.service) or p.service),
-                                            "received", queued=True))
+                    title = str(titles.get(p.service) or p.service)
+                    if p.state == FAILED:  # refused for good: say so, never "待上传" forever
+                        rows.append(S.FilingRow(p.local_number, None, p.service, title, "returned",
+                                                tr(self.state.locale, "my_filings.refused")))
+                    else:
+                        rows.append(S.FilingRow(p.local_number, None, p.service, title, "received", queued=True))
             except Exception:
                 log.warning("outbox could not be read for 我的办件", exc_info=True)
         got = _as(self._personal(eff.sid, eff.person, self.backend.my_filings), FilingList)

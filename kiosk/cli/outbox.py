@@ -4,8 +4,9 @@
                                               last error, state (never a name or an ID number)
     kiosk outbox sync [--config F]            drain now
 
-Exit codes of sync: 0 the outbox is empty · 75 the backend cannot be reached (try again later) · 1 otherwise
-(items the backend refused for good, or still waiting) · 78 configuration error.
+Exit codes of sync: 0 the outbox is empty · 75 the backend cannot be reached, or several items in a row failed
+(try again later) · 1 otherwise (items the backend refused for good, or items that failed on their own and wait
+for their next try) · 78 configuration error.
 """
 
 from __future__ import annotations

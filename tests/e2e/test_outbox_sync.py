@@ -66,10 +66,11 @@ def test_a_lost_answer_is_retried_and_never_duplicates(stub, make_client, box):
     client = make_client()
     stub.stub.fail_next(1, after_processing=True)  # the backend files the first one, the answer is lost
     report = sync_once(box, client)
-    assert report.unreachable and report.sent == 0
-    assert [n for n, _ in stub.stub.filings()] == [items[0].local_number]  # filed, but we do not know it yet
+    assert not report.unreachable and (report.sent, report.remaining) == (2, 1)  # the others did not wait
+    assert box.get(items[0].local_number).state == PENDING  # filed, but we do not know it yet
+    assert items[0].local_number in [n for n, _ in stub.stub.filings()]
     report = sync_once(box, client)
-    assert (report.sent, report.remaining) == (3, 0)
+    assert (report.sent, report.remaining) == (1, 0)
     filed = stub.stub.filings()
     assert sorted(n for n, _ in filed) == sorted(i.local_number for i in items)  # each once
     assert {k for _, k in filed} == {i.key for i in items}
@@ -82,7 +83,8 @@ def test_an_interrupted_attachment_upload_is_resumed(stub, make_client, box):
     item = put(box, attachments=[a, b])
     client = make_client()
     stub.stub.fail_next(1, skip=1)  # the first upload goes through, the second fails
-    assert sync_once(box, client).unreachable
+    report = sync_once(box, client)
+    assert (report.sent, report.remaining) == (0, 1)
     assert len(box.attachments_to_upload(item)) == 1  # the first is known to be there
     assert stub.stub.filings() == []  # never half-filed: no filing before all its attachments
     stub.stub.counts.clear()
@@ -125,6 +127,18 @@ def test_backend_down_then_back_with_the_worker(stub, make_client, box):
     assert box.counts()[PENDING] == 0 and len(results) == 2
 
 
+def test_a_poison_filing_does_not_hold_up_the_others_with_the_worker(stub, make_client, box):
+    """The backend answers 500 to the oldest filing every time: the worker reschedules it and sends the rest."""
+    poison = put(box)
+    others = [put(box) for _ in range(3)]
+    stub.stub.fail_next(1)
+    worker = SyncWorker(box, make_client)
+    worker._pass()
+    assert not worker.away
+    assert all(box.get(i.local_number).state == SENT for i in others)
+    assert box.get(poison.local_number).state == PENDING and box.get(poison.local_number).attempts == 1
+
+
 def test_a_backend_that_is_not_listening_is_unreachable_and_the_outbox_waits(stub, make_client, box):
     item = put(box)
     client = make_client()
@@ -150,7 +164,7 @@ def test_ratings_over_the_wire(stub, make_client, box):
     r = box.put_rating(service="jiuye_dengji", satisfaction="satisfied", created_at=NOW)
     stub.stub.fail_next(1, after_processing=True)
     client = make_client()
-    assert sync_once(box, client).unreachable
+    assert sync_once(box, client).remaining == 1
     assert sync_once(box, client).sent == 1
     assert box.get(r.local_number).filing_id.startswith("RT-")
 

@@ -379,6 +379,7 @@ class Loopback:
 
     def __init__(self, pki, handle: Callable[[BaseHTTPRequestHandler, Loopback], None]) -> None:
         self.handle, self.paths, self.sent = handle, [], 0
+        self.reads_body = False  # True: handle() reads the request body itself (at its own pace)
         self.gone = threading.Event()
         outer = self
 
@@ -391,14 +392,14 @@ class Loopback:
             def _any(self):
                 outer.paths.append((self.command, self.path, self.headers.get("Authorization")))
                 n = int(self.headers.get("Content-Length") or 0)
-                if n:
+                if n and not outer.reads_body:
                     self.rfile.read(n)
                 try:
                     outer.handle(self, outer)
                 except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
                     outer.gone.set()
 
-            do_GET = do_POST = do_DELETE = _any
+            do_GET = do_POST = do_DELETE = do_PUT = _any
 
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca_cert))
         ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
@@ -605,3 +606,50 @@ def test_connection_refused_is_offline(pki):
                       backoff_factor=0.01)
     got = c.pension(TOKEN)
     assert isinstance(got, BackendFailure) and got.kind == FailureKind.OFFLINE
+
+
+def test_an_upload_gets_a_deadline_that_grows_with_its_size(pki, loopback, monkeypatch):
+    """A 300 KB photo over a slow village uplink takes longer than a call's deadline: its own deadline grows
+    with the size (it used to be cut every time, and the outbox tried it forever)."""
+    import hashlib
+
+    from api.models import AttachmentStored
+    from kiosk import backend_client as bc
+
+    data = b"\xff\xd8\xff\xe0" + b"p" * (300 * 1024 - 4)
+    digest = hashlib.sha256(data).hexdigest()
+    rate = 256 * 1024  # bytes a second the server reads: ~1.2 s for the photo
+
+    def handle(h, srv):
+        left = int(h.headers["Content-Length"])
+        while left:
+            left -= len(h.rfile.read(min(left, 16 * 1024)))
+            time.sleep(16 * 1024 / rate)  # the link's pace, not a wait of the test
+        json_answer(h, 201, {"sha256": digest, "size": len(data), "media_type": "image/jpeg", "replayed": False})
+
+    srv = loopback(handle)
+    srv.reads_body = True
+    monkeypatch.setattr(bc, "UPLOAD_FLOOR", 64 * 1024)  # the floor the test link is well above
+    # the kernel buffers take the photo at once; the answer comes when the server has read it all: neither the
+    # call's deadline nor its read timeout may cut that wait
+    c = real_client(pki, srv, deadline=0.5, read_timeout=0.3)
+    assert c.upload_deadline(len(data)) == pytest.approx(0.5 + len(data) / (64 * 1024))
+    assert c.upload_deadline(10) == pytest.approx(0.5 + 10 / (64 * 1024))
+    got = c.put_attachment(digest, data, "image/jpeg")
+    assert isinstance(got, AttachmentStored) and got.sha256 == digest
+    assert bc.BackendClient.upload_deadline(c, 10**9) == bc.UPLOAD_DEADLINE_CAP
+
+
+def test_the_answers_a_422_names_are_kept(pki):
+    body = {"code": "invalid_request", "message": "x", "fields": [
+        {"loc": ["body", "answers", "phone"], "type": "pattern"},
+        {"loc": ["body", "answers", "phone", "x"], "type": "minLength"},
+        {"loc": ["body", "created_at"], "type": "created_at_out_of_range"},
+        {"loc": ["body", "answers"], "type": "required"},
+        {"loc": ["body", "answers", "hukou"], "type": "oneOf"},
+    ]}
+    got = client_with(pki, FakeAdapter(status=422, body=body), retries=0).pension(TOKEN)
+    assert isinstance(got, BackendFailure) and got.code == "invalid_request"
+    assert got.fields == ("phone", "hukou")
+    plain = client_with(pki, FakeAdapter(status=404, body={"code": "no_record", "message": "x"})).pension(TOKEN)
+    assert isinstance(plain, BackendFailure) and (plain.code, plain.fields) == ("no_record", ())

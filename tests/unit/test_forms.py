@@ -443,3 +443,53 @@ def test_garbage_never_raises_anything_but_form_error(raw):
 def test_amounts_are_decimals():
     form = F.compile_service(raw_services()[2])
     assert form.question("tier").options[0].amount == Decimal("100.00")
+
+
+# ------------------------------------------------------------------ $ref: resolved against the whole form
+
+
+def test_a_ref_in_a_question_resolves_against_the_whole_form():
+    form = form_of({
+        "phone": {"$ref": "#/$defs/phone", "type": "string", "pattern": PHONE, "title": "电话", "x-widget": "keypad"},
+        "other": {"$ref": "#/properties/__digits", "type": "string", "pattern": "^[0-9]+$", "title": "号",
+                  "x-widget": "keypad"},
+        "__digits": {"type": "string", "pattern": "^[0-9]{6}$", "title": "邮编", "x-widget": "keypad"},
+    }, required=["phone"])
+    form["$defs"] = {"phone": {"type": "string", "minLength": 11}}
+    compiled = F.compile_service(service(form))
+    phone, other = compiled.question("phone"), compiled.question("other")
+    assert F.validate_answer(phone, "13912345678") is None
+    assert F.validate_answer(phone, "1391234") == "form.error.length"  # the referenced minLength applies
+    assert F.validate_answer(other, "123456") is None
+    assert F.validate_answer(other, "123") == "form.error.digits"  # the referenced {6} applies
+    assert F.validate_all(compiled, {"phone": "13912345678", "other": "123456"}) == {}
+
+
+@pytest.mark.parametrize("ref", ["#/$defs/nope", "#/properties/nope", "https://example.invalid/s.json",
+                                 "other.json#/x"])
+def test_a_form_whose_ref_does_not_resolve_is_hidden_not_a_crash(ref):
+    raws = raw_services()
+    bad = copy.deepcopy(raws[1])
+    name = next(n for n, p in bad["form"]["properties"].items() if p.get("x-widget") == "keypad")
+    bad["form"]["properties"][name]["$ref"] = ref
+    good, hidden = F.compile_catalog([bad, raws[0]])
+    assert [g.key for g in good] == [raws[0]["key"]]
+    assert hidden[0][0] == bad["key"] and "cannot be validated" in hidden[0][1]
+
+
+def test_a_ref_deep_in_an_option_is_probed_too():
+    prop = {"type": "string", "title": "选", "x-widget": "choice",
+            "oneOf": [{"const": "a", "title": "甲"}, {"const": "b", "title": "乙", "$ref": "#/$defs/missing"}]}
+    with pytest.raises(F.FormError, match="cannot be validated"):
+        F.compile_service(service(form_of({"a": prop}, ["a"])))
+
+
+def test_a_validator_that_breaks_after_compiling_is_form_error_invalid_not_a_crash():
+    import dataclasses
+
+    form = F.compile_service(raw_services()[1])
+    q = form.asked[0]
+    broken_q = dataclasses.replace(q, schema={**q.schema, "$ref": "#/$defs/gone"})
+    assert F.validate_answer(broken_q, "x") == "form.error.invalid"
+    broken_form = dataclasses.replace(form, schema={**form.schema, "$ref": "#/$defs/gone"})
+    assert F.validate_all(broken_form, _valid_answers(form)) == {"_form": "form.error.invalid"}

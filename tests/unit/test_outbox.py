@@ -227,6 +227,15 @@ def test_same_key_twice_is_one_item(box):
     assert a == b and box.counts()[PENDING] == 1
 
 
+def test_an_attachment_over_300_kb_is_refused_before_queueing(box):
+    big = b"\xff\xd8\xff\xe0" + b"x" * (300 * 1024)
+    digest = hashlib.sha256(big).hexdigest()
+    with pytest.raises(ValueError, match="bytes"):
+        box.put_filing(service="jiuye_dengji", person={"ssn": SSN, "name": NAME, "credential": "id_card"},
+                       answers={"photo": digest}, attachments={digest: (big, "image/jpeg")}, created_at=NOW)
+    assert box.counts()[PENDING] == 0
+
+
 def test_unsendable_filing_is_refused_before_queueing(box):
     with pytest.raises(ValueError, match="person"):
         put(box, ssn="370102195203140528")  # wrong check digit: the backend would refuse it for ever
@@ -338,9 +347,12 @@ def test_bad_answer_is_retried_later_with_backoff(box, clock):
 
 @pytest.mark.parametrize("failure", [
     BackendFailure(FailureKind.NOT_FOUND, code="unknown_service", status=404),
-    BackendFailure(FailureKind.REJECTED, code="invalid_request", status=422),
+    BackendFailure(FailureKind.REJECTED, code="invalid_request", status=422, fields=("phone",)),
     BackendFailure(FailureKind.SESSION_REFUSED, code="level_too_low", status=403),
     BackendFailure(FailureKind.REJECTED, code="idempotency_conflict", status=409),
+    BackendFailure(FailureKind.NOT_FOUND, code="no_card", status=404),
+    BackendFailure(FailureKind.REJECTED, code="attachment_invalid", status=422),
+    BackendFailure(FailureKind.SESSION_REFUSED, code="person_mismatch", status=403),
 ])
 def test_permanent_refusal_is_never_retried(box, failure):
     item = put(box)
@@ -359,19 +371,214 @@ def test_permanent_refusal_is_never_retried(box, failure):
 
 @pytest.mark.parametrize("failure", [
     BackendFailure(FailureKind.OFFLINE, code="tls_error"),
-    BackendFailure(FailureKind.TIMEOUT, code="read_timeout"),
-    BackendFailure(FailureKind.SERVER_ERROR, code="server_error", status=503),
-    BackendFailure(FailureKind.REJECTED, code=None, status=408),
+    BackendFailure(FailureKind.OFFLINE, code="connection_error"),
+    BackendFailure(FailureKind.OFFLINE, code="connect_timeout"),
+    BackendFailure(FailureKind.SERVER_ERROR, code="offline", status=503),
+    BackendFailure(FailureKind.RATE_LIMITED, code="rate_limited", status=429),
     BackendFailure(FailureKind.SESSION_REFUSED, code="certificate_revoked", status=403),
 ])
 def test_away_failures_keep_the_item_waiting(box, failure):
     item = put(box)
+    later = put(box)
     client = FakeClient()
     client.filing_script = [failure]
     report = sync_once(box, client)
-    assert report.unreachable and report.remaining == 1
+    assert report.unreachable and report.remaining == 2 and report.sent == 0
     assert box.get(item.local_number).state == PENDING
+    assert client.calls == [("filing", item.key)]  # the backend is away: nothing more is tried
+    assert sync_once(box, client).sent == 2
+    assert box.get(later.local_number).state == SENT
+
+
+@pytest.mark.parametrize("failure", [
+    BackendFailure(FailureKind.TIMEOUT, code="read_timeout"),
+    BackendFailure(FailureKind.TIMEOUT, code="deadline"),
+    BackendFailure(FailureKind.SERVER_ERROR, code="server_error", status=500),
+    BackendFailure(FailureKind.SERVER_ERROR, code=None, status=502),
+    BackendFailure(FailureKind.SERVER_ERROR, code=None, status=504),
+    BackendFailure(FailureKind.REJECTED, code=None, status=408),
+    BackendFailure(FailureKind.NOT_FOUND, code=None, status=404),  # a proxy's, not the backend's
+    BackendFailure(FailureKind.REJECTED, code=None, status=405),
+    BackendFailure(FailureKind.REJECTED, code=None, status=413),
+    BackendFailure(FailureKind.REJECTED, code="body_too_large", status=413),
+    BackendFailure(FailureKind.REJECTED, code="invalid_request", status=422),  # names no answer
+    BackendFailure(FailureKind.REJECTED, code="http_error", status=400),
+    BackendFailure(FailureKind.BAD_RESPONSE, code="bad_shape", status=200),
+])
+def test_an_item_failure_reschedules_that_item_and_the_rest_go(box, clock, failure):
+    item = put(box)
+    later = put(box)
+    client = FakeClient()
+    client.filing_script = [failure]
+    report = sync_once(box, client)
+    assert not report.unreachable and (report.sent, report.remaining, report.failed) == (1, 1, 0)
+    got = box.get(item.local_number)
+    assert got.state == PENDING and got.attempts == 1 and got.next_attempt_at > clock.t
+    assert box.get(later.local_number).state == SENT
     assert sync_once(box, client).sent == 1
+
+
+def test_a_422_about_created_at_is_retried_not_dropped(box):
+    from kiosk.backend_client import _failure_from_status
+
+    body = b'{"code":"invalid_request","message":"x","fields":[{"loc":["body","created_at"],"type":"created_at_out_of_range"}]}'
+    failure = _failure_from_status(422, body)
+    assert failure.fields == ()
+    item = put(box)
+    client = FakeClient()
+    client.filing_script = [failure]
+    sync_once(box, client)
+    assert box.get(item.local_number).state == PENDING
+
+
+def test_several_items_failing_in_a_row_is_the_backend_away(box):
+    items = [put(box) for _ in range(5)]
+    client = FakeClient()
+    client.filing_script = [BackendFailure(FailureKind.SERVER_ERROR, code="server_error", status=500)] * 3
+    report = sync_once(box, client)
+    assert report.unreachable and report.sent == 0
+    assert client.calls == [("filing", i.key) for i in items[:ob_mod.AWAY_AFTER]]  # then it stops
+    assert sync_once(box, client).sent == 5
+
+
+def test_a_slow_upload_does_not_hold_up_the_filings_behind_it(box, clock):
+    """The oldest filing's photo times out on every try: the worker reschedules it and sends the others
+    (it used to probe with that one item forever)."""
+    photo = put(box, attach=True)
+    plain = [put(box) for _ in range(5)]
+    client = FakeClient()
+    client.put_script = [BackendFailure(FailureKind.TIMEOUT, code="deadline")] * 100
+    worker = SyncWorker(box, lambda: client, parallel=2)
+    worker._pass()
+    assert not worker.away
+    assert all(box.get(i.local_number).state == SENT for i in plain)
+    got = box.get(photo.local_number)
+    assert got.state == PENDING and got.attempts == 1 and got.next_attempt_at > clock.t
+    assert [c for c in client.calls if c[0] == "put"] == [("put", DIGEST)]  # once in the pass, not in a loop
+    clock.t = got.next_attempt_at
+    client.put_script.clear()
+    worker._pass()
+    assert box.get(photo.local_number).state == SENT
+
+
+def test_the_worker_calls_the_backend_away_when_several_items_fail(box):
+    [put(box) for _ in range(5)]
+    client = FakeClient()
+    client.filing_script = [BackendFailure(FailureKind.SERVER_ERROR, code="server_error", status=500)] * 100
+    worker = SyncWorker(box, lambda: client, parallel=1)
+    assert worker._pass() > 0
+    assert worker.away and len(client.calls) == ob_mod.AWAY_AFTER
+    assert box.counts()[PENDING] == 5
+
+
+def test_one_item_timing_out_is_not_the_backend_away(box):
+    put(box)
+    client = FakeClient()
+    client.filing_script = [BackendFailure(FailureKind.TIMEOUT, code="read_timeout")]
+    worker = SyncWorker(box, lambda: client)
+    worker._pass()
+    assert not worker.away
+
+
+# --- two senders at once: the kiosk's worker and `kiosk outbox sync` -------------------------------------------
+
+
+def test_a_second_sender_with_a_stale_copy_does_not_undo_the_first(tmp_path, clock):
+    a = Outbox(tmp_path / "outbox.sqlite3", tmp_path / "outbox.key", clock=clock)  # the kiosk's worker
+    b = Outbox(tmp_path / "outbox.sqlite3", tmp_path / "outbox.key", clock=clock)  # `kiosk outbox sync`
+    try:
+        item = put(a, attach=True)
+        stale = b.due(ignore_schedule=True)
+        assert [i.key for i in stale] == [item.key]
+        client = FakeClient()
+        ob_mod._apply(a, item, send_item(a, client, a.due()[0]))
+        assert a.get(item.local_number).state == SENT
+        out = send_item(b, client, stale[0])  # its payload and attachments are wiped: not "undecryptable"
+        ob_mod._apply(b, stale[0], out)
+        assert out.gone and out.permanent is None
+        assert a.get(item.local_number).state == SENT and a.get(item.local_number).last_error is None
+        assert a.result(item.local_number).filing_id == "F-000001"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_state_changes_only_apply_to_a_pending_item(box, clock):
+    item = put(box)
+    sync_once(box, FakeClient())
+    first = box.result(item.local_number)
+    box.mark_failed(item, "rejected:invalid_request:422", ("phone",))
+    box.mark_retry(item, "timeout", 60)
+    box.mark_attempt(item, "offline")
+    got = box.get(item.local_number)
+    assert (got.state, got.attempts, got.last_error, got.next_attempt_at) == (SENT, 0, None, 0)
+    box.mark_sent(item, filing_answer(item.local_number, 2))  # a late replay keeps the first answer
+    assert box.result(item.local_number) == first
+    refused = put(box)
+    box.mark_failed(refused, "rejected:idempotency_conflict:409")
+    box.mark_retry(refused, "timeout", 60)
+    assert box.get(refused.local_number).state == FAILED
+    assert box.get(refused.local_number).last_error == "rejected:idempotency_conflict:409"
+
+
+def test_a_sender_racing_the_wipe_of_an_attachment_is_a_no_op(tmp_path, clock):
+    a = Outbox(tmp_path / "outbox.sqlite3", tmp_path / "outbox.key", clock=clock)
+    b = Outbox(tmp_path / "outbox.sqlite3", tmp_path / "outbox.key", clock=clock)
+    try:
+        item = put(a, attach=True)
+
+        class SendsFirst(FakeClient):
+            """While b uploads, a (the other process) files the same item, and so wipes its attachments."""
+
+            def put_attachment(self, digest, data, media_type):
+                ob_mod._apply(a, item, send_item(a, FakeClient(), item))
+                return super().put_attachment(digest, data, media_type)
+
+        out = send_item(b, SendsFirst(), item)
+        ob_mod._apply(b, item, out)
+        assert a.get(item.local_number).state == SENT
+    finally:
+        a.close()
+        b.close()
+
+
+# --- the fields a refusal names ------------------------------------------------------------------------------
+
+
+def test_the_fields_of_a_422_are_kept_with_the_refused_item(box):
+    from kiosk.backend_client import _failure_from_status
+
+    body = (b'{"code":"invalid_request","message":"x","fields":[{"loc":["body","answers","phone"],"type":"pattern"},'
+            b'{"loc":["body","answers","phone"],"type":"minLength"},{"loc":["body","answers","hukou"],"type":"oneOf"},'
+            b'{"loc":["body","created_at"],"type":"x"}]}')
+    failure = _failure_from_status(422, body)
+    assert failure.code == "invalid_request" and failure.fields == ("phone", "hukou")
+    item = put(box)
+    client = FakeClient()
+    client.filing_script = [failure]
+    sync_once(box, client)
+    assert box.get(item.local_number).state == FAILED
+    assert box.refused_fields(item.local_number) == ("phone", "hukou")
+    assert box.refused_fields("L20261201-AAAAAA") == ()
+    other = put(box)
+    client.filing_script = [BackendFailure(FailureKind.NOT_FOUND, code="unknown_service", status=404)]
+    sync_once(box, client)
+    assert box.refused_fields(other.local_number) == ()
+
+
+def test_an_outbox_of_an_older_version_gets_the_new_column(tmp_path, clock):
+    path = tmp_path / "outbox.sqlite3"
+    b = Outbox(path, tmp_path / "outbox.key", clock=clock)
+    item = put(b)
+    b._db.execute("ALTER TABLE items DROP COLUMN refused_fields")
+    b.close()
+    b = Outbox(path, tmp_path / "outbox.key", clock=clock)
+    client = FakeClient()
+    client.filing_script = [BackendFailure(FailureKind.REJECTED, code="invalid_request", status=422,
+                                           fields=("phone",))]
+    sync_once(b, client)
+    assert b.refused_fields(item.local_number) == ("phone",)
+    b.close()
 
 
 def test_attachment_missing_uploads_again_and_retries(box):
@@ -396,11 +603,20 @@ def test_ratings_go_the_same_way(box):
                        created_at=NOW, filing_ref="L20261201-AAAAAA")
     client = FakeClient()
     client.rating_script = [BackendFailure(FailureKind.SERVER_ERROR, status=500)]
-    assert sync_once(box, client).unreachable
+    report = sync_once(box, client)
+    assert (report.sent, report.remaining) == (0, 1) and box.get(r.local_number).state == PENDING
     assert sync_once(box, client).sent == 1
     assert box.get(r.local_number).filing_id == "RT-1"
     with pytest.raises(ValueError):
         box.put_rating(service="jiuye_dengji", satisfaction="so-so", created_at=NOW)
+
+
+def test_a_rating_the_backend_refuses_as_invalid_is_dropped_not_retried_forever(box):
+    r = box.put_rating(service="jiuye_dengji", satisfaction="satisfied", created_at=NOW)
+    client = FakeClient()
+    client.rating_script = [BackendFailure(FailureKind.REJECTED, code="invalid_request", status=422)]
+    sync_once(box, client)
+    assert box.get(r.local_number).state == FAILED
 
 
 def test_worker_thread_sends_and_wait_for_returns_the_filing(box):
@@ -436,9 +652,12 @@ def test_database_is_wal_and_synchronous_full(box):
     assert box._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert (box.path.stat().st_mode & 0o777) == 0o600
+    put(box)
+    for side in ("-wal", "-shm"):  # they hold the same rows as the file
+        assert (Path(f"{box.path}{side}").stat().st_mode & 0o777) == 0o600
     with sqlite3.connect(box.path) as other:  # another process (kiosk outbox list) sees committed items
         put(box)
-        assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 1
+        assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 2
 
 
 # --- catalog cache ------------------------------------------------------------------------------------
