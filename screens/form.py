@@ -58,6 +58,7 @@ def pair_row(label: str, value: str, size: float, *, label_frac: float = 0.3, va
     val = wrap_label(value, size, bold=value_bold)
     lab.size_hint_x, val.size_hint_x = label_frac, 1 - label_frac
     lab.pos_hint = val.pos_hint = {"top": 1}
+    lab.valign = val.valign = "top"  # the label beside the value's first line, however many lines it has
 
     def fit(*_a):
         row.height = max(lab.height, val.height)
@@ -135,7 +136,7 @@ class FormScreen(KioskScreen):
         else:
             cols = 1 if len(choices) <= 5 else 2
         g = grid(cols, theme.pad * 0.6)
-        tall = 0 if landscape() else theme.button_h * 1.3
+        tall = 0  # the theme's button_h is taller in portrait already
         for b in choices:
             g.add_widget(big_button(b, self._post, font=theme.button_font * (1 if landscape() else 1.15), grow=True,
                                     min_h=tall))
@@ -190,7 +191,7 @@ class FormScreen(KioskScreen):
         keys = list(x.get("keys", ()))
         g = GridLayout(cols=3, spacing=dp(12), size_hint=(None, None))
         g.bind(minimum_height=g.setter("height"))
-        key_h = theme.key * (1.25 if not landscape() else 1)
+        key_h = theme.key  # the theme's key is taller in portrait
         for b in keys[:9] + [x["delete"], keys[9]]:
             w = big_button(b, self._post, font=theme.title if b.primary else theme.button_font)
             w.height = key_h
@@ -215,7 +216,7 @@ class FormScreen(KioskScreen):
                 col.size_hint_x = 1.6
             ups = [b for b in steps if not b.label.startswith("−")]
             downs = [b for b in steps if b.label.startswith("−")][::-1]
-            step_h = theme.button_h * (1 if landscape() else 1.3)
+            step_h = theme.button_h  # taller in portrait (the theme)
             up_row = BoxLayout(spacing=dp(10), size_hint_y=None, height=step_h)
             for b in ups:
                 up_row.add_widget(big_button(b, self._post, font=theme.button_font))
