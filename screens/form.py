@@ -129,14 +129,16 @@ class FormScreen(KioskScreen):
     def _choices(self, view, content) -> None:
         theme = app_theme()
         choices = view.extra.get("choices", ())
-        if view.extra.get("widget") == "yesno":
-            cols = 2
-        elif landscape():
-            cols = 3 if len(choices) > 4 else 2 if len(choices) > 1 else 1
+        yesno = view.extra.get("widget") == "yesno"
+        if landscape():
+            cols = 2 if yesno else 3 if len(choices) > 4 else 2 if len(choices) > 1 else 1
+            tall = 0
         else:
+            # portrait: one column of tall targets that use the height (是 above 否, as big as a door)
             cols = 1 if len(choices) <= 5 else 2
-        g = grid(cols, theme.pad * 0.6)
-        tall = 0  # the theme's button_h is taller in portrait already
+            rows = max(1, -(-len(choices) // cols))
+            tall = theme.button_h * (2.0 if rows <= 2 else 1.6 if rows <= 3 else 1.2)
+        g = grid(cols, theme.pad * 0.8)
         for b in choices:
             g.add_widget(big_button(b, self._post, font=theme.button_font * (1 if landscape() else 1.15), grow=True,
                                     min_h=tall))
@@ -216,7 +218,7 @@ class FormScreen(KioskScreen):
                 col.size_hint_x = 1.6
             ups = [b for b in steps if not b.label.startswith("−")]
             downs = [b for b in steps if b.label.startswith("−")][::-1]
-            step_h = theme.button_h  # taller in portrait (the theme)
+            step_h = theme.button_h * (1 if landscape() else 1.5)  # portrait: the height is there to use
             up_row = BoxLayout(spacing=dp(10), size_hint_y=None, height=step_h)
             for b in ups:
                 up_row.add_widget(big_button(b, self._post, font=theme.button_font))
@@ -225,8 +227,9 @@ class FormScreen(KioskScreen):
                 down_row.add_widget(big_button(b, self._post, font=theme.button_font))
             col.add_widget(Widget())
             col.add_widget(up_row)
-            col.add_widget(Label(text=f"{value} {unit}", font_size=theme.title * 1.2, bold=True, color=T.TEXT,
-                                 size_hint_y=None, height=theme.title * 2))
+            col.add_widget(Label(text=f"{value} {unit}", font_size=theme.title * (1.2 if landscape() else 1.5),
+                                 bold=True, color=T.TEXT, size_hint_y=None,
+                                 height=theme.title * (2 if landscape() else 3)))
             col.add_widget(down_row)
             col.add_widget(Widget())
             row.add_widget(col)

@@ -42,7 +42,8 @@ class PensionScreen(KioskScreen):
 def _payment_cell(text, size, bold, muted, band):
     from screens import theme
 
-    w = Factory.PaymentCell(text=str(text), font_size=size, bold=bold, band=band)
+    w = Factory.PaymentCell(text=str(text), font_size=size, bold=bold)
+    w.band = band
     w.color = theme.MUTED if muted else theme.TEXT
     w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(v[1], size * 1.6)))
     w.height = size * 1.6
