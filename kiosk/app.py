@@ -347,4 +347,5 @@ def _help_line(label: str, value: str, theme):
     """One line of the help panel: who (a volunteer, the station) and a phone number, in large type."""
     from screens.form import pair_row
 
-    return pair_row(label, value, theme.title * 0.9, label_frac=0.4, value_bold=True)
+    size = theme.title * 0.9 if theme.portrait else theme.button_font
+    return pair_row(label, value, size, label_frac=0.4, value_bold=True)

@@ -22,7 +22,9 @@ _CLOSE = "，。、；：？！）》」』】〕〉”’%‰,.;:?!)]}…·"
 _OPEN = "（《「『【〔〈“‘([{"
 # a number, date or time, with its sign, decimals, separators and an attached unit: 2027-03-31, 238.50 元,
 # 2027年3月31日, 10:30, 100%, 15 年, F20270331-0001; also Latin words and codes (ID tails like ****0527)
-_NUM = r"[+\-−]?[0-9０-９][0-9０-９.,:：/\-]*(?:[0-9０-９])?"
+_DIGITS = r"[0-9０-９](?:[0-9０-９.,:：/\-]*[0-9０-９%])?"
+# digit groups a space apart are one number (a phone number "138 0000 0000")
+_NUM = rf"[+\-−]?{_DIGITS}(?:[ \u00a0]{_DIGITS})*"
 _DATE_CN = r"[0-9０-９]{2,4}年[0-9０-９]{1,2}月(?:[0-9０-９]{1,2}日)?|[0-9０-９]{1,2}月[0-9０-９]{1,2}日"
 _UNIT = r"(?:[ \u00a0]?(?:元|角|分|年|个月|月|日|天|岁|次|秒|分钟|小时|位|项|%|‰))?"
 _LATIN = r"[A-Za-z*＊][A-Za-z0-9*＊_.\-/@]*"

@@ -30,6 +30,7 @@ def test_a_bracketed_phrase_stays_whole_when_it_fits():
     ("您的办件编号是F20270331-0001，请妥善保存", "F20270331-0001"),
     ("累计缴费 15 年，个人账户余额 7532.40 元", "7532.40 元"),
     ("营业时间 08:30 至 17:00，节假日除外", "17:00"),
+    ("志愿者李明，电话 138 0000 0000，随时可以打", "138 0000 0000"),
 ])
 def test_numbers_and_dates_never_break_inside(text, run):
     for width in range(len(run) * 2 + 2, 60):
