@@ -100,6 +100,7 @@ class FormScreen(KioskScreen):
         self.error = x.get("error", "")
         # landscape: the question on the left, the keys (digits, steppers, letters) on the right
         self.side_by_side = landscape() and widget in ("keypad", "date", "pick")
+        self._place_buttons()
         self.ids.typed.text = ""
         self.ids.tools.clear_widgets()
         if not self.side_by_side:
@@ -117,6 +118,16 @@ class FormScreen(KioskScreen):
             elif widget == "date":
                 self._date(view, content)
         self._built = key
+
+    def _place_buttons(self) -> None:
+        """Side by side (landscape keys): 下一步 / 返回 under the question, so the keys get the whole height and
+        stay full-size targets; otherwise across the bottom."""
+        btns = self.ids.buttons
+        target = self.ids.head if self.side_by_side else self.ids.outer
+        if btns.parent is not target:
+            if btns.parent is not None:
+                btns.parent.remove_widget(btns)
+            target.add_widget(btns)
 
     def on_leave(self, *args) -> None:
         super().on_leave(*args)

@@ -243,7 +243,8 @@ class Director:
                 overflow.append({"text": w.text, "texture": [tw, th], "box": [round(w.width), round(w.height)]})
             if r[0] < -1 or r[1] < -1 or r[2] > Window.width + 1 or r[3] > Window.height + 1:
                 overflow.append({"text": w.text, "offscreen": [round(r[0]), round(r[1])]})
-            if frame is not None:
+            # a sliver of a row scrolled almost out of view shows no readable text: no contrast to judge
+            if frame is not None and r[3] - r[1] >= min(w.height, w.font_size) * 0.8:
                 fg = w.disabled_color if w.disabled else w.color
                 bg = U.background_behind(U.crop(frame, r, win), fg)
                 if bg is not None:

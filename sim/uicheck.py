@@ -101,7 +101,8 @@ def empty_rows_share(frame: np.ndarray, bg: Sequence[float] | None = None, tol: 
     the frame unless given)."""
     if frame.size == 0:
         return 0.0
-    ref = np.asarray([round(c * 255) for c in (bg or dominant_colour(frame))[:3]], dtype=np.int16)
+    colour = bg or dominant_colour(frame) or (0.0, 0.0, 0.0)
+    ref = np.asarray([round(c * 255) for c in colour[:3]], dtype=np.int16)
     diff = np.abs(frame[..., :3].astype(np.int16) - ref).max(axis=2)
     empty = (diff <= tol).all(axis=1)
     return float(empty.mean())
