@@ -24,10 +24,11 @@ def app_theme():
     return App.get_running_app().theme  # pyright: ignore[reportOptionalMemberAccess]  # screens live inside the app
 
 
-def wrap_label(text: str, size: float, *, bold: bool = False, color=T.TEXT, halign: str = "left", min_h: float = 0):
+def wrap_label(text: str, size: float, *, bold: bool = False, color=T.TEXT, halign: str = "left", min_h: float = 0,
+               line_height: float = 1.25):
     """A label that wraps to its width and is as tall as its text (never cut, never spilling)."""
     w = Label(text=str(text), font_size=size, bold=bold, halign=halign, valign="middle", size_hint_y=None,
-              color=color, line_height=1.25)
+              color=color, line_height=line_height)
     w.bind(width=lambda inst, v: setattr(inst, "text_size", (v, None)))
     w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(v[1], min_h or size * 1.4)))
     return w
@@ -51,11 +52,13 @@ def big_button(b, post, *, font=None, halign="center", grow: bool = False, min_h
 
 
 def pair_row(label: str, value: str, size: float, *, label_frac: float = 0.3, value_bold: bool = False,
-             label_color=T.MUTED, label_halign: str = "right"):
-    """A label beside its value, both aligned with the value's first line (never centred on a long value)."""
+             label_color=T.MUTED, label_halign: str = "right", compact: bool = False):
+    """A label beside its value, both aligned with the value's first line (never centred on a long value);
+    compact: closer lines (landscape facts that must fit the height)."""
     row = BoxLayout(orientation="horizontal", size_hint_y=None, spacing=dp(20))
-    lab = wrap_label(label, size, color=label_color, halign=label_halign)
-    val = wrap_label(value, size, bold=value_bold)
+    lh, min_h = (1.05, size * 1.25) if compact else (1.25, 0)
+    lab = wrap_label(label, size, color=label_color, halign=label_halign, line_height=lh, min_h=min_h)
+    val = wrap_label(value, size, bold=value_bold, line_height=lh, min_h=min_h)
     lab.size_hint_x, val.size_hint_x = label_frac, 1 - label_frac
     lab.pos_hint = val.pos_hint = {"top": 1}
     lab.valign = val.valign = "top"  # the label beside the value's first line, however many lines it has
@@ -70,9 +73,20 @@ def pair_row(label: str, value: str, size: float, *, label_frac: float = 0.3, va
     return row
 
 
-def scrolled(child) -> ScrollView:
+def scrolled(child, *, panel: bool = False) -> ScrollView:
+    """A list that scrolls; panel: on a white card in portrait (the list's area reads as one thing, and the
+    height it is given is visibly the list's, not empty screen)."""
     sv = ScrollView(do_scroll_x=False, bar_width=dp(14), bar_color=T.BORDER, bar_inactive_color=T.BORDER,
                     scroll_type=["bars", "content"])
+    if panel and not landscape():
+        from kivy.graphics import Color, RoundedRectangle
+
+        canvas = sv.canvas.before  # pyright: ignore[reportOptionalMemberAccess]  (a widget has a canvas)
+        with canvas:
+            Color(*T.PANEL)
+            card = RoundedRectangle(pos=sv.pos, size=sv.size, radius=[dp(16)])
+        sv.bind(pos=lambda _w, v: setattr(card, "pos", v), size=lambda _w, v: setattr(card, "size", v))
+        child.padding = (dp(20), dp(16))  # the text keeps off the card's edge
     sv.add_widget(child)
     return sv
 

@@ -24,8 +24,8 @@ class PensionScreen(KioskScreen):
         self.ids.figure_label.text, self.ids.figure.text = figure or ("", "")
         for label, value in view.rows:
             if (label, value) != figure:
-                rows.add_widget(pair_row(label, value, theme.body, label_frac=0.4 if portrait else 0.42,
-                                         value_bold=True))
+                rows.add_widget(pair_row(label, value, theme.body, label_frac=0.4 if portrait else 0.36,
+                                         value_bold=True, compact=not portrait))
         self.ids.payments_title.text = view.extra.get("payments_title", "") if view.payments else ""
         size = theme.body if portrait else theme.small
         per_row = 1 if portrait else 2

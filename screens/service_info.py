@@ -20,4 +20,4 @@ class ServiceInfoScreen(KioskScreen):
                 g.add_widget(pair_row(label, value, theme.body, label_frac=0.26 if landscape() else 0.3))
             else:  # a warning line of its own (online only)
                 g.add_widget(wrap_label(value, theme.body, bold=True, color=T.TONES["warn"], halign="center"))
-        box.add_widget(scrolled(g))
+        box.add_widget(scrolled(g, panel=True))
