@@ -11,6 +11,7 @@ class NoticeScreen(KioskScreen):
         theme = app_theme()
         rows = self.ids.rows
         rows.clear_widgets()
-        frac = 0.36 if Window.height > Window.width else 0.3
+        portrait = Window.height > Window.width
         for label, value in view.rows:
-            rows.add_widget(pair_row(label, value, theme.body, label_frac=frac, value_bold=True))
+            rows.add_widget(pair_row(label, value, theme.body, label_frac=0.36 if portrait else 0.3, value_bold=True,
+                                     compact=not portrait))
