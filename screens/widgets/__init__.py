@@ -124,16 +124,25 @@ class TitleWithIcon(BoxLayout):
         lab.text = self.text
         lab.font_size = self.font_size
         lab.color = T.title_colour(self.tone)
+        natural = natural_width(self.text, self.font_size, True) + dp(4) if self.text else 0
         room = max(dp(40), self.width - self.icon_size - self.spacing * 3)
-        lab.width = min(room, natural_width(self.text, self.font_size, True) + dp(4)) if self.text else 0
+        # a title too long to sit beside its icon goes under it, centred (not one character on a line of its own)
+        stacked = self.align == "center" and natural > room
+        self.orientation = "vertical" if stacked else "horizontal"
+        for spacer in (self._left, self._right):
+            spacer.size_hint = (1, None) if stacked else (0.001 if self.align == "left" else 1, 1)
+            spacer.height = 0
+        lab.width = self.width if stacked else min(room, natural)
+        lab.halign = "center" if stacked else "left"
         lab.text_size = (lab.width, None)
-        self._right.size_hint_x = 0.001 if self.align == "left" else 1
-        self._left.size_hint_x = 0.001 if self.align == "left" else 1
+        self._icon.pos_hint = {"center_x": 0.5} if stacked else {"center_y": 0.5}
+        lab.pos_hint = {"center_x": 0.5} if stacked else {"center_y": 0.5}
         self._height()
 
     def _height(self, *_a) -> None:
         lab = self._label
         lab.height = lab.texture_size[1]
-        self.height = max(self.icon_size, lab.height)
-        self._icon.pos_hint = {"center_y": 0.5}
-        lab.pos_hint = {"center_y": 0.5}
+        if self.orientation == "vertical":
+            self.height = self.icon_size + self.spacing * 3 + lab.height  # spacing: between the four children
+        else:
+            self.height = max(self.icon_size, lab.height)
