@@ -5,7 +5,7 @@ One scripted demo run produces screenshots, a report per journey (what was on sc
 fit, targets that were too small, the elder-friendly measurements) and receipt PNGs; the tests below check them.
 
 The elder-friendly floors (issue 8: type, elder/standard ratio, targets by mode, contrast, a voice prompt on
-every screen, portrait empty share) are report-only until the screens meet them: by default
+every screen, portrait empty share, no line break inside a number/date/bracket) are report-only until the screens meet them: by default
 test_elder_friendly_floors writes a summary and xfails with the figures; KIOSK_ELDER_CHECKS=strict fails.
 """
 
