@@ -318,6 +318,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
                 if back is not None:
                     buttons.append((help_.get("close_label", ""), back(), True))
             else:
+                shrink = shrink or {}
                 panel.title = shrink.get("title", "")
                 panel.body = shrink.get("body", "")
                 confirm = getattr(S, "ConfirmShrink", None)
