@@ -172,10 +172,14 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
     from kiosk import view as V
     from kiosk.i18n import tr
     from kiosk.sdnotify import notify
+    from screens import linebreak
+    from screens import widgets as _widgets  # noqa: F401  (registers ToneIcon, TitleWithIcon with the Factory)
     from screens.theme import Theme
 
     # Every label uses the CJK font: Chinese must never render as boxes.
     LabelBase.register(DEFAULT_FONT, font_path, font_path, font_path, font_path)
+    # Every plain label breaks Chinese by character and never inside a number, a date or a bracketed phrase.
+    linebreak.install()
     root_dir = Path(__file__).resolve().parent.parent / "screens"
     Builder.load_file(str(root_dir / "widgets" / "widgets.kv"))
     for name in SCREENS:  # all rules up front (a few ms; rules of one screen's file are used by another)
@@ -188,7 +192,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
         def __init__(self, **kw):
             super().__init__(**kw)
             self.runtime = runtime
-            self.theme = Theme(elder=runtime.state.elder_mode)
+            self.theme = Theme(elder=runtime.state.elder_mode, portrait=Window.height > Window.width)
             self.use_kivy_settings = False
             self.view = None
 
@@ -201,6 +205,12 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             self._screen("idle")  # the rest on first use: most are seen only in a session, some never
             root.ids.holder.add_widget(sm)
             root.ids.elder_button.bind(on_release=lambda *_: runtime.post(S.ToggleElderMode()))
+            # VOICE's events: a branch without them hides the buttons (render) rather than post something unknown
+            repeat, ask_help = getattr(S, "Repeat", None), getattr(S, "AskHelp", None)
+            root.ids.repeat_button.bind(on_release=lambda *_: repeat and runtime.post(repeat()))
+            root.ids.help_button.bind(on_release=lambda *_: ask_help and runtime.post(ask_help()))
+            Window.bind(size=lambda _w, size: setattr(self.theme, "portrait", size[1] > size[0]))
+            self._overlay = None  # the help panel or the shrink question, when one is open
             Window.bind(on_request_close=lambda *a, **k: not dev)  # closing is refused outside dev
             # systemd stops the kiosk with SIGTERM (Ctrl+C in a terminal sends SIGINT): stop cleanly, devices
             # released, at once. SDL's own handler is off (prepare_kivy): it turned both into a close
@@ -268,8 +278,11 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             self.theme.elder = v.elder_mode
             root = self.root_widget
             root.ids.elder_button.text = v.elder_label
+            _top_button(root.ids.repeat_button, getattr(v, "repeat_label", ""), hasattr(S, "Repeat"))
+            _top_button(root.ids.help_button, getattr(v, "help_label", ""), hasattr(S, "AskHelp"))
             root.ids.app_title.text = tr(v.locale, "app.title")
             root.ids.countdown.text = v.countdown
+            self._show_overlay(v)
             if self.sm.current != v.screen:
                 self._screen(v.screen)
                 self.sm.current = v.screen
@@ -277,4 +290,63 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             if screen is not None:
                 screen.show(v)
 
+        def _show_overlay(self, v) -> None:
+            """View.help (the help panel) or View.confirm_shrink (把字变小吗？) in the screen's place."""
+            from kivy.factory import Factory
+
+            from screens.widgets import BigButton
+
+            holder = self.root_widget.ids.holder
+            help_, shrink = getattr(v, "help", None), getattr(v, "confirm_shrink", None)
+            key = repr(("help", help_)) if help_ else repr(("shrink", shrink)) if shrink else None
+            if key is None:
+                if self._overlay is not None:
+                    holder.clear_widgets()
+                    holder.add_widget(self.sm)
+                    self._overlay = None
+                return
+            if self._overlay is not None and self._overlay[0] == key:
+                return
+            panel = Factory.HelpPanel() if help_ else Factory.ConfirmShrinkPanel()
+            buttons = []
+            if help_:
+                panel.title = help_.get("title", "")
+                panel.sent = help_.get("sent", "") or ""
+                for label, value in help_.get("lines", ()):
+                    panel.ids.lines.add_widget(_help_line(label, value, self.theme))
+                back = getattr(S, "Back", None)
+                if back is not None:
+                    buttons.append((help_.get("close_label", ""), back(), True))
+            else:
+                shrink = shrink or {}
+                panel.title = shrink.get("title", "")
+                panel.body = shrink.get("body", "")
+                confirm = getattr(S, "ConfirmShrink", None)
+                if confirm is not None:
+                    buttons += [(shrink.get("no_label", ""), confirm(False), False),
+                                (shrink.get("yes_label", ""), confirm(True), True)]
+            for text, event, primary in buttons:
+                b = BigButton(text=text, primary=primary)
+                b.event = event
+                b.bind(on_release=lambda btn: runtime.post(btn.event))
+                if shrink and not help_:
+                    b.height = self.theme.button_h * 1.3
+                panel.ids.buttons.add_widget(b)
+            holder.clear_widgets()
+            holder.add_widget(panel)
+            self._overlay = (key, panel)
+
     return KioskApp()
+
+
+def _top_button(button, text: str, available: bool) -> None:
+    """再听一遍 / 请工作人员帮助: shown when the view names it and the session has its event."""
+    button.text = text if available else ""  # no text: the kv rule hides it and gives its width back
+
+
+def _help_line(label: str, value: str, theme):
+    """One line of the help panel: who (a volunteer, the station) and a phone number, in large type."""
+    from screens.form import pair_row
+
+    size = theme.title * 0.9 if theme.portrait else theme.button_font
+    return pair_row(label, value, size, label_frac=0.4, value_bold=True)

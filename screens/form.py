@@ -24,10 +24,11 @@ def app_theme():
     return App.get_running_app().theme  # pyright: ignore[reportOptionalMemberAccess]  # screens live inside the app
 
 
-def wrap_label(text: str, size: float, *, bold: bool = False, color=T.TEXT, halign: str = "left", min_h: float = 0):
+def wrap_label(text: str, size: float, *, bold: bool = False, color=T.TEXT, halign: str = "left", min_h: float = 0,
+               line_height: float = 1.25):
     """A label that wraps to its width and is as tall as its text (never cut, never spilling)."""
     w = Label(text=str(text), font_size=size, bold=bold, halign=halign, valign="middle", size_hint_y=None,
-              color=color, line_height=1.25)
+              color=color, line_height=line_height)
     w.bind(width=lambda inst, v: setattr(inst, "text_size", (v, None)))
     w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(v[1], min_h or size * 1.4)))
     return w
@@ -51,13 +52,16 @@ def big_button(b, post, *, font=None, halign="center", grow: bool = False, min_h
 
 
 def pair_row(label: str, value: str, size: float, *, label_frac: float = 0.3, value_bold: bool = False,
-             label_color=T.MUTED, label_halign: str = "right"):
-    """A label beside its value, both aligned with the value's first line (never centred on a long value)."""
+             label_color=T.MUTED, label_halign: str = "right", compact: bool = False):
+    """A label beside its value, both aligned with the value's first line (never centred on a long value);
+    compact: closer lines (landscape facts that must fit the height)."""
     row = BoxLayout(orientation="horizontal", size_hint_y=None, spacing=dp(20))
-    lab = wrap_label(label, size, color=label_color, halign=label_halign)
-    val = wrap_label(value, size, bold=value_bold)
+    lh, min_h = (1.05, size * 1.25) if compact else (1.25, 0)
+    lab = wrap_label(label, size, color=label_color, halign=label_halign, line_height=lh, min_h=min_h)
+    val = wrap_label(value, size, bold=value_bold, line_height=lh, min_h=min_h)
     lab.size_hint_x, val.size_hint_x = label_frac, 1 - label_frac
     lab.pos_hint = val.pos_hint = {"top": 1}
+    lab.valign = val.valign = "top"  # the label beside the value's first line, however many lines it has
 
     def fit(*_a):
         row.height = max(lab.height, val.height)
@@ -69,9 +73,20 @@ def pair_row(label: str, value: str, size: float, *, label_frac: float = 0.3, va
     return row
 
 
-def scrolled(child) -> ScrollView:
+def scrolled(child, *, panel: bool = False) -> ScrollView:
+    """A list that scrolls; panel: on a white card in portrait (the list's area reads as one thing, and the
+    height it is given is visibly the list's, not empty screen)."""
     sv = ScrollView(do_scroll_x=False, bar_width=dp(14), bar_color=T.BORDER, bar_inactive_color=T.BORDER,
                     scroll_type=["bars", "content"])
+    if panel and not landscape():
+        from kivy.graphics import Color, RoundedRectangle
+
+        canvas = sv.canvas.before  # pyright: ignore[reportOptionalMemberAccess]  (a widget has a canvas)
+        with canvas:
+            Color(*T.PANEL)
+            card = RoundedRectangle(pos=sv.pos, size=sv.size, radius=[dp(16)])
+        sv.bind(pos=lambda _w, v: setattr(card, "pos", v), size=lambda _w, v: setattr(card, "size", v))
+        child.padding = (dp(20), dp(16))  # the text keeps off the card's edge
     sv.add_widget(child)
     return sv
 
@@ -99,6 +114,7 @@ class FormScreen(KioskScreen):
         self.error = x.get("error", "")
         # landscape: the question on the left, the keys (digits, steppers, letters) on the right
         self.side_by_side = landscape() and widget in ("keypad", "date", "pick")
+        self._place_buttons()
         self.ids.typed.text = ""
         self.ids.tools.clear_widgets()
         if not self.side_by_side:
@@ -117,6 +133,16 @@ class FormScreen(KioskScreen):
                 self._date(view, content)
         self._built = key
 
+    def _place_buttons(self) -> None:
+        """Side by side (landscape keys): 下一步 / 返回 under the question, so the keys get the whole height and
+        stay full-size targets; otherwise across the bottom."""
+        btns = self.ids.buttons
+        target = self.ids.head if self.side_by_side else self.ids.outer
+        if btns.parent is not target:
+            if btns.parent is not None:
+                btns.parent.remove_widget(btns)
+            target.add_widget(btns)
+
     def on_leave(self, *args) -> None:
         super().on_leave(*args)
         self.ids.content.clear_widgets()
@@ -128,14 +154,16 @@ class FormScreen(KioskScreen):
     def _choices(self, view, content) -> None:
         theme = app_theme()
         choices = view.extra.get("choices", ())
-        if view.extra.get("widget") == "yesno":
-            cols = 2
-        elif landscape():
-            cols = 3 if len(choices) > 4 else 2 if len(choices) > 1 else 1
+        yesno = view.extra.get("widget") == "yesno"
+        if landscape():
+            cols = 2 if yesno else 3 if len(choices) > 4 else 2 if len(choices) > 1 else 1
+            tall = 0
         else:
+            # portrait: one column of tall targets that use the height (是 above 否, as big as a door)
             cols = 1 if len(choices) <= 5 else 2
-        g = grid(cols, theme.pad * 0.6)
-        tall = 0 if landscape() else theme.button_h * 1.3
+            rows = max(1, -(-len(choices) // cols))
+            tall = theme.button_h * (2.0 if rows <= 2 else 1.6 if rows <= 3 else 1.2)
+        g = grid(cols, theme.pad * 0.8)
         for b in choices:
             g.add_widget(big_button(b, self._post, font=theme.button_font * (1 if landscape() else 1.15), grow=True,
                                     min_h=tall))
@@ -190,7 +218,7 @@ class FormScreen(KioskScreen):
         keys = list(x.get("keys", ()))
         g = GridLayout(cols=3, spacing=dp(12), size_hint=(None, None))
         g.bind(minimum_height=g.setter("height"))
-        key_h = theme.key * (1.25 if not landscape() else 1)
+        key_h = theme.key  # the theme's key is taller in portrait
         for b in keys[:9] + [x["delete"], keys[9]]:
             w = big_button(b, self._post, font=theme.title if b.primary else theme.button_font)
             w.height = key_h
@@ -215,7 +243,7 @@ class FormScreen(KioskScreen):
                 col.size_hint_x = 1.6
             ups = [b for b in steps if not b.label.startswith("−")]
             downs = [b for b in steps if b.label.startswith("−")][::-1]
-            step_h = theme.button_h * (1 if landscape() else 1.3)
+            step_h = theme.button_h * (1 if landscape() else 1.5)  # portrait: the height is there to use
             up_row = BoxLayout(spacing=dp(10), size_hint_y=None, height=step_h)
             for b in ups:
                 up_row.add_widget(big_button(b, self._post, font=theme.button_font))
@@ -224,8 +252,9 @@ class FormScreen(KioskScreen):
                 down_row.add_widget(big_button(b, self._post, font=theme.button_font))
             col.add_widget(Widget())
             col.add_widget(up_row)
-            col.add_widget(Label(text=f"{value} {unit}", font_size=theme.title * 1.2, bold=True, color=T.TEXT,
-                                 size_hint_y=None, height=theme.title * 2))
+            col.add_widget(Label(text=f"{value} {unit}", font_size=theme.title * (1.2 if landscape() else 1.5),
+                                 bold=True, color=T.TEXT, size_hint_y=None,
+                                 height=theme.title * (2 if landscape() else 3)))
             col.add_widget(down_row)
             col.add_widget(Widget())
             row.add_widget(col)

@@ -18,4 +18,4 @@ class MyFilingsScreen(KioskScreen):
         for label, value in view.rows:
             g.add_widget(pair_row(label, value, theme.body, label_frac=0.55, value_bold=True, label_color=T.TEXT,
                                   label_halign="left"))
-        box.add_widget(scrolled(g))
+        box.add_widget(scrolled(g, panel=True))

@@ -1,16 +1,17 @@
-from kivy.app import App
+from kivy.core.window import Window
 
 from screens.base import KioskScreen
-from screens.pension import _cell
+from screens.form import app_theme, pair_row
 
 
 class NoticeScreen(KioskScreen):
     """A message with facts to read and a decision: confirm a filing, a filing accepted, a receipt checked."""
 
     def render(self, view) -> None:
-        theme = App.get_running_app().theme  # pyright: ignore[reportOptionalMemberAccess]  # screens live inside the app
+        theme = app_theme()
         rows = self.ids.rows
         rows.clear_widgets()
+        portrait = Window.height > Window.width
         for label, value in view.rows:
-            rows.add_widget(_cell(label, theme.body, bold=False, muted=True, halign="right"))
-            rows.add_widget(_cell(value, theme.body, bold=True))
+            rows.add_widget(pair_row(label, value, theme.body, label_frac=0.36 if portrait else 0.3, value_bold=True,
+                                     compact=not portrait))

@@ -1,30 +1,60 @@
 from kivy.app import App
+from kivy.core.window import Window
+from kivy.factory import Factory
 from kivy.uix.label import Label
 
 from screens.base import KioskScreen
+from screens.form import pair_row
 
 
 class PensionScreen(KioskScreen):
-    """Pension and contribution status as label/value rows, the last payments beside them."""
+    """Pension and contribution status: 每月领取 as the key figure, the other facts as label/value rows, the
+    payment history as a table (beside them in landscape, below them in portrait)."""
 
     def render(self, view) -> None:
+        from kiosk.i18n import tr
+
         theme = App.get_running_app().theme  # pyright: ignore[reportOptionalMemberAccess]  # screens live inside the app
+        portrait = Window.height > Window.width
         rows, pays = self.ids.rows, self.ids.payments
         rows.clear_widgets()
         pays.clear_widgets()
+        key = tr(view.locale, "pension.monthly")
+        figure = next(((label, value) for label, value in view.rows if label == key), None)
+        self.ids.figure_label.text, self.ids.figure.text = figure or ("", "")
         for label, value in view.rows:
-            rows.add_widget(_cell(label, theme.body, bold=False, muted=True, halign="right"))
-            rows.add_widget(_cell(value, theme.body, bold=True))
+            if (label, value) != figure:
+                rows.add_widget(pair_row(label, value, theme.body, label_frac=0.4 if portrait else 0.36,
+                                         value_bold=True, compact=not portrait))
         self.ids.payments_title.text = view.extra.get("payments_title", "") if view.payments else ""
-        for month, amount in view.payments:
-            pays.add_widget(_cell(month, theme.small, bold=False, muted=True, halign="right"))
-            pays.add_widget(_cell(amount, theme.small, bold=False))
+        size = theme.body if portrait else theme.small
+        per_row = 1 if portrait else 2
+        for i, (month, amount) in enumerate(view.payments):
+            band = (i // per_row) % 2 == 0
+            for text, bold, muted in ((month, False, True), (amount, True, False)):
+                pays.add_widget(_payment_cell(text, size, bold, muted, band))
+
+    def on_leave(self, *args) -> None:
+        super().on_leave(*args)
+        self.ids.figure.text = self.ids.figure_label.text = ""
+
+
+def _payment_cell(text, size, bold, muted, band):
+    from screens import theme
+
+    w = Factory.PaymentCell(text=str(text), font_size=size, bold=bold)
+    w.band = band
+    w.color = theme.MUTED if muted else theme.TEXT
+    w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(v[1], size * 1.6)))
+    w.height = size * 1.6
+    return w
 
 
 def _cell(text, size, bold, muted=False, halign="left"):
+    """A label/value cell of a two-column grid (kept for screens that still lay out facts that way)."""
     from screens import theme
 
-    w = Label(text=str(text), font_size=size, bold=bold, halign=halign, valign="middle", size_hint_y=None)
+    w = Label(text=str(text), font_size=size, bold=bold, halign=halign, valign="top", size_hint_y=None)
     w.color = theme.MUTED if muted else theme.TEXT
     w.bind(width=lambda inst, v: setattr(inst, "text_size", (v, None)))
     w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(v[1], size * 1.5)))

@@ -1,12 +1,11 @@
 import random
 
 from kivy.app import App
-from kivy.core.window import Window
+from kivy.factory import Factory
 from kivy.properties import BooleanProperty, NumericProperty
 
 from kiosk import session as S
 from screens.base import KioskScreen
-from screens.widgets import BigButton
 
 _rng = random.SystemRandom()
 
@@ -33,10 +32,10 @@ class PinScreen(KioskScreen):
         keys += [(view.extra["delete"], S.KeyBackspace(), False), (digits[9], S.KeyDigit(digits[9]), True)]
         keys += [(b.label, b.event, False) for b in view.buttons]
         for text, event, is_digit in keys:
-            # a portrait terminal has height to spare: bigger keys for old fingers
-            b = BigButton(text=text, primary=is_digit, height=theme.key * (1.3 if Window.height > Window.width else 1))
-            if is_digit:
-                b.font_size = theme.title
+            # PinKey's kv rule sizes it from the theme (taller keys in portrait): a height passed to the
+            # constructor was overridden by BigButton's rule, so portrait keys never got their size
+            b = Factory.PinKey(text=text, primary=is_digit)
+            b.font_size = theme.title if is_digit else theme.button_font
             b.event = event
             b.bind(on_release=lambda btn: self._post(btn.event))
             grid.add_widget(b)

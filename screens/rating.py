@@ -15,8 +15,10 @@ class RatingScreen(KioskScreen):
         cols = (3 if len(choices) in (3, 5, 6) else 2) if landscape() else 1
         g = grid(cols, theme.pad * 0.6)
         for b in choices:
-            g.add_widget(big_button(b, self._post, font=theme.title, grow=True,
-                                    min_h=0 if landscape() else theme.button_h * 1.3))
+            # portrait: one column of tall answers that use the height
+            font = theme.title if len(choices) <= 3 else theme.button_font  # reasons: longer words, more of them
+            g.add_widget(big_button(b, self._post, font=font, grow=True,
+                                    min_h=0 if landscape() else theme.button_h * (1.5 if len(choices) <= 4 else 1.1)))
         g.bind(height=lambda _g, h: setattr(box, "height", h))
         box.add_widget(g)
 

@@ -43,7 +43,7 @@ class ReviewScreen(KioskScreen):
                 w.markup = True
                 w.padding = (dp(18), dp(8))
             g.add_widget(w)
-        box.add_widget(scrolled(g))
+        box.add_widget(scrolled(g, panel=bool(x.get("items"))))  # no answers: no empty card
 
     def on_leave(self, *args) -> None:
         super().on_leave(*args)

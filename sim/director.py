@@ -4,7 +4,8 @@ A journey is a generator that yields steps; the director runs one step per frame
 thread: wait for a condition, tap a button found by its text (a real touch at its centre), or take a
 screenshot of the frame a person sees and check it: text that does not fit, and the elder-friendly floors
 measured on the rendered frame (sim/uicheck.py): type size, touch targets by mode, text/background
-contrast, a voice prompt since the screen was entered, the empty share of a portrait screen.
+contrast, a voice prompt since the screen was entered, the empty share of a portrait screen, and a line
+break inside a number, a date or a bracketed phrase (from the lines each label drew).
 What a ScrollView has scrolled out of its viewport is not on screen: it is skipped, and a widget partly
 scrolled out is judged by its visible part (text too big for its own label is still found). A tap on a
 button scrolled out of view scrolls it into view first, as a finger would.
@@ -29,6 +30,7 @@ from kivy.uix.button import Button
 from kivy.uix.label import Label
 from kivy.uix.scrollview import ScrollView
 
+from screens.linebreak import rendered_lines, split_runs
 from sim import uicheck as U
 
 log = logging.getLogger(__name__)
@@ -208,7 +210,7 @@ class Director:
         return [w.text for w in self.visible_widgets() if isinstance(w, Label) and w.text]
 
     def check_frame(self, frame: np.ndarray | None = None) -> dict:
-        small, overflow, small_text, low_contrast, sizes = [], [], [], [], []
+        small, overflow, small_text, low_contrast, sizes, broken = [], [], [], [], [], []
         worst = None  # the lowest-contrast text pair, reported even when it passes
         elder = bool(getattr(self.app.view, "elder_mode", True))
         floor = U.TARGET_DP[elder]
@@ -233,12 +235,16 @@ class Director:
             sizes.append(size_sp)
             if U.text_too_small(size_sp, elder):
                 small_text.append({"text": U.short(w.text), "sp": size_sp})
+            if not w.markup:  # the lines it drew: a number, a date or a bracketed phrase split over two is a finding
+                for run in split_runs(rendered_lines(w), w.text):
+                    broken.append({"text": U.short(w.text), "run": run})
             tw, th = w.texture_size
             if tw > w.width + 2 or th > w.height + 2:
                 overflow.append({"text": w.text, "texture": [tw, th], "box": [round(w.width), round(w.height)]})
             if r[0] < -1 or r[1] < -1 or r[2] > Window.width + 1 or r[3] > Window.height + 1:
                 overflow.append({"text": w.text, "offscreen": [round(r[0]), round(r[1])]})
-            if frame is not None:
+            # a sliver of a row scrolled almost out of view shows no readable text: no contrast to judge
+            if frame is not None and r[3] - r[1] >= min(w.height, w.font_size) * 0.8:
                 fg = w.disabled_color if w.disabled else w.color
                 bg = U.background_behind(U.crop(frame, r, win), fg)
                 if bg is not None:
@@ -254,7 +260,7 @@ class Director:
             empty = round(U.empty_rows_share(frame), 3)
         return {"small_targets": small, "overflow": overflow, "small_text": small_text,
                 "min_text_sp": min(sizes) if sizes else None, "low_contrast": low_contrast, "min_contrast": worst,
-                "empty_share": empty}
+                "empty_share": empty, "broken_runs": broken}
 
     def check_voice(self) -> dict:
         """The prompts spoken since this screen was entered; none is a finding (and so is a countdown

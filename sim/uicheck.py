@@ -2,7 +2,8 @@
 
 Floors (issue 8): elder-mode text at least 26 sp; every text role at least 1.5x bigger in elder mode;
 touch targets at least 120 dp in elder mode and 60 dp in standard; text/background contrast at least
-4.5:1 (WCAG 2.x); a voice prompt on every screen; portrait screens at most 50 % empty.
+4.5:1 (WCAG 2.x); a voice prompt on every screen; portrait screens at most 50 % empty; no line break inside
+a number, a date or a bracketed phrase (broken_runs: the director reads the lines a label drew).
 """
 
 from __future__ import annotations
@@ -151,12 +152,12 @@ def empty_share_too_high(share: float | None) -> bool:
     return share is not None and share > MAX_EMPTY_SHARE
 
 
-CHECKS = ("small_text", "small_targets", "low_contrast", "no_voice", "empty_share")
+CHECKS = ("small_text", "small_targets", "low_contrast", "no_voice", "empty_share", "broken_runs")
 
 
 def flags_of(entry: Mapping) -> list[str]:
     """Names of the checks a screenshot's entry fails."""
-    out = [k for k in ("small_text", "small_targets", "low_contrast", "no_voice") if entry.get(k)]
+    out = [k for k in ("small_text", "small_targets", "low_contrast", "no_voice", "broken_runs") if entry.get(k)]
     if empty_share_too_high(entry.get("empty_share")):
         out.append("empty_share")
     return out
@@ -176,6 +177,7 @@ def summarize(report: Mapping) -> dict:
     targets = [(min(t["w_dp"], t["h_dp"]), s["name"], t["text"]) for s in steps for t in s.get("small_targets", [])]
     pairs = [(p["ratio"], s["name"], p["text"]) for s in steps for p in s.get("low_contrast", [])]
     shares = [(s["empty_share"], s["name"]) for s in steps if s.get("empty_share") is not None]
+    broken = [(s["name"], b["run"]) for s in steps for b in s.get("broken_runs", [])]
     return {
         "screenshots": len(steps),
         "by_mode": {m: sum(1 for s in steps if bool(s.get("elder_mode")) == (m == "elder")) for m in ("elder", "standard")},
@@ -185,6 +187,7 @@ def summarize(report: Mapping) -> dict:
         "smallest_targets": [f"{d} dp {name} {text!r}" for d, name, text in sorted(targets)[:3]],
         "lowest_contrast": [f"{r}:1 {name} {text!r}" for r, name, text in sorted(pairs)[:3]],
         "most_empty": [f"{round(v * 100)}% {name}" for v, name in sorted(shares, reverse=True)[:3]],
+        "broken_runs": [f"{name} {run!r}" for name, run in broken[:3]],
     }
 
 
@@ -194,8 +197,8 @@ def summary_line(summary: Mapping) -> str:
     parts = [f"{c} {len(v)}/{n}" for c, v in summary["failing"].items()]
     if summary["low_ratio"]:
         parts.append("low_ratio " + ", ".join(summary["low_ratio"]))
-    for key in ("smallest_text", "smallest_targets", "lowest_contrast", "most_empty"):
-        if summary[key]:
+    for key in ("smallest_text", "smallest_targets", "lowest_contrast", "most_empty", "broken_runs"):
+        if summary.get(key):
             parts.append(f"{key}: {summary[key][0]}")
     return "; ".join(parts) if parts else f"all {n} screenshots pass"
 

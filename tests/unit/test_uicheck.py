@@ -89,6 +89,7 @@ def test_flags_of_an_entry():
              "empty_share": 0.7}
     assert U.flags_of(entry) == ["small_text", "no_voice", "empty_share"]
     assert U.flags_of({"empty_share": None}) == []
+    assert U.flags_of({"broken_runs": [{"text": "已认证（2027-03-31 前）", "run": "（2027-03-31 前）"}]}) == ["broken_runs"]
 
 
 def test_summary_counts_failing_screenshots_and_names_the_worst():
