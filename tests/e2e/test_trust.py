@@ -101,6 +101,7 @@ PUBLIC = {("GET", "/v1/health"), ("POST", "/v1/sessions"), ("GET", "/v1/receipts
 TERMINAL_ONLY = {
     ("GET", "/v1/services"), ("PUT", "/v1/attachments/{sha256}"), ("POST", "/v1/filings"),
     ("POST", "/v1/ratings"), ("GET", "/v1/ratings/summary"),
+    ("POST", "/v1/help-requests"), ("GET", "/v1/help-requests"),  # no personal data: the station asks for help
 }
 SAMPLE = {"ssn": ELDER, "filing_id": "F20250310-0000000000", "receipt_id": "R20250310-0000000000"}
 
