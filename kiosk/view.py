@@ -411,6 +411,9 @@ def _review(state: S.State, t, common) -> View:
     for q in f.questions:
         value = F.display_text(q, answers.get(q.field), loc)
         items.append((q.title_for(loc), value, None if q.prefill else S.Edit(q.field)))
+    if not items and state.person is not None:
+        # nothing asked (a lost card): still show whose filing it is, as the credential told it
+        items = [(t("receipt.name"), state.holder_name_masked, None), (t("receipt.id"), state.holder_id_masked, None)]
     error = t(state.form_error) if state.form_error else ""
     return View(
         "review", t("review.title"), t("review.body"), buttons=buttons, tone="error" if error else "info",
