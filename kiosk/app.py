@@ -330,7 +330,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
                 b.event = event
                 b.bind(on_release=lambda btn: runtime.post(btn.event))
                 if shrink and not help_:
-                    b.height = self.theme.button_h * 1.3
+                    b.height = self.theme.button_h * (2.6 if self.theme.portrait else 1.3)
                 panel.ids.buttons.add_widget(b)
             holder.clear_widgets()
             holder.add_widget(panel)

@@ -668,9 +668,12 @@ def initial_state(
     or two boots of one, never make the same numbers)."""
     import os
 
+    settings = settings or Settings()
     return State(
-        settings=settings or Settings(), locale=locale, elder_mode=elder_mode, features=features,
+        settings=settings, locale=locale, elder_mode=elder_mode, features=features,
         seed=os.urandom(16) if seed is None else seed, helpdesk=helpdesk or HelpDesk(),
+        # the idle screen greets once at start too (then at its gentle interval): every screen has its prompt
+        attract_at=0.0 if settings.attract > 0 else None,
     )
 
 
