@@ -25,6 +25,8 @@ def _receipts(d) -> int:
 def pension_journey(d):
     """The main journey: card, PIN, menu, pension, receipt, take the card, home."""
     yield d.until_screen("idle")
+    # the idle screen greets at the first clock tick after start: the picture is of what a person hears too
+    yield d.until(lambda: any(x["screen"] == "idle" for x in d.speech), "the idle greeting", timeout=5)
     yield d.shot("01-idle")
     d.stack.insert_card("elder", delay=0.12)  # a real chip takes its time; lets the reading screen show
     yield d.until_screen("message", _t("reading.title"))
