@@ -30,7 +30,6 @@ from backend.app import create_app
 from backend.catalog import WIDGETS, CatalogError, compile_service, load_catalog
 from backend.db import Database
 from backend.identity import with_cert_pem
-from backend.pki import issue_client_cert
 from backend.worklist import check_clerk_password, set_clerk_password
 
 with warnings.catch_warnings():
@@ -48,34 +47,6 @@ BASE = "https://kiosk-api.example"
 WORKLIST = "https://worklist.example"
 PASSWORD = "township-clerk-1"
 CATALOG = load_catalog()
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
-    out = {}
-    for name, terminal, site in (("t1", "T-0001", "370102-001"), ("t2", "T-0002", "370102-002")):
-        cert, _ = issue_client_cert(d, terminal, site_id=site)
-        out[name] = cert.read_text()
-    return out
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC).timestamp())
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "backend.sqlite3"
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 from api.models import HelpRequestList, HelpRequestStored, parse
 from backend.app import create_app
 from backend.identity import with_cert_pem
-from backend.pki import issue_client_cert
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -22,29 +21,6 @@ pytestmark = pytest.mark.timeout(60)
 
 BASE = "https://kiosk-api.example"
 NOW = "2025-03-10T17:30:00+08:00"
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
-    out = {}
-    for name, terminal, site in (("t1", "T-0001", "370102-001"), ("t2", "T-0002", "370102-002")):
-        cert, _ = issue_client_cert(d, terminal, site_id=site)
-        out[name] = cert.read_text()
-    return out
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC).timestamp())
 
 
 @pytest.fixture
