@@ -307,6 +307,19 @@ class Database:
             conn.executescript(_FILING_INDEXES)
 
     @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE (serialised across threads and processes), committed when the
+        block ends, rolled back on any exception."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """This thread's connection (made on first use, kept: opening one per call cost more than the query).
         Every caller ends its own transaction; one left open by an exception is rolled back here."""
@@ -329,37 +342,31 @@ class Database:
         """Insert the demo people (idempotent: existing rows are kept as they are)."""
         today = today or dt.date.today()
         cards = json.loads(Path(personas_path).read_text(encoding="utf-8"))["cards"]
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for card in cards:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO persons (key, ssn, name) VALUES (?, ?, ?)",
-                        (card["key"], card["ssn"], card["name"]),
-                    )
-                    p = card.get("pension")
-                    if p is None:
-                        continue
-                    conn.execute(
-                        "INSERT OR IGNORE INTO pensions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            card["ssn"], p["insurance_type"], p["status"], p["tier"], int(p["years_contributed"]),
-                            str(Decimal(p["account_balance"])), int(bool(p["receiving"])),
-                            None if p["monthly_amount"] is None else str(Decimal(p["monthly_amount"])),
-                            p["certification_status"], p["certification_due"],
-                        ),
-                    )
-                    if p["receiving"] and p["monthly_amount"] is not None:
-                        amount = str(Decimal(p["monthly_amount"]))
-                        for month in last_months(today):
-                            conn.execute(
-                                "INSERT OR IGNORE INTO payments (ssn, month, amount, status) VALUES (?, ?, ?, ?)",
-                                (card["ssn"], month, amount, PAYMENT_PAID),
-                            )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            for card in cards:
+                conn.execute(
+                    "INSERT OR IGNORE INTO persons (key, ssn, name) VALUES (?, ?, ?)",
+                    (card["key"], card["ssn"], card["name"]),
+                )
+                p = card.get("pension")
+                if p is None:
+                    continue
+                conn.execute(
+                    "INSERT OR IGNORE INTO pensions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        card["ssn"], p["insurance_type"], p["status"], p["tier"], int(p["years_contributed"]),
+                        str(Decimal(p["account_balance"])), int(bool(p["receiving"])),
+                        None if p["monthly_amount"] is None else str(Decimal(p["monthly_amount"])),
+                        p["certification_status"], p["certification_due"],
+                    ),
+                )
+                if p["receiving"] and p["monthly_amount"] is not None:
+                    amount = str(Decimal(p["monthly_amount"]))
+                    for month in last_months(today):
+                        conn.execute(
+                            "INSERT OR IGNORE INTO payments (ssn, month, amount, status) VALUES (?, ?, ?, ?)",
+                            (card["ssn"], month, amount, PAYMENT_PAID),
+                        )
 
     # --- secrets -------------------------------------------------------------------------------------
 
@@ -383,28 +390,22 @@ class Database:
         ecard_nonce: the e-card code that opened it, marked used in the same transaction (raises ECardUsed if it
         already was: two terminals racing with one code get one session); ecard_expires: when the code expires
         (after that it is refused as expired, and its row can go)."""
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if ecard_nonce is not None:
-                    used = conn.execute(
-                        "INSERT INTO ecard_used (nonce, used_at, expires_at) VALUES (?, ?, ?)"
-                        " ON CONFLICT (nonce) DO NOTHING",
-                        (ecard_nonce, at, ecard_expires),
-                    )
-                    if used.rowcount != 1:
-                        raise ECardUsed(ecard_nonce)
-                _prune(conn, opened_at)
-                conn.execute(
-                    "INSERT INTO sessions (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name,"
-                    " opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name, opened_at, expires_at),
+        with self._write() as conn:
+            if ecard_nonce is not None:
+                used = conn.execute(
+                    "INSERT INTO ecard_used (nonce, used_at, expires_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (nonce) DO NOTHING",
+                    (ecard_nonce, at, ecard_expires),
                 )
-                _audit(conn, at, ssn, terminal_id, site_id, credential, "session_opened")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                if used.rowcount != 1:
+                    raise ECardUsed(ecard_nonce)
+            _prune(conn, opened_at)
+            conn.execute(
+                "INSERT INTO sessions (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name,"
+                " opened_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (token_hash, terminal_id, site_id, cert_fingerprint, credential, ssn, name, opened_at, expires_at),
+            )
+            _audit(conn, at, ssn, terminal_id, site_id, credential, "session_opened")
 
     def session(self, token_hash: str) -> SessionRow | None:
         with self.connect() as conn:
@@ -419,91 +420,55 @@ class Database:
         )
 
     def close_session(self, s: SessionRow, at: str) -> None:
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(f"UPDATE sessions SET closed = 1, {_FORGET} WHERE token_hash = ?", (s.token_hash,))
-                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "session_closed")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            conn.execute(f"UPDATE sessions SET closed = 1, {_FORGET} WHERE token_hash = ?", (s.token_hash,))
+            _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "session_closed")
 
     def remember_pension(self, s: SessionRow, answer: dict[str, Any], at: str) -> None:
         """Keep the pension answer given in this session (what a receipt may vouch for) and audit the read."""
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "UPDATE sessions SET pension_json = ? WHERE token_hash = ?",
-                    (json.dumps(answer, ensure_ascii=False, sort_keys=True), s.token_hash),
-                )
-                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "pension_read")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE sessions SET pension_json = ? WHERE token_hash = ?",
+                (json.dumps(answer, ensure_ascii=False, sort_keys=True), s.token_hash),
+            )
+            _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "pension_read")
 
     def prune_sessions(self, now: float) -> None:
         """Forget the personal data of expired sessions, and the rows of sessions expired a day ago."""
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                _prune(conn, now)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            _prune(conn, now)
 
     def read_filing(self, s: SessionRow, ref: str, at: str) -> FilingRow | None:
         """The session's person's filing named by its filing id or by the local number a terminal printed,
         audited (filing_read) in the same transaction; None if unknown or someone else's (nothing is audited
         then: nothing was read)."""
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT * FROM filings WHERE (filing_id = ? OR local_number = ?) AND ssn = ?"
-                    " ORDER BY filing_id = ? DESC, received_at DESC LIMIT 1",
-                    (ref, ref, s.ssn, ref),
-                ).fetchone()
-                if row is not None:
-                    _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "filing_read")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM filings WHERE (filing_id = ? OR local_number = ?) AND ssn = ?"
+                " ORDER BY filing_id = ? DESC, received_at DESC LIMIT 1",
+                (ref, ref, s.ssn, ref),
+            ).fetchone()
+            if row is not None:
+                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "filing_read")
         return None if row is None else _filing(row)
 
     def read_audit(self, s: SessionRow, at: str, limit: int = 500) -> list[AuditRow]:
         """The session's person's access log, newest first, and its own audit_read row, in one transaction
         (the row it writes is not in what it returns)."""
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = _audit_rows(conn, s.ssn, limit)
-                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "audit_read")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            rows = _audit_rows(conn, s.ssn, limit)
+            _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "audit_read")
         return rows
 
     def revoke_certificate(self, fingerprint: str, terminal_id: str, site_id: str, at: str) -> None:
         """From now on this certificate opens nothing, and the sessions it opened are dead."""
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "INSERT OR IGNORE INTO revoked_certs (fingerprint, terminal_id, site_id, revoked_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (fingerprint, terminal_id, site_id, at),
-                )
-                conn.execute(f"UPDATE sessions SET closed = 1, {_FORGET} WHERE cert_fingerprint = ?", (fingerprint,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_certs (fingerprint, terminal_id, site_id, revoked_at)"
+                " VALUES (?, ?, ?, ?)",
+                (fingerprint, terminal_id, site_id, at),
+            )
+            conn.execute(f"UPDATE sessions SET closed = 1, {_FORGET} WHERE cert_fingerprint = ?", (fingerprint,))
 
     def certificate_revoked(self, fingerprint: str) -> bool:
         with self.connect() as conn:
@@ -797,18 +762,12 @@ class Database:
 
     def person_filings(self, s: SessionRow, at: str, limit: int = 200) -> list[FilingRow]:
         """The session's person's filings, newest first, audited (filings_listed) in the same transaction."""
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = conn.execute(
-                    "SELECT * FROM filings WHERE ssn = ? ORDER BY received_at DESC, filing_id DESC LIMIT ?",
-                    (s.ssn, limit),
-                ).fetchall()
-                _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "filings_listed")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT * FROM filings WHERE ssn = ? ORDER BY received_at DESC, filing_id DESC LIMIT ?",
+                (s.ssn, limit),
+            ).fetchall()
+            _audit(conn, at, s.ssn, s.terminal_id, s.site_id, s.credential, "filings_listed")
         return [_filing(r) for r in rows]
 
     def filing_of_receipt(self, receipt_id: str) -> FilingRow | None:
