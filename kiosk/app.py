@@ -205,10 +205,8 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             self._screen("idle")  # the rest on first use: most are seen only in a session, some never
             root.ids.holder.add_widget(sm)
             root.ids.elder_button.bind(on_release=lambda *_: runtime.post(S.ToggleElderMode()))
-            # VOICE's events: a branch without them hides the buttons (render) rather than post something unknown
-            repeat, ask_help = getattr(S, "Repeat", None), getattr(S, "AskHelp", None)
-            root.ids.repeat_button.bind(on_release=lambda *_: repeat and runtime.post(repeat()))
-            root.ids.help_button.bind(on_release=lambda *_: ask_help and runtime.post(ask_help()))
+            root.ids.repeat_button.bind(on_release=lambda *_: runtime.post(S.Repeat()))
+            root.ids.help_button.bind(on_release=lambda *_: runtime.post(S.AskHelp()))
             Window.bind(size=lambda _w, size: setattr(self.theme, "portrait", size[1] > size[0]))
             self._overlay = None  # the help panel or the shrink question, when one is open
             Window.bind(on_request_close=lambda *a, **k: not dev)  # closing is refused outside dev
@@ -278,8 +276,8 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             self.theme.elder = v.elder_mode
             root = self.root_widget
             root.ids.elder_button.text = v.elder_label
-            _top_button(root.ids.repeat_button, getattr(v, "repeat_label", ""), hasattr(S, "Repeat"))
-            _top_button(root.ids.help_button, getattr(v, "help_label", ""), hasattr(S, "AskHelp"))
+            root.ids.repeat_button.text = v.repeat_label  # no text: the kv rule hides it and gives its width back
+            root.ids.help_button.text = v.help_label
             root.ids.app_title.text = tr(v.locale, "app.title")
             root.ids.countdown.text = v.countdown
             self._show_overlay(v)
@@ -297,7 +295,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             from screens.widgets import BigButton
 
             holder = self.root_widget.ids.holder
-            help_, shrink = getattr(v, "help", None), getattr(v, "confirm_shrink", None)
+            help_, shrink = v.help, v.confirm_shrink
             key = repr(("help", help_)) if help_ else repr(("shrink", shrink)) if shrink else None
             if key is None:
                 if self._overlay is not None:
@@ -314,17 +312,13 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
                 panel.sent = help_.get("sent", "") or ""
                 for label, value in help_.get("lines", ()):
                     panel.ids.lines.add_widget(_help_line(label, value, self.theme))
-                back = getattr(S, "Back", None)
-                if back is not None:
-                    buttons.append((help_.get("close_label", ""), back(), True))
+                buttons.append((help_.get("close_label", ""), S.Back(), True))
             else:
                 shrink = shrink or {}
                 panel.title = shrink.get("title", "")
                 panel.body = shrink.get("body", "")
-                confirm = getattr(S, "ConfirmShrink", None)
-                if confirm is not None:
-                    buttons += [(shrink.get("no_label", ""), confirm(False), False),
-                                (shrink.get("yes_label", ""), confirm(True), True)]
+                buttons += [(shrink.get("no_label", ""), S.ConfirmShrink(False), False),
+                            (shrink.get("yes_label", ""), S.ConfirmShrink(True), True)]
             for text, event, primary in buttons:
                 b = BigButton(text=text, primary=primary)
                 b.event = event
@@ -339,14 +333,23 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
     return KioskApp()
 
 
-def _top_button(button, text: str, available: bool) -> None:
-    """再听一遍 / 请工作人员帮助: shown when the view names it and the session has its event."""
-    button.text = text if available else ""  # no text: the kv rule hides it and gives its width back
-
-
 def _help_line(label: str, value: str, theme):
-    """One line of the help panel: who (a volunteer, the station) and a phone number, in large type."""
+    """One line of the help panel: who (a volunteer, the station) and a phone number, in large type. Portrait
+    has the height: who above, the number below it in the largest type on the panel."""
     from screens.form import pair_row
 
-    size = theme.title * 0.9 if theme.portrait else theme.button_font
-    return pair_row(label, value, size, label_frac=0.4, value_bold=True)
+    if not theme.portrait:
+        return pair_row(label, value, theme.button_font, label_frac=0.4, value_bold=True)
+    from kivy.uix.boxlayout import BoxLayout
+
+    from screens.form import wrap_label
+    from screens.theme import MUTED
+
+    box = BoxLayout(orientation="vertical", size_hint_y=None, spacing=theme.pad * 0.3)
+    parts = [wrap_label(label, theme.title * 0.8, color=MUTED)] if label else []
+    # the number is what the person reads and dials: the largest thing on the panel
+    parts.append(wrap_label(value, theme.figure * 1.6 if label else theme.title, bold=bool(label)))
+    for w in parts:
+        box.add_widget(w)
+        w.bind(height=lambda *_a: setattr(box, "height", sum(c.height for c in box.children) + box.spacing))
+    return box

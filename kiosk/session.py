@@ -41,7 +41,7 @@ from devices.base import (
 from kiosk import catalog
 from kiosk import forms as F
 from kiosk.catalog import Level
-from kiosk.speech import spoken_amount, spoken_date, spoken_digits, spoken_number
+from kiosk.speech import grouped_phone, spoken_amount, spoken_date, spoken_digits, spoken_number
 
 PIN_LENGTH = 6
 
@@ -918,7 +918,7 @@ def _help_voice(s: State) -> Speak:
 
     loc = s.locale
     desk = s.helpdesk
-    parts = [tr(loc, "help.contact.voice", name=n, phone=_digits(s, p)) for n, p in desk.volunteers]
+    parts = [tr(loc, "help.contact.voice", name=n, phone=_digits(s, grouped_phone(p))) for n, p in desk.volunteers]
     if desk.station_phone:
         parts.append(tr(loc, "help.station.voice", phone=_digits(s, desk.station_phone)))
     if not parts:

@@ -94,3 +94,11 @@ def spoken_digits(code: str) -> str:
         elif groups[-1]:
             groups.append([])  # a run of separators is one pause
     return "，".join(" ".join(g) for g in groups if g)
+
+
+def grouped_phone(phone: str) -> str:
+    """A mainland mobile number as 3-4-4 (138 0000 1111: how it is written and read back); others as given."""
+    p = phone.strip()
+    if len(p) == 11 and p.isdigit() and p.startswith("1"):
+        return f"{p[:3]} {p[3:7]} {p[7:]}"
+    return p

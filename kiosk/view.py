@@ -13,6 +13,7 @@ from kiosk import catalog
 from kiosk import forms as F
 from kiosk import session as S
 from kiosk.i18n import tr
+from kiosk.speech import grouped_phone
 
 
 @dataclass(frozen=True)
@@ -158,9 +159,9 @@ def build(state: S.State, now: float) -> View:
 def _help(state: S.State, t) -> dict:
     """The help panel: each volunteer's name and phone, the station's phone, and whether the staff were told."""
     desk = state.helpdesk
-    lines = tuple((name, phone) for name, phone in desk.volunteers)
+    lines = tuple((name, grouped_phone(phone)) for name, phone in desk.volunteers)
     if desk.station_phone:
-        lines += ((t("help.station"), desk.station_phone),)
+        lines += ((t("help.station"), grouped_phone(desk.station_phone)),)
     if not lines:
         lines = (("", t("help.none")),)
     sent = {"sending": "help.sending", "sent": "help.sent", "offline": "help.offline"}.get(state.help_sent)

@@ -20,6 +20,7 @@ from kivy.core.image import Image as CoreImage
 from kivy.graphics.texture import Texture
 from kivy.properties import ObjectProperty, StringProperty
 
+from kiosk import session as S
 from screens.base import KioskScreen
 from screens.widgets import BigButton
 
@@ -29,15 +30,6 @@ def t(locale: str, msgid: str) -> str:
     from kiosk.i18n import tr
 
     return tr(locale, msgid)
-
-
-def session_event(name: str, *args):
-    """An event of the session by name; None when it has no such event, so a button is left out rather than
-    posting something unknown."""
-    from kiosk import session as S
-
-    cls = getattr(S, name, None)
-    return cls(*args) if cls is not None else None
 
 
 class CaptureScreen(KioskScreen):
@@ -90,16 +82,13 @@ class CaptureScreen(KioskScreen):
     def _default_buttons(self, loc: str) -> list:
         specs = []
         if self.phase == "live" and self.mode == "document":
-            specs = [("capture.btn.shoot", session_event("CaptureNow"), True)]
+            specs = [("capture.btn.shoot", S.CaptureNow(), True)]
         elif self.phase == "review":
-            specs = [("capture.btn.retake", session_event("Retake"), False),
-                     ("capture.btn.use", session_event("Next") or session_event("Confirm"), True)]
+            specs = [("capture.btn.retake", S.Retake(), False), ("capture.btn.use", S.Next(), True)]
         elif self.phase == "failed":
-            specs = [("capture.btn.retake", session_event("Retake"), True)]
+            specs = [("capture.btn.retake", S.Retake(), True)]
         out = []
         for msgid, event, primary in specs:
-            if event is None:
-                continue
             b = BigButton(text=t(loc, msgid), primary=primary)
             b.event = event
             b.bind(on_release=lambda btn: self._post(btn.event))

@@ -218,7 +218,8 @@ class FormScreen(KioskScreen):
         keys = list(x.get("keys", ()))
         g = GridLayout(cols=3, spacing=dp(12), size_hint=(None, None))
         g.bind(minimum_height=g.setter("height"))
-        key_h = theme.key  # the theme's key is taller in portrait
+        # portrait has the height to spare: keys a finger cannot miss in either type size (as on the PIN screen)
+        key_h = theme.key if landscape() else max(theme.key, dp(200))
         for b in keys[:9] + [x["delete"], keys[9]]:
             w = big_button(b, self._post, font=theme.title if b.primary else theme.button_font)
             w.height = key_h

@@ -13,8 +13,9 @@ from kivy.metrics import dp
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.widget import Widget
 
+from kiosk import session as S
 from screens.base import KioskScreen
-from screens.capture import session_event, t
+from screens.capture import t
 from screens.widgets import BigButton
 
 MAX_POINTS = 20_000  # a long scribble is still a signature; memory stays bounded
@@ -134,9 +135,7 @@ class SignatureScreen(KioskScreen):
         if not data:
             self.warning = self._empty_text or t(self.view.locale if self.view else "zh_CN", "signature.empty")
             return b""
-        event = session_event("Attach", data, PNG)
-        if event is not None:
-            self._post(event)
+        self._post(S.Attach(data, PNG))
         return data
 
     def on_leave(self, *args) -> None:

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--journey", default=None, choices=["pension", "faults", "identity", "filings"],
                    help="one journey only (needs --orientation; scripted demo only)")
     d.add_argument("--orientation", choices=["landscape", "portrait"], default=None)
+    d.add_argument("--mode", choices=["elder", "standard"], default=None,
+                   help="type size of the scripted journeys (default: elder, then standard where a journey has both)")
     d.add_argument("--inactivity", type=float, default=None, help=argparse.SUPPRESS)
     v = sub.add_parser("devices", help="list devices and their status")
     v.add_argument("--config", required=True)
@@ -230,23 +232,31 @@ def demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scripted = args.scripted or not os.environ.get("DISPLAY")
     if scripted and args.journey and args.orientation and os.environ.get("DISPLAY"):
-        return _demo_one(out, args.journey, args.orientation, args.inactivity)
+        return _demo_one(out, args.journey, args.orientation, args.inactivity, args.mode or "elder")
     if scripted:
-        return _demo_scripted(out, args.inactivity, args.journey, args.orientation)
+        return _demo_scripted(out, args.inactivity, args.journey, args.orientation, args.mode)
     return _demo_interactive(out, args.orientation or "landscape")
 
 
-def _demo_one(out: Path, journey: str, orientation: Orientation, inactivity: float | None) -> int:
-    """One journey in one orientation (one process: Kivy opens one window per process)."""
+def _journey_name(journey: str, mode: str) -> str:
+    """How a run is named in file names and the summary: elder mode is the default, standard is marked."""
+    return journey if mode == "elder" else f"{journey}-{mode}"
+
+
+def _demo_one(out: Path, journey: str, orientation: Orientation, inactivity: float | None, mode: str = "elder") -> int:
+    """One journey in one orientation and type size (one process: Kivy opens one window per process)."""
     from kiosk import app as kapp
     from sim.demo import DemoStack
     from sim.journeys import JOURNEYS
 
+    name = _journey_name(journey, mode)
     timeouts = Timeouts(inactivity=inactivity or 60, pin=max(inactivity or 45, 10), warn=min(15, (inactivity or 60) / 2))
-    stack = DemoStack(out / f"stack-{orientation}-{journey}", orientation=orientation, timeouts=timeouts)
+    stack = DemoStack(out / f"stack-{orientation}-{name}", orientation=orientation, timeouts=timeouts)
     result = {"code": 1}
     try:
         cfg = stack.start()
+        if mode == "standard":
+            cfg = cfg.model_copy(update={"terminal": cfg.terminal.model_copy(update={"elder_mode": False})})
 
         def on_ready(application):
             from sim.director import Director
@@ -254,13 +264,13 @@ def _demo_one(out: Path, journey: str, orientation: Orientation, inactivity: flo
             def done(director):
                 result["code"] = 1 if director.errors else 0
                 for e in director.errors:
-                    log.error("journey %s/%s: %s", journey, orientation, e)
+                    log.error("journey %s/%s: %s", name, orientation, e)
                 application.stop()
 
-            Director(application, stack, out / "screens", f"{orientation}-{journey}").run(JOURNEYS[journey], done)
+            Director(application, stack, out / "screens", f"{orientation}-{name}").run(JOURNEYS[journey], done)
 
         run_app(cfg, size=kapp.SIZES[orientation], on_ready=on_ready, voice=False, camera=stack.camera)
-        if journey == "filings":
+        if journey == "filings" and mode == "elder":  # the clerk's page does not change with the kiosk's type
             try:  # what the township clerk sees of the filings just made
                 for made in stack.capture_worklist(out / "worklist"):
                     log.info("worklist page: %s", made)
@@ -270,7 +280,7 @@ def _demo_one(out: Path, journey: str, orientation: Orientation, inactivity: flo
     finally:
         stack.stop()
     for png in (stack.out / "receipts").glob("*.png"):
-        dest = out / "receipts" / f"{orientation}-{journey}-{png.name}"
+        dest = out / "receipts" / f"{orientation}-{name}-{png.name}"
         dest.parent.mkdir(exist_ok=True)
         shutil.copy(png, dest)
     return result["code"]
@@ -313,8 +323,10 @@ class Xvfb:
             self.proc.kill()
 
 
-def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_orientation=None) -> int:
-    """Every journey (or the one asked for) in both orientations, each in its own process under one Xvfb."""
+def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_orientation=None,
+                   only_mode=None) -> int:
+    """Every journey (or the one asked for) in both orientations and both type sizes, each in its own process
+    under one Xvfb. The faults journey runs once: it switches the type size itself."""
     from sim.journeys import JOURNEYS
 
     results = {}
@@ -322,12 +334,14 @@ def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_
         env = {**os.environ, "DISPLAY": x.display}
         for orientation in [only_orientation] if only_orientation else ["landscape", "portrait"]:
             for journey in [only_journey] if only_journey else list(JOURNEYS):
-                cmd = [sys.executable, "-m", "kiosk", "--log-file", str(out / "demo.log"), "demo", "--scripted",
-                       "--out", str(out), "--journey", journey, "--orientation", orientation]
-                if inactivity or journey == "faults":
-                    cmd += ["--inactivity", str(inactivity or 12)]
-                code = subprocess.run(cmd, env=env, cwd=ROOT, timeout=600).returncode
-                results[f"{orientation}/{journey}"] = code
+                modes = [only_mode] if only_mode else ["elder"] if journey == "faults" else ["elder", "standard"]
+                for mode in modes:
+                    cmd = [sys.executable, "-m", "kiosk", "--log-file", str(out / "demo.log"), "demo", "--scripted",
+                           "--out", str(out), "--journey", journey, "--orientation", orientation, "--mode", mode]
+                    if inactivity or journey == "faults":
+                        cmd += ["--inactivity", str(inactivity or 12)]
+                    code = subprocess.run(cmd, env=env, cwd=ROOT, timeout=600).returncode
+                    results[f"{orientation}/{_journey_name(journey, mode)}"] = code
     ok = all(c == 0 for c in results.values())
     (out / "summary.json").write_text(json.dumps(results, indent=1))
     print(f"demo {'finished' if ok else 'FAILED'}: {results}")

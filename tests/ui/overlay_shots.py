@@ -3,24 +3,25 @@ director's checks, on the real app (fakes for the devices): run under Xvfb by te
 
     xvfb-run -a -s "-screen 0 1920x1920x24" env PYTHONPATH=. python tests/ui/overlay_shots.py OUT [--portrait]
 
-The session's help fields (issue 8, built by kiosk/view.py) are put on the view here when this branch's view
-does not have them yet, so the screens can be checked either way.
+Everything is reached by touches on the real buttons, in elder mode and then in standard type.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-HELP = {"title": "请工作人员帮助", "sent": "已通知工作人员，请稍候",
-        "lines": (("志愿者", "李明"), ("电话", "138 0000 0000"), ("服务站电话", "0531-12345678")),
-        "close_label": "关闭"}
-SHRINK = {"title": "把字变小吗？", "body": "字变小后，看起来会吃力一些", "yes_label": "变小", "no_label": "不变"}
+
+class _HelpBackend:
+    """Records the help request as the reference backend would (the panel then says the staff were told)."""
+
+    def request_help(self, screen, at):
+        return SimpleNamespace(request_id="H-UI-1")
 
 
 def main(out: Path, portrait: bool) -> int:
@@ -31,51 +32,47 @@ def main(out: Path, portrait: bool) -> int:
     from kivy.clock import Clock
 
     from kiosk import session as S
-    from kiosk import view as V
     from kiosk.runtime import Runtime, Site
     from sim.fakes import FakeCardReader, FakePrinter
 
-    for name in ("Repeat", "AskHelp"):  # this branch's session may not have them yet
-        if not hasattr(S, name):
-            setattr(S, name, dataclass(frozen=True)(type(name, (), {})))
-    if not hasattr(S, "ConfirmShrink"):
-        S.ConfirmShrink = dataclass(frozen=True)(type("ConfirmShrink", (), {"__annotations__": {"yes": bool}}))
-    mode = {"overlay": None, "elder": True}
-    real_build = V.build
-
-    def build(state, now):
-        v = real_build(state, now)
-        extra = {"repeat_label": getattr(v, "repeat_label", "") or "再听一遍",
-                 "help_label": getattr(v, "help_label", "") or "请工作人员帮助",
-                 "help": HELP if mode["overlay"] == "help" else None,
-                 "confirm_shrink": SHRINK if mode["overlay"] == "shrink" else None}
-        for k, val in extra.items():
-            object.__setattr__(v, k, val)
-        return v
-
-    V.build = build
-    runtime = Runtime(card_reader=FakeCardReader(), printer=FakePrinter(), backend=object(),
+    runtime = Runtime(card_reader=FakeCardReader(), printer=FakePrinter(), backend=_HelpBackend(),
                       site=Site("T-UI-0001", "370102001", "示范镇人社服务站"),
-                      settings=S.Settings(inactivity=600, pin=300, warn=15), voice=None)
+                      settings=S.Settings(inactivity=600, pin=300, warn=15), voice=None,
+                      helpdesk=S.HelpDesk(volunteers=(("李明", "13800000000"), ("王芳", "13900000000")),
+                                          station_phone="0531-12345678"))
     app = kapp.build_app(runtime, font_path=font)
     prefix = "portrait" if portrait else "landscape"
     result: dict = {}
 
     def journey(d):
+        # elder mode (the default), then standard type after the 把字变小吗？ question: both modes, real taps
         yield d.until_screen("idle")
+        yield d.until(lambda: any(x["screen"] == "idle" for x in d.speech), "the idle greeting", timeout=5)
         yield d.shot("01-idle-top-bar")
-        mode["overlay"] = "help"
-        app.render()
-        yield d.frames(3)
+        yield d.tap("请工作人员帮助")
+        yield d.until(lambda: "已通知工作人员，请稍等" in d.texts(), "help request recorded")
         yield d.shot("02-help")
-        mode["overlay"] = "shrink"
-        app.render()
-        yield d.frames(3)
+        yield d.tap("关闭")
+        yield d.tap("大字模式：开")
+        yield d.until(lambda: "把字变小吗？" in d.texts(), "shrink question")
         yield d.shot("03-confirm-shrink")
-        mode["overlay"] = None
-        app.render()
-        yield d.frames(3)
+        yield d.tap("不变，保持大字")
+        yield d.until(lambda: "把字变小吗？" not in d.texts(), "question closed")
         yield d.shot("04-closed")
+        yield d.tap("大字模式：开")
+        yield d.until(lambda: "变小" in d.texts(), "shrink question")
+        yield d.tap("变小")
+        yield d.until(lambda: not app.view.elder_mode, "standard type")
+        yield d.frames(3)
+        yield d.shot("05-idle-standard")
+        yield d.tap("请工作人员帮助")
+        yield d.until(lambda: "已通知工作人员，请稍等" in d.texts(), "help panel")
+        yield d.shot("06-help-standard")
+        yield d.tap("关闭")
+        yield d.tap("大字模式：关")
+        yield d.until(lambda: app.view.elder_mode, "elder type again, without a question")
+        yield d.frames(3)
+        yield d.shot("07-idle-elder-again")
 
     def done(director):
         result["errors"] = director.errors

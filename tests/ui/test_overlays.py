@@ -30,25 +30,32 @@ def shots(request, tmp_path_factory):
 
 
 def test_top_bar_buttons_are_full_size_and_nothing_overflows(shots):
+    """Every floor of the director (targets by mode, elder text, contrast, a voice prompt, portrait empty share,
+    no broken runs) on every shot, in elder mode and in standard type."""
+    from sim import uicheck as U
+
+    assert [n.split("-", 1)[1] for n in shots] == [
+        "idle-top-bar", "help", "confirm-shrink", "closed", "idle-standard", "help-standard", "idle-elder-again"]
     for name, step in shots.items():
-        assert step["small_targets"] == [], (name, step["small_targets"])
-        assert step["small_text"] == [], (name, step["small_text"])
         assert step["overflow"] == [], (name, step["overflow"])
-        assert step["low_contrast"] == [], (name, step["low_contrast"])
-        assert step["broken_runs"] == [], (name, step["broken_runs"])
-        assert {"再听一遍", "请工作人员帮助", "大字模式：开"} <= set(step["texts"]), name
-    assert shots["01-idle-top-bar"]["empty_share"] in (None,) or shots["01-idle-top-bar"]["empty_share"] < 0.5
+        assert U.flags_of(step) == [], (name, U.flags_of(step), step["empty_share"])
+        toggle = "大字模式：开" if step["elder_mode"] else "大字模式：关"
+        assert {"再听一遍", "请工作人员帮助", toggle} <= set(step["texts"]), name
+    assert [s["elder_mode"] for s in shots.values()] == [True, True, True, True, False, False, True]
 
 
-def test_help_panel_shows_its_lines_and_a_close_button(shots):
-    texts = shots["02-help"]["texts"]
-    for want in ("请工作人员帮助", "已通知工作人员，请稍候", "志愿者", "李明", "138 0000 0000", "关闭"):
+@pytest.mark.parametrize("name", ["02-help", "06-help-standard"])
+def test_help_panel_shows_its_lines_and_a_close_button(shots, name):
+    texts = shots[name]["texts"]
+    for want in ("请工作人员帮助", "已通知工作人员，请稍等", "李明", "138 0000 0000", "王芳", "服务站电话",
+                 "0531-12345678", "关闭"):
         assert want in texts, want
     assert "请插入社保卡" not in texts  # the panel takes the screen's place
 
 
 def test_shrink_question_is_full_screen_with_two_answers(shots):
     texts = shots["03-confirm-shrink"]["texts"]
-    assert {"把字变小吗？", "变小", "不变"} <= set(texts)
+    assert {"把字变小吗？", "变小", "不变，保持大字"} <= set(texts)
     assert "请插入社保卡" not in texts
-    assert "请插入社保卡" in shots["04-closed"]["texts"]  # closed: the screen is back
+    assert "请插入社保卡" in shots["04-closed"]["texts"]  # 不变: the screen is back, still in large type
+    assert shots["04-closed"]["elder_mode"] is True

@@ -333,9 +333,11 @@ def test_help_opens_the_panel_says_the_numbers_and_tells_the_backend():
     assert req == S.RequestHelp(d.state.sid, "pin")
     [speak] = [e for e in fx if isinstance(e, S.Speak)]
     said = tr("zh_CN", speak.msgid, **dict(speak.params))
-    assert "张秀英，电话一 三 八 〇 〇 〇 〇 一 二 三 四" in said and "服务站电话〇 五 三 一，一 二 三 四 五 六 七 八" in said
+    # a mobile number in its 3-4-4 groups, a landline at its hyphen
+    assert "张秀英，电话一 三 八，〇 〇 〇 〇，一 二 三 四" in said and "服务站电话〇 五 三 一，一 二 三 四 五 六 七 八" in said
     v = view.build(d.state, d.clock.t)
-    assert v.help == {"title": "请工作人员帮助", "lines": (("张秀英", "13800001234"), ("李建国", "13900005678"),
+    assert v.help == {"title": "请工作人员帮助", "lines": (("张秀英", "138 0000 1234"),
+                                                    ("李建国", "139 0000 5678"),
                                                     ("服务站电话", "0531-12345678")),
                       "close_label": "关闭", "sent": "正在通知工作人员…"}
     d.result(S.HelpRequested(True))

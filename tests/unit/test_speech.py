@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.speech import spoken_amount, spoken_date, spoken_digits, spoken_number
+from kiosk.speech import grouped_phone, spoken_amount, spoken_date, spoken_digits, spoken_number
 
 # -- an independent reader of what the module says (so the round trip does not trust the writer) ----------
 
@@ -287,3 +287,15 @@ def test_digits_round_trip(code):
     back = "".join(str("〇一二三四五六七八九".index(c)) if c in "〇一二三四五六七八九" else c
                    for c in text.replace("，", "").replace(" ", ""))
     assert back == re.sub(r"[-/ ]", "", code)
+
+
+@pytest.mark.parametrize(("phone", "shown"), [
+    ("13800001111", "138 0000 1111"),
+    (" 13900002222 ", "139 0000 2222"),
+    ("0531-12345678", "0531-12345678"),  # a landline keeps its own form
+    ("23800001111", "23800001111"),  # not a mobile number
+    ("1380000111", "1380000111"),  # ten digits: shown as given
+    ("", ""),
+])
+def test_grouped_phone(phone, shown):
+    assert grouped_phone(phone) == shown
