@@ -1,3 +1,4 @@
+from kivy.app import App
 from kivy.clock import Clock
 from kivy.graphics.texture import Texture
 from kivy.properties import ObjectProperty
@@ -27,6 +28,12 @@ class ScanScreen(KioskScreen):
         if frame is None:
             return
         h, w = frame.shape[:2]
+        theme = getattr(App.get_running_app(), "theme", None)
+        if getattr(theme, "portrait", False) and w > h:
+            # portrait: the frame's centre square, as wide as the screen (a code seen there is decoded; one at the
+            # frame's edges still is)
+            x0 = (w - h) // 2
+            frame, w = frame[:, x0 : x0 + h], h
         tex = self.ids.preview.texture
         if tex is None or tex.size != (w, h):
             tex = Texture.create(size=(w, h), colorfmt="luminance")
