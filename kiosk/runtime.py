@@ -222,6 +222,8 @@ class Runtime:
         """Stop the devices, end the live backend session (waiting at most close_within seconds), stop the
         workers. Never raises from the backend: a session not closed in time simply expires there."""
         try:
+            if self.voice is not None:
+                self._hush()  # a prompt must not outlive the kiosk (nor keep a worker from ending)
             self._camera(False)
             self._stop_feed()
             if self.sync is not None:

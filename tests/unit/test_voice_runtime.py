@@ -190,3 +190,31 @@ def test_kiosk_voice_volume_reaches_the_running_kiosk(fakes, kiosks, tmp_path, e
     k.post(S.Repeat())
     k.drain()
     assert calls()[-1]["stdin"] == PIN_PROMPT and _arg(calls()[-1]["argv"], "-a") == "25"
+
+
+def test_stopping_the_kiosk_cuts_the_prompt(fakes, tmp_path):  # noqa: F811
+    install, calls = fakes
+    started = tmp_path / "started"
+    os.mkfifo(started)
+    install("espeak-ng", f"if {PIN_PROMPT!r} in (stdin or ''):\n"
+                         f"    open({str(started)!r}, 'w').write('x')\n"
+                         "    import time; time.sleep(600)")
+    finished = threading.Event()
+
+    class Watched(V.Voice):
+        def say(self, msgid, text, locale, **kw):
+            try:
+                super().say(msgid, text, locale, **kw)
+            finally:
+                if text == PIN_PROMPT:
+                    finished.set()
+
+    k = Kiosk(Watched([]))
+    try:
+        k.reader.insert(CARD)
+        k.until(S.Screen.PIN)
+        with open(started) as f:
+            assert f.read() == "x"
+    finally:
+        k.rt.stop()
+    assert finished.wait(WAIT)  # killed by stop(), not left speaking for 600 s
