@@ -110,7 +110,7 @@ def paplay_volume(volume: int | float) -> int:
 def scaled_wav(path: Path, gain: float) -> bytes | None:
     """The clip as WAV bytes with its samples scaled by gain (0..1), or None when this is not a PCM WAV the
     standard library reads (e.g. 24-bit or WAVE_FORMAT_EXTENSIBLE): then the player gets the file as it is."""
-    import numpy as np  # late: the kiosk starts without it when no clip is ever scaled
+    import numpy as np  # late: only a clip played by aplay below full volume needs it
 
     try:
         with wave.open(str(path), "rb") as w:
@@ -193,9 +193,9 @@ class Voice:
 
     def speed(self, elder: bool | None = None) -> tuple[int, int]:
         """(rate, pitch) for a prompt in elder mode or not (None: the voice's own default)."""
-        old = self.elder if elder is None else elder
-        return (self._rate if self._rate is not None else (ELDER_RATE if old else NORMAL_RATE),
-                self._pitch if self._pitch is not None else (ELDER_PITCH if old else NORMAL_PITCH))
+        slow = self.elder if elder is None else elder
+        return (self._rate if self._rate is not None else (ELDER_RATE if slow else NORMAL_RATE),
+                self._pitch if self._pitch is not None else (ELDER_PITCH if slow else NORMAL_PITCH))
 
     @property
     def rate(self) -> int:
