@@ -311,11 +311,12 @@ def load(path: str | Path) -> Config:
 
 # ---------------------------------------------------------------- the station's own volume
 
-# The volume a technician sets (settings panel, `kiosk voice volume N`) is kept in a small file of its own in
-# [terminal] data_dir, not written into the config: the config is root's (/etc/kiosk, read-only to the kiosk
-# user that runs the settings panel), is hand-written with comments a rewrite could lose, and a half-written
-# config would stop the kiosk from starting. The override holds one key; a broken one is ignored with a
-# warning (the configured volume applies), never a reason not to start.
+# The volume a technician sets with `kiosk voice volume N` is kept in a small file of its own in [terminal]
+# data_dir, not written into the config: the config is root's (/etc/kiosk, read-only to the kiosk user), is
+# hand-written with comments a rewrite could lose, and a half-written config would stop the kiosk from starting.
+# A running kiosk watches the file (kiosk.runtime, every couple of seconds) and applies a change at once. The
+# override holds one key; a broken one is ignored with a warning (the configured volume applies), never a
+# reason not to start.
 VOLUME_FILE = "voice.toml"
 _VOLUME_MAX_BYTES = 4096
 
@@ -333,15 +334,21 @@ def check_volume(value: object) -> int:
 
 def saved_volume(cfg: Config) -> int:
     """The volume to start with: the station's saved one when there is a valid one, else [terminal] voice_volume."""
-    p = volume_path(cfg)
+    got = read_volume(volume_path(cfg))
+    return cfg.terminal.voice_volume if got is None else got
+
+
+def read_volume(path: str | Path) -> int | None:
+    """The volume saved in path, or None when there is none or it is broken (logged: the configured one applies)."""
+    p = Path(path)
     try:
         with p.open("rb") as f:
             raw = f.read(_VOLUME_MAX_BYTES + 1)
     except FileNotFoundError:
-        return cfg.terminal.voice_volume
+        return None
     except OSError as e:
         log.warning("%s: cannot read the saved volume (%s): using [terminal] voice_volume", p, e.strerror)
-        return cfg.terminal.voice_volume
+        return None
     try:
         if len(raw) > _VOLUME_MAX_BYTES:
             raise ValueError("file too large")
@@ -351,7 +358,7 @@ def saved_volume(cfg: Config) -> int:
         return check_volume(data["terminal"]["voice_volume"])
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, TypeError) as e:
         log.warning("%s: saved volume ignored (%s): using [terminal] voice_volume", p, _one_line(e))
-        return cfg.terminal.voice_volume
+        return None
 
 
 def write_volume(path: str | Path, value: int) -> Path:
@@ -363,7 +370,7 @@ def write_volume(path: str | Path, value: int) -> Path:
         # never made here: a folder root made would lock the kiosk user out of its own data_dir
         raise FileNotFoundError(2, "the data folder does not exist (the kiosk makes it at its first start)",
                                 str(p.parent))
-    text = f"# Set on the technician's screen or by `kiosk voice volume`; it wins over kiosk.toml.\n" \
+    text = f"# Set by `kiosk voice volume`; it wins over kiosk.toml. A running kiosk applies a change at once.\n" \
            f"[terminal]\nvoice_volume = {value}\n"
     fd, tmp = tempfile.mkstemp(prefix=".voice-", suffix=".tmp", dir=p.parent)
     try:
@@ -389,13 +396,14 @@ def write_volume(path: str | Path, value: int) -> Path:
 
 def set_volume(cfg_path: str | Path, value: int) -> Path:
     """The technician's volume for the terminal configured by cfg_path, saved in its data_dir (see VOLUME_FILE);
-    returns the file written. Takes effect at the next start; Runtime.set_volume changes a running kiosk."""
+    returns the file written. A running kiosk notices the new file within a few seconds (Runtime's tick)."""
     value = check_volume(value)
     return write_volume(volume_path(load(cfg_path)), value)
 
 
 def reset_volume(cfg_path: str | Path) -> bool:
-    """Forget the saved volume ([terminal] voice_volume applies again at the next start). True if one was saved."""
+    """Forget the saved volume: [terminal] voice_volume applies again (a running kiosk notices within a few
+    seconds). True if one was saved."""
     p = volume_path(load(cfg_path))
     try:
         p.unlink()

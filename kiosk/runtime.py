@@ -10,11 +10,19 @@ the credential and the answer names the person), and closed (DELETE /v1/sessions
 ends, or when the runtime stops (waiting a bounded moment for it). Why here and not in the state: the state machine stays pure and free of secrets, a person who signs in
 and walks away costs the backend's rate-limited session openings nothing, and a Retry after a failure simply
 opens a fresh session. Once a sid has ended, nothing opens, uses or keeps a token for it again.
+
+Voice: one prompt at a time, the newest. The prompts of one transition replace whatever was queued or playing
+(再听一遍 pressed five times says it once), and a session's end, a new session or the home screen silences the
+voice at once (a pension amount is never read to the next person). Each prompt is said at the speed of the
+current 大字模式 setting. The technician's saved volume (`kiosk voice volume N`, data_dir/voice.toml) is
+checked every couple of seconds and applied to the running voice.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 import queue
 import secrets
 import threading
@@ -49,6 +57,7 @@ CATALOG_EVERY = 1800.0  # s between catalog refreshes (ETag: usually a 304)
 # s a confirmed filing waits for the backend's number before 已受理，待上传 is shown: the filing is already durable,
 # the local number is as good as the backend's (the backend keeps it), and a resident must not wait on a slow line
 SEND_WAIT = 0.25
+VOLUME_EVERY = 2.0  # s between looks at the saved volume file (one stat): `kiosk voice volume N` applies at once
 ONLINE_ONLY_WAIT = 10.0  # s an online-only filing waits before the screen says it is not done yet
 WAIT_SLICE = 0.05
 
@@ -148,6 +157,7 @@ class Runtime:
         catalog_cache=None,
         helpdesk: S.HelpDesk | None = None,
         volume_file=None,
+        configured_volume: int | None = None,
     ) -> None:
         self.card_reader = card_reader
         self.idcard_reader = idcard_reader  # optional devices: None when not fitted
@@ -165,6 +175,11 @@ class Runtime:
         self.state = S.initial_state(settings, locale=locale, elder_mode=elder_mode, features=frozenset(features),
                                      helpdesk=helpdesk)
         self.volume_file = volume_file  # where set_volume keeps the station's volume (kiosk.config.VOLUME_FILE)
+        self.configured_volume = configured_volume  # [terminal] voice_volume: what applies when that file goes
+        self._volume_sig = _file_sig(volume_file)  # the voice was made with the file as it is now
+        self._volume_at = float("-inf")
+        self._voice_turn = 0  # bumped by each batch of prompts and each silencing: older queued prompts are dropped
+        self._voice_gen: int | None = None  # the voice's own turn (kiosk.voice.Voice.stop) for the current prompts
         self._sample_queued = threading.Event()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._pools = {
@@ -207,6 +222,8 @@ class Runtime:
         """Stop the devices, end the live backend session (waiting at most close_within seconds), stop the
         workers. Never raises from the backend: a session not closed in time simply expires there."""
         try:
+            if self.voice is not None:
+                self._hush()  # a prompt must not outlive the kiosk (nor keep a worker from ending)
             self._camera(False)
             self._stop_feed()
             if self.sync is not None:
@@ -256,6 +273,12 @@ class Runtime:
             log.info("screen %s -> %s (session %d)", before.screen.value, self.state.screen.value, self.state.sid)
         if self.state.sid > before.sid:
             self._end_backend_session(before.sid)  # a new person: nothing of the last one may stay open
+        if self.voice is not None and (
+            self.state.sid != before.sid
+            or (self.state.screen is S.Screen.IDLE and before.screen is not S.Screen.IDLE)
+            or any(isinstance(e, S.Speak | S.SessionEnded) for e in effects)
+        ):
+            self._hush()  # before this transition's own prompts, which then play in order
         for effect in effects:
             self._run(effect)
         self._sync_preview()
@@ -316,7 +339,8 @@ class Runtime:
                 text = tr(st.locale, eff.msgid, **dict(eff.params))
                 # a prompt with values is never a recorded clip: the clip cannot say them
                 msgid = "" if eff.params else eff.msgid
-                self._pools["voice"].submit(self._say, text, st.locale, st.sid, st.screen, msgid)
+                self._pools["voice"].submit(self._say, text, st.locale, st.sid, st.screen, msgid,
+                                            self._voice_turn, self._voice_gen, st.elder_mode)
         elif isinstance(eff, S.RequestHelp):
             self._submit("net", eff.sid, lambda: self._help(eff), lambda e: S.HelpRequested(False))
         elif isinstance(eff, S.KeepAttachment):
@@ -390,19 +414,43 @@ class Runtime:
             self._tokens.drop(sid, token)
         return r
 
-    def _say(self, text: str, locale: str, sid: int, screen: S.Screen, msgid: str = "") -> None:
+    # -- voice
+    def _hush(self) -> None:
+        """Main thread: drop every queued prompt and cut the one playing (a voice without stop() finishes it)."""
+        self._voice_turn += 1
+        stop = getattr(self.voice, "stop", None)
+        if callable(stop):
+            try:
+                got = stop()
+            except Exception:
+                log.warning("stopping the voice failed", exc_info=True)
+                got = None
+            self._voice_gen = got if isinstance(got, int) else None
+
+    def _say(self, text: str, locale: str, sid: int, screen: S.Screen, msgid: str = "", turn: int | None = None,
+             gen: int | None = None, elder: bool | None = None) -> None:
         st = self.state  # one reference read: the state object itself is immutable
         if st.sid != sid or st.screen is not screen:
             return  # the person has moved on: a late prompt would only confuse
+        if turn is not None and turn != self._voice_turn:
+            return  # a newer prompt (or the session's end) replaced it
+        self._speak(msgid or None, text, locale, gen, elder)
+
+    def _speak(self, msgid: str | None, text: str, locale: str, gen: int | None, elder: bool | None) -> None:
         voice = self.voice
         if voice is None:
             return
         try:
             say = getattr(voice, "say", None)  # kiosk.voice.Voice plays a recorded clip for the msgid
-            if say is not None:
-                say(msgid or None, text, locale)
-            else:
+            if say is None:
                 voice(text, locale)
+                return
+            extra = {}
+            if elder is not None and _accepts(say, "elder"):
+                extra["elder"] = elder  # the speed follows 大字模式 as it is now, not as configured
+            if gen is not None and _accepts(say, "turn"):
+                extra["turn"] = gen  # a stop() after this prompt was asked for cancels it inside the voice
+            say(msgid, text, locale, **extra)
         except Exception:
             log.warning("voice prompt failed", exc_info=True)
 
@@ -425,8 +473,9 @@ class Runtime:
         return None if v is None else round(v)
 
     def set_volume(self, value: int, *, save: bool = True, test: bool = True) -> bool:
-        """The technician's screen: change the live voice's volume at once, keep it for the next start (in
-        volume_file) and, with test, say a short sample at the new loudness. Main thread. Raises ValueError for a
+        """Change the live voice's volume at once, keep it for the next start (in volume_file, unless save is
+        False) and, with test, say a short sample at the new loudness. Main thread. The running kiosk calls it
+        when the saved volume file changes (`kiosk voice volume N`, see _watch_volume). Raises ValueError for a
         value that is not a whole number 0-100; returns False when it could not be saved (logged)."""
         from kiosk.config import check_volume, write_volume
 
@@ -445,21 +494,38 @@ class Runtime:
             self._sample_queued.set()  # a slider dragged through many values says one sample, at the last one
             text = tr(self.state.locale, "volume.test")
             try:
-                self._pools["voice"].submit(self._say_now, text, self.state.locale)
+                self._pools["voice"].submit(self._say_now, text, self.state.locale, self._voice_turn,
+                                            self._voice_gen, self.state.elder_mode)
             except RuntimeError:
                 self._sample_queued.clear()  # stopping
         return saved
 
-    def _say_now(self, text: str, locale: str) -> None:
+    def _say_now(self, text: str, locale: str, turn: int | None = None, gen: int | None = None,
+                 elder: bool | None = None) -> None:
         self._sample_queued.clear()
-        try:
-            say = getattr(self.voice, "say", None)
-            if say is not None:
-                say(None, text, locale)
-            elif self.voice is not None:
-                self.voice(text, locale)
-        except Exception:
-            log.warning("voice sample failed", exc_info=True)
+        if turn is not None and turn != self._voice_turn:
+            return  # a prompt of the screen came after it: that one is current
+        self._speak(None, text, locale, gen, elder)
+
+    def _watch_volume(self) -> None:
+        """Apply a changed saved volume (`kiosk voice volume N` or --reset) to the running voice. A sample is
+        said only on the home screen: a resident being served must not hear a technician's test."""
+        path = self.volume_file
+        if path is None or self.voice is None or not hasattr(self.voice, "volume"):
+            return
+        sig = _file_sig(path)
+        if sig == self._volume_sig:
+            return
+        self._volume_sig = sig
+        from kiosk.config import read_volume
+
+        value = read_volume(path) if sig is not None else None
+        if value is None:
+            value = self.configured_volume  # removed or broken: [terminal] voice_volume applies again
+        if value is None or value == self.volume:
+            return
+        log.info("saved voice volume changed: applying %d", value)
+        self.set_volume(value, save=False, test=self.state.screen is S.Screen.IDLE)
 
     # -- camera: decoding runs only while the scan screen is up
     def latest_frame(self):
@@ -563,6 +629,12 @@ class Runtime:
         if now - self._wall_at >= WALL_EVERY:
             self._wall_at = now
             self.post(S.WallTime(self.wall()))
+        if now - self._volume_at >= VOLUME_EVERY:
+            self._volume_at = now
+            try:
+                self._watch_volume()
+            except Exception:  # a volume is never worth a crash of the UI loop
+                log.warning("checking the saved volume failed", exc_info=True)
         if self.catalog_cache is not None and now - self._catalog_at >= CATALOG_EVERY:
             self._catalog_at = now
             try:
@@ -760,6 +832,26 @@ class _Tee:
 
     def close(self) -> None:
         pass  # the runtime owns the camera; stopping the decoder must not close it
+
+
+def _file_sig(path) -> tuple[int, int, int] | None:
+    """What tells a rewritten file from the one seen before (written by rename: a new inode), or None if absent."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    """Whether fn takes the keyword name (a test's fake voice may not)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _trim_heap() -> None:

@@ -101,7 +101,9 @@ def make_voice(cfg):
 
     t = cfg.terminal
     dirs = [d for d in (t.voice_clips, CLIPS_DIR) if d]
-    return Voice(dirs, volume=saved_volume(cfg), elder=t.elder_mode)  # the technician's saved volume wins
+    # the technician's saved volume wins; elder is only the default speed: the runtime tells the voice the
+    # current 大字模式 with every prompt
+    return Voice(dirs, volume=saved_volume(cfg), elder=t.elder_mode)
 
 
 def make_runtime(cfg, *, voice=True, camera=None):
@@ -128,7 +130,7 @@ def make_runtime(cfg, *, voice=True, camera=None):
 
 def session_options(cfg) -> dict:
     """What the config tells the session: its timeouts, the idle attract interval, who helps at the station,
-    and where the technician's volume is kept."""
+    where the technician's volume is kept, and the configured one that applies when it is removed."""
     from kiosk import session as S
     from kiosk.config import volume_path
 
@@ -138,6 +140,7 @@ def session_options(cfg) -> dict:
                                attract=float(cfg.terminal.attract_interval)),
         "helpdesk": S.HelpDesk(tuple((v.name, v.phone) for v in cfg.help.volunteers), cfg.help.station_phone),
         "volume_file": volume_path(cfg),
+        "configured_volume": cfg.terminal.voice_volume,
     }
 
 

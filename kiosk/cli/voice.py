@@ -4,8 +4,9 @@
     kiosk voice volume [--config F] N         save N (0 silent .. 100) as this station's volume
     kiosk voice volume [--config F] --reset   forget the saved volume: [terminal] voice_volume applies again
 
-The saved volume lives in [terminal] data_dir/voice.toml (kiosk.toml stays as installed) and takes effect at the
-next start of the kiosk; the settings panel on the technician's screen changes a running kiosk at once.
+The saved volume lives in [terminal] data_dir/voice.toml (kiosk.toml stays as installed). A running kiosk looks at
+that file every couple of seconds and applies a change at once (on the home screen it says a short sample at the
+new loudness); a kiosk started later begins with it. There is no volume control on the kiosk's own screen.
 Exit codes: 0 done · 2 not a volume · 73 the file could not be written · 78 configuration error.
 """
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         removed = config.reset_volume(args.config)
         cfg = config.load(args.config)
         print(f"saved volume {'removed' if removed else 'was not set'}: "
-              f"{cfg.terminal.voice_volume} from [terminal] voice_volume at the next start")
+              f"{cfg.terminal.voice_volume} from [terminal] voice_volume applies (a running kiosk within seconds)")
         return EXIT_OK
     if args.value is None:
         cfg = config.load(args.config)
@@ -58,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot save the volume: {e.filename}: {e.strerror} — check [terminal] data_dir, and run as the "
               "kiosk user or root", file=sys.stderr)
         return EXIT_CANTCREAT
-    print(f"volume {value} saved in {path}; it applies at the next start of the kiosk")
+    print(f"volume {value} saved in {path}; a running kiosk applies it within seconds")
     return EXIT_OK

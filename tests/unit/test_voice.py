@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import wave
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -190,6 +191,31 @@ def _clip(root: Path, locale: str, msgid: str) -> Path:
     return p
 
 
+def _wav(root: Path, locale: str, msgid: str, samples: list[int]) -> Path:
+    """A real 16-bit mono PCM clip holding these samples."""
+    p = root / locale / f"{msgid}.wav"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(p), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(22050)
+        w.writeframes(b"".join(v.to_bytes(2, "little", signed=True) for v in samples))
+    return p
+
+
+def _samples(data: bytes) -> list[int]:
+    import io
+
+    with wave.open(io.BytesIO(data), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 22050)
+        raw = w.readframes(w.getnframes())
+    return [int.from_bytes(raw[i:i + 2], "little", signed=True) for i in range(0, len(raw), 2)]
+
+
+# a player that keeps what it was fed on stdin (aplay reads the WAV from stdin when given no file)
+KEEP_STDIN = "open(os.environ['FAKE_LOG'] + '.stdin', 'wb').write(sys.stdin.buffer.read())"
+
+
 def _arg(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
@@ -283,19 +309,74 @@ def test_volume_zero_is_silent(fakes, tmp_path):
     assert calls() == []
 
 
-def test_paplay_gets_the_volume_and_aplay_is_the_fallback(fakes, tmp_path):
+@pytest.mark.parametrize(("volume", "pa"), [(100, 65536), (50, 52016), (25, 41285), (0, 0)])
+def test_paplay_volume_gives_the_same_linear_factor_as_espeak(volume, pa):
+    """PulseAudio's volume is cubic: 65536 * 0.5 would be an eighth of the amplitude, not a half."""
+    assert V.paplay_volume(volume) == pa
+    assert abs((pa / 65536) ** 3 - V.clip_gain(volume)) < 1e-4
+
+
+def test_paplay_gets_the_volume_and_aplay_a_scaled_copy_as_the_fallback(fakes, tmp_path):
     install, calls = fakes
     install("paplay", "sys.exit(1)  # no PulseAudio server")
-    install("aplay")
-    clip = _clip(tmp_path / "clips", "zh_CN", "idle.title")
+    install("aplay", KEEP_STDIN)
+    install("espeak-ng")
+    clip = _wav(tmp_path / "clips", "zh_CN", "idle.title", [1000, -2000, 30000, -32768])
     V.Voice([tmp_path / "clips"], volume=50).say("idle.title", "请插入社保卡", "zh_CN")
     assert [(c["prog"], c["argv"]) for c in calls()] == [
-        ("paplay", ["--volume=32768", str(clip)]),
-        ("aplay", ["-q", str(clip)]),
+        ("paplay", [f"--volume={V.paplay_volume(50)}", str(clip)]),
+        ("aplay", ["-q"]),  # no file: the WAV comes on stdin
     ]
+    fed = (tmp_path / "calls.jsonl.stdin").read_bytes()
+    assert _samples(fed) == [500, -1000, 15000, -16384]  # half the amplitude, same format
 
 
-def test_a_clip_without_any_player_is_silent_and_warned_once(fakes, tmp_path, caplog):
+def test_at_full_volume_aplay_plays_the_file_itself(fakes, tmp_path):
+    install, calls = fakes
+    install("aplay")
+    clip = _wav(tmp_path / "clips", "zh_CN", "idle.title", [1000])
+    V.Voice([tmp_path / "clips"], volume=100).say("idle.title", "请插入社保卡", "zh_CN")
+    assert [(c["prog"], c["argv"]) for c in calls()] == [("aplay", ["-q", str(clip)])]
+
+
+def test_a_clip_the_kiosk_cannot_scale_is_given_to_aplay_as_it_is(fakes, tmp_path, caplog):
+    install, calls = fakes
+    install("aplay")
+    clip = _clip(tmp_path / "clips", "zh_CN", "idle.title")  # not a WAV the standard library reads
+    with caplog.at_level(logging.WARNING, logger="kiosk.voice"):
+        V.Voice([tmp_path / "clips"], volume=40).say("idle.title", "请插入社保卡", "zh_CN")
+    assert [(c["prog"], c["argv"]) for c in calls()] == [("aplay", ["-q", str(clip)])]
+    assert "own level" in caplog.records[0].getMessage()
+
+
+def test_a_clip_that_no_player_can_play_is_synthesised(fakes, tmp_path, caplog):
+    """A corrupt clip (or a broken player) must never leave the prompt silent."""
+    install, calls = fakes
+    install("paplay", "sys.exit(1)  # paplay: Failed to open audio file")
+    install("aplay", "sys.exit(1)  # aplay: read error")
+    install("espeak-ng")
+    _wav(tmp_path / "clips", "zh_CN", "idle.title", [1000])
+    voice = V.Voice([tmp_path / "clips"], volume=100, elder=True)
+    with caplog.at_level(logging.WARNING, logger="kiosk.voice"):
+        voice.say("idle.title", "请插入社保卡", "zh_CN")
+        voice.say("idle.title", "请插入社保卡", "zh_CN")
+    progs = [c["prog"] for c in calls()]
+    assert progs == ["paplay", "aplay", "espeak-ng"] * 2
+    assert [c["stdin"] for c in calls() if c["prog"] == "espeak-ng"] == ["请插入社保卡"] * 2
+    assert any("synthesised instead" in r.getMessage() for r in caplog.records)
+    assert len(caplog.records) == len({r.getMessage() for r in caplog.records})  # each warned once
+
+
+def test_a_failing_custom_player_falls_back_to_synthesis(fakes, tmp_path):
+    install, calls = fakes
+    player = install("fake-player", "sys.exit(2)")
+    install("espeak-ng")
+    _clip(tmp_path / "clips", "zh_CN", "idle.title")
+    V.Voice([tmp_path / "clips"], player=[player]).say("idle.title", "请插入社保卡", "zh_CN")
+    assert [c["prog"] for c in calls()] == ["fake-player", "espeak-ng"]
+
+
+def test_a_clip_without_any_player_is_synthesised_and_warned_once(fakes, tmp_path, caplog):
     install, calls = fakes
     install("espeak-ng")
     _clip(tmp_path / "clips", "zh_CN", "idle.title")
@@ -303,8 +384,34 @@ def test_a_clip_without_any_player_is_silent_and_warned_once(fakes, tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="kiosk.voice"):
         voice.say("idle.title", "请插入社保卡", "zh_CN")
         voice.say("idle.title", "请插入社保卡", "zh_CN")
-    assert calls() == []
+    assert [(c["prog"], c["stdin"]) for c in calls()] == [("espeak-ng", "请插入社保卡")] * 2
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
+def test_the_speed_follows_the_mode_of_each_prompt(fakes):
+    install, calls = fakes
+    install("espeak-ng")
+    voice = V.Voice([], elder=True)
+    voice.say(None, "您好", "zh_CN")
+    voice.say(None, "您好", "zh_CN", elder=False)
+    voice.say(None, "您好", "zh_CN", elder=True)
+    assert [(_arg(c["argv"], "-s"), _arg(c["argv"], "-p")) for c in calls()] == [
+        (str(V.ELDER_RATE), str(V.ELDER_PITCH)), (str(V.NORMAL_RATE), str(V.NORMAL_PITCH)),
+        (str(V.ELDER_RATE), str(V.ELDER_PITCH))]
+    fixed = V.Voice([], rate=150, pitch=45)  # a station's own speed wins over the mode
+    assert fixed.speed(True) == fixed.speed(False) == (150, 45)
+
+
+def test_a_prompt_asked_for_before_stop_is_never_said(fakes):
+    install, calls = fakes
+    install("espeak-ng")
+    voice = V.Voice([])
+    old = voice.stop()
+    new = voice.stop()  # a newer prompt came, or the session ended
+    voice.say(None, "旧的提示", "zh_CN", turn=old)
+    voice.say(None, "新的提示", "zh_CN", turn=new)
+    voice.say(None, "直接调用", "zh_CN")  # no turn: the current one
+    assert [c["stdin"] for c in calls()] == ["新的提示", "直接调用"]
 
 
 def test_missing_espeak_never_raises_and_warns_once(tmp_path, monkeypatch, caplog):
@@ -357,6 +464,7 @@ def test_a_hung_player_is_cut_off(fakes, tmp_path, caplog):
 
 def test_stop_cuts_the_prompt_short(fakes, tmp_path):
     install, calls = fakes
+    install("espeak-ng")
     fifo = tmp_path / "started"
     os.mkfifo(fifo)
     player = install("fake-player", f"open({str(fifo)!r}, 'w').write('x')\nimport time; time.sleep(600)")
@@ -369,6 +477,7 @@ def test_stop_cuts_the_prompt_short(fakes, tmp_path):
     voice.stop()
     t.join(timeout=30)
     assert not t.is_alive()
+    assert [c["prog"] for c in calls()] == ["fake-player"]  # cut short, not failed: nothing synthesised instead
 
 
 @needs_espeak
