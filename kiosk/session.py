@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from dataclasses import field as dc_field  # for classes with an attribute called `field`
 
@@ -898,7 +899,11 @@ def _phone(s: State, phone: str) -> str:
 
 
 def _digits(s: State, code: str) -> str:
-    return spoken_digits(code) if s.locale == "zh_CN" else " ".join(code)
+    """A number read symbol by symbol; a separator (hyphen, space, slash) is a pause, as in spoken_digits."""
+    if s.locale == "zh_CN":
+        return spoken_digits(code)
+    groups = re.split(r"[^0-9A-Za-z]+", code)
+    return ", ".join(" ".join(g) for g in groups if g)
 
 
 def _money(s: State, amount) -> str:

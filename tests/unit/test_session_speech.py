@@ -150,7 +150,7 @@ def test_the_english_service_page_leaves_out_the_chinese_only_rows():
     st = replace(S.initial_state(locale="en"), screen=S.Screen.SERVICE_INFO, form=form)
     text = said(S.screen_voice(st), "en")
     assert text.startswith("Business start-up guaranteed loan.")
-    assert "Time limit: 15 working days." in text and "Phone 1 2 3 3 3; supervision line 0 0 0 0 - 1 2 3" in text
+    assert "Time limit: 15 working days." in text and "Phone 1 2 3 3 3; supervision line 0 0 0 0, 1 2 3 4 5 6 7." in text
     assert "Materials" not in text and "Fee" not in text  # those rows are Chinese only in the catalog
 
 
@@ -197,7 +197,7 @@ def test_the_english_filing_voice_reads_the_number_in_english():
     d = _employment_to_review(FixtureDriver())
     d.state = replace(d.state, locale="en")
     speak = _filed(d, queued=False, printed=True)
-    assert dict(speak.params)["number"] == "F 2 0 2 6 1 2 0 1 - 0 0 0 1"
+    assert dict(speak.params)["number"] == "F 2 0 2 6 1 2 0 1, 0 0 0 1"  # the hyphen is a pause, not "minus"
     assert not any("\u3007" <= ch <= "\u9fff" for ch in said(speak, "en"))
 
 
@@ -300,3 +300,12 @@ def test_scanning_from_the_idle_screen_and_backing_out_keeps_the_choice():
     d.send(S.StartScan())
     d.send(S.Back())
     assert d.state.screen is S.Screen.IDLE and d.state.locale == "en"
+
+
+def test_english_numbers_pause_at_their_groups():
+    desk = S.HelpDesk((("Zhang", "13800001234"),), "0531-12345678")
+    st = replace(S.initial_state(locale="en"), helpdesk=desk)
+    fx = S.transition(st, S.AskHelp(), 0.0)[1]
+    [speak] = [e for e in fx if isinstance(e, S.Speak)]
+    text = said(speak, "en")
+    assert "1 3 8, 0 0 0 0, 1 2 3 4" in text and "0 5 3 1, 1 2 3 4 5 6 7 8" in text
