@@ -472,9 +472,16 @@ def error_params(q: Question) -> dict[str, str]:
 
 def spoken_error_params(q: Question, locale: str = "zh_CN") -> dict[str, str]:
     """The same values for the voice: 300000 -> 三十万 (the synthesiser reads the figure 300000 as 三百千)."""
+    shown = error_params(q)
     if locale != "zh_CN":
-        return error_params(q)
-    return {k: "" if v is None else spoken_figure(v) for k, v in (("min", q.minimum), ("max", q.maximum))}
+        return shown
+    out = {}
+    for k, v in (("min", q.minimum), ("max", q.maximum)):
+        try:
+            out[k] = "" if v is None else spoken_figure(v)
+        except ValueError:  # a bound too long to read out (a catalog's whim): the figure, never a crash
+            out[k] = shown[k]
+    return out
 
 
 def _fmt(v: int | float | None) -> str:

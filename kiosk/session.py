@@ -952,7 +952,7 @@ def _help_voice(s: State) -> Speak:
     desk = s.helpdesk
     parts = [tr(loc, "help.contact.voice", name=n, phone=_phone(s, p)) for n, p in desk.volunteers]
     if desk.station_phone:
-        parts.append(tr(loc, "help.station.voice", phone=_digits(s, desk.station_phone)))
+        parts.append(tr(loc, "help.station.voice", phone=_phone(s, desk.station_phone)))
     if not parts:
         return Speak("help.voice.none")
     return Speak("help.voice", (("contacts", "；".join(parts) if loc == "zh_CN" else "; ".join(parts)),))

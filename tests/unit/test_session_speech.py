@@ -87,6 +87,8 @@ def test_spoken_error_params_read_decimals_and_leave_missing_bounds_empty():
     q = F.Question(field="x", widget="keypad", title="x", kind="number", minimum=1.5, maximum=None)
     assert F.spoken_error_params(q) == {"min": "一点五", "max": ""}
     assert F.error_params(q) == {"min": "1.5", "max": ""}
+    huge = F.Question(field="x", widget="keypad", title="x", kind="integer", minimum=0, maximum=10**20)
+    assert F.spoken_error_params(huge) == {"min": "零", "max": str(10**20)}  # too long to read: the figure
 
 
 # --- S8: a tier whose name states its amount ------------------------------------------------------------------
