@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import html
 import json
+import math
 import os
 import re
 import secrets
@@ -112,6 +113,9 @@ ECARD_TTL_SECONDS = 120
 SESSION_TTL_SECONDS = 15 * 60
 SESSION_BURST, SESSION_INTERVAL = 5, 3.0  # per terminal: a real counter serves one resident every few minutes
 VERIFY_BURST, VERIFY_INTERVAL = 10, 1.0  # per client address on the public verify listener
+# 请工作人员帮助: a kiosk asks at most once in two minutes; more than this from one terminal is a stuck button or
+# a game, and a flood would bury the county's list. Counted in the database: a restart does not reset it.
+HELP_LIMIT, HELP_WINDOW = 10, dt.timedelta(minutes=10)
 # Every receipt or filing needs a live session, so created_at lies between the session's opening and now, give
 # or take a terminal clock's drift. Generous on purpose: verification shows the backend's own received_at, so a
 # village terminal whose clock is some minutes off must still serve people; more than an hour is not a clock.
@@ -1085,18 +1089,24 @@ def create_app(
         status_code=201,
         response_model=HelpRequestStored,
         tags=["help"],
-        responses=_errors((401, "certificate_required"), (403, "certificate_revoked")),
+        responses=_errors((401, "certificate_required"), (403, "certificate_revoked"), (
+            429, f"rate_limited: more than {HELP_LIMIT} help requests from this terminal in "
+                 f"{int(HELP_WINDOW.total_seconds() // 60)} minutes; header Retry-After (seconds); nothing stored")),
     )
     def request_help(body: HelpRequest, t: CallingTerminal) -> HelpRequestStored:
         """Someone at this terminal asked for a person's help. Stored with the certificate's terminal and site;
-        nothing personal is sent or kept. A resident may press it twice: each press is a request."""
+        nothing personal is sent or kept. A terminal may ask ten times in ten minutes (a kiosk asks at most once in
+        two): beyond that 429, nothing is stored and the kiosk's panel says to phone."""
         check_queued_at(body.created_at)
         received = now()
         request_id = f"H{received:%Y%m%d}-{secrets.token_hex(5).upper()}"
-        db.store_help_request(
+        wait = db.store_help_request(
             request_id=request_id, terminal_id=t.terminal_id, site_id=t.site_id, screen=body.screen,
-            created_at=body.created_at.isoformat(), received_at=received.isoformat(),
+            created_at=body.created_at.isoformat(), received_at=received, limit=HELP_LIMIT, window=HELP_WINDOW,
         )
+        if wait is not None:
+            raise ApiError(429, ErrorCode.RATE_LIMITED, "求助太频繁，请直接拨打服务站电话",
+                           headers={"Retry-After": str(math.ceil(wait))})
         return HelpRequestStored(request_id=request_id)
 
     @app.get(

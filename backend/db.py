@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS help_requests (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, terminal_id TEXT NOT NULL,
     site_id TEXT NOT NULL, screen TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS help_requests_by_terminal ON help_requests (terminal_id, seq);
 CREATE TABLE IF NOT EXISTS card_status (
     ssn TEXT PRIMARY KEY, status TEXT NOT NULL, since TEXT NOT NULL,
     filing_id TEXT NOT NULL REFERENCES filings(filing_id)
@@ -886,14 +887,26 @@ class Database:
     # --- help requests (no personal data: which terminal, which screen, when) ------------------------------
 
     def store_help_request(
-        self, *, request_id: str, terminal_id: str, site_id: str, screen: str, created_at: str, received_at: str,
-    ) -> None:
-        with self.connect() as conn:
+        self, *, request_id: str, terminal_id: str, site_id: str, screen: str, created_at: str,
+        received_at: dt.datetime, limit: int | None = None, window: dt.timedelta = dt.timedelta(minutes=10),
+    ) -> float | None:
+        """Store it and return None; or, when the terminal's last `limit` requests were all received within
+        `window` before this one, store nothing and return the seconds until the oldest of them leaves the
+        window. Checked and stored in one write transaction, so two requests at once cannot both slip in."""
+        with self._write() as conn:
+            if limit is not None:
+                recent = [dt.datetime.fromisoformat(r[0]) for r in conn.execute(
+                    "SELECT received_at FROM help_requests WHERE terminal_id = ? ORDER BY seq DESC LIMIT ?",
+                    (terminal_id, limit),
+                )]
+                if len(recent) >= limit and received_at - recent[-1] < window:
+                    return max(1.0, (recent[-1] + window - received_at).total_seconds())
             conn.execute(
                 "INSERT INTO help_requests (request_id, terminal_id, site_id, screen, created_at, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (request_id, terminal_id, site_id, screen, created_at, received_at),
+                (request_id, terminal_id, site_id, screen, created_at, received_at.isoformat()),
             )
+        return None
 
     def help_requests(self, limit: int = 50, site_id: str | None = None) -> list[sqlite3.Row]:
         """The newest first (in the order received)."""

@@ -31,7 +31,7 @@ from api.patterns import SHA256_PATTERN
 from api.privacy import mask_id, mask_name
 from kiosk.catalog import Level
 from kiosk.i18n import tr
-from kiosk.speech import spoken_amount, spoken_date, spoken_digits, spoken_number
+from kiosk.speech import spoken_amount, spoken_date, spoken_digits, spoken_figure, spoken_number
 
 WIDGETS = frozenset({"choice", "pick", "yesno", "date", "keypad", "document", "face", "signature", "prefill"})
 ATTACHMENTS = frozenset({"document", "face", "signature"})
@@ -470,6 +470,20 @@ def error_params(q: Question) -> dict[str, str]:
     return {"min": _fmt(q.minimum), "max": _fmt(q.maximum)}
 
 
+def spoken_error_params(q: Question, locale: str = "zh_CN") -> dict[str, str]:
+    """The same values for the voice: 300000 -> 三十万 (the synthesiser reads the figure 300000 as 三百千)."""
+    shown = error_params(q)
+    if locale != "zh_CN":
+        return shown
+    out = {}
+    for k, v in (("min", q.minimum), ("max", q.maximum)):
+        try:
+            out[k] = "" if v is None else spoken_figure(v)
+        except ValueError:  # a bound too long to read out (a catalog's whim): the figure, never a crash
+            out[k] = shown[k]
+    return out
+
+
 def _fmt(v: int | float | None) -> str:
     if v is None:
         return ""
@@ -530,7 +544,7 @@ def display_text(q: Question, value: object, locale: str = "zh_CN") -> str:
     if q.options:
         o = q.option(value)
         if o is not None:
-            if o.amount is not None:
+            if o.amount is not None and _amount_in(o.label(locale), o.amount) is None:
                 return tr(locale, "form.option_amount", title=o.label(locale), amount=_money(o.amount))
             return o.label(locale)
     if q.widget == "yesno" or isinstance(value, bool):
@@ -559,6 +573,9 @@ def spoken_text(q: Question, value: object, locale: str = "zh_CN") -> str:
     if q.options:
         o = q.option(value)
         if o is not None and o.amount is not None:
+            said = _amount_in(o.title, o.amount)
+            if said is not None:  # 每年500元 is said 每年五百元, once
+                return o.title[:said.start()] + spoken_amount(o.amount) + o.title[said.end():]
             return tr(locale, "form.option_amount.voice", title=o.title, amount=spoken_amount(o.amount))
         if o is not None:
             return o.title
@@ -578,9 +595,20 @@ def spoken_text(q: Question, value: object, locale: str = "zh_CN") -> str:
 
 def option_label(o: Option, locale: str) -> str:
     """A choice button: 每年 500 元 under the tier's name, where it has an amount."""
-    if o.amount is None:
-        return o.label(locale)
+    if o.amount is None or _amount_in(o.label(locale), o.amount) is not None:
+        return o.label(locale)  # 每年500元 needs no second 每年 500 元 under it
     return tr(locale, "form.option_amount.button", title=o.label(locale), amount=_money(o.amount))
+
+
+_FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*元?")
+
+
+def _amount_in(title: str, amount: Decimal) -> re.Match[str] | None:
+    """Where an option's title states its own x-amount (每年500元 for 500.00), the figure and its 元; else None."""
+    for m in _FIGURE.finditer(title):
+        if Decimal(m.group(1)) == amount:
+            return m
+    return None
 
 
 def _money(amount: Decimal) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from dataclasses import field as dc_field  # for classes with an attribute called `field`
 
@@ -44,6 +45,8 @@ from kiosk.catalog import Level
 from kiosk.speech import grouped_phone, spoken_amount, spoken_date, spoken_digits, spoken_number
 
 PIN_LENGTH = 6
+HELP_INTERVAL = 120.0  # seconds: at most one help request per terminal in this time (the staff were told)
+HELP_STALE = 600.0  # a help request with no answer after this long is taken as lost (the client gives up far sooner)
 
 
 class Screen(enum.StrEnum):
@@ -633,6 +636,14 @@ class State:
     help_sent: str = ""  # "" | sending | sent | offline: the backend's answer to the help request
     confirm_shrink: bool = False  # 把字变小吗？ is asked
     helpdesk: HelpDesk = HelpDesk()
+    # what the terminal is configured with: a session's end goes back to them (the next resident starts afresh)
+    default_locale: str = "zh_CN"
+    default_elder_mode: bool = True
+    # the terminal's last help request (not personal, so it survives a session's wipe): when it was sent, whether
+    # it is still on its way, and whether the backend recorded it; at most one a HELP_INTERVAL, never two at once
+    help_at: float | None = None
+    help_inflight: bool = False
+    help_recorded: bool = False
 
     @property
     def holder_name_masked(self) -> str:
@@ -671,6 +682,7 @@ def initial_state(
     settings = settings or Settings()
     return State(
         settings=settings, locale=locale, elder_mode=elder_mode, features=features,
+        default_locale=locale, default_elder_mode=elder_mode,
         seed=os.urandom(16) if seed is None else seed, helpdesk=helpdesk or HelpDesk(),
         # the idle screen greets once at start too (then at its gentle interval): every screen has its prompt
         attract_at=0.0 if settings.attract > 0 else None,
@@ -703,6 +715,10 @@ _SCREEN_TIMEOUT = {
 
 
 def _go(s: State, screen: Screen, now: float, **changes) -> State:
+    if screen is Screen.IDLE and s.screen not in (Screen.IDLE, Screen.SCAN):
+        # back home after a session: the configured type size and language, not the last resident's choice
+        # (SCAN is entered from the idle screen itself, before any session: a choice made there is still wanted)
+        changes = {"locale": s.default_locale, "elder_mode": s.default_elder_mode} | changes
     s = replace(s, screen=screen, **changes)
     key = _SCREEN_TIMEOUT.get(screen)
     deadline = now + s.limit(key) if key else None
@@ -860,18 +876,34 @@ def screen_voice(s: State) -> Speak:
     if sc is Screen.FILED and s.filing_id:
         return Speak("filed.voice", (("number", _digits(s, s.filing_id)),))
     if sc is Screen.SERVICE_INFO and s.form is not None:
-        loc = s.locale
-        return Speak("service_info.voice", (("title", s.form.title_for(loc)), ("summary", s.form.description_for(loc))))
+        return _service_voice(s, s.form)
     if sc is Screen.FORM and (q := _question(s)) is not None:
         return _question_voice(s, q)
     if sc is Screen.MY_FILINGS:
-        n = len(s.my_filings)
-        return Speak("my_filings.voice", (("n", _count(s, n)),)) if n else Speak("my_filings.none")
+        return _my_filings_voice(s)
     return Speak(_SCREEN_VOICE.get(sc, "idle.voice"))
 
 
+def _my_filings_voice(s: State) -> Speak:
+    """我的办件, said as the screen says it: offline, only this terminal's unsent filings are known, so "none" would
+    be wrong (the backend may have many)."""
+    n = len(s.my_filings)
+    if s.my_filings_offline:
+        return Speak("my_filings.offline.voice", (("n", _count(s, n)),)) if n else Speak("my_filings.offline.none")
+    return Speak("my_filings.voice", (("n", _count(s, n)),)) if n else Speak("my_filings.none")
+
+
+def _phone(s: State, phone: str) -> str:
+    """A phone number to dial: digit by digit, a mobile in its 3-4-4 groups (138 0000 1111), a landline at its hyphen."""
+    return _digits(s, grouped_phone(phone))
+
+
 def _digits(s: State, code: str) -> str:
-    return spoken_digits(code) if s.locale == "zh_CN" else " ".join(code)
+    """A number read symbol by symbol; a separator (hyphen, space, slash) is a pause, as in spoken_digits."""
+    if s.locale == "zh_CN":
+        return spoken_digits(code)
+    groups = re.split(r"[^0-9A-Za-z]+", code)
+    return ", ".join(" ".join(g) for g in groups if g)
 
 
 def _money(s: State, amount) -> str:
@@ -918,9 +950,9 @@ def _help_voice(s: State) -> Speak:
 
     loc = s.locale
     desk = s.helpdesk
-    parts = [tr(loc, "help.contact.voice", name=n, phone=_digits(s, grouped_phone(p))) for n, p in desk.volunteers]
+    parts = [tr(loc, "help.contact.voice", name=n, phone=_phone(s, p)) for n, p in desk.volunteers]
     if desk.station_phone:
-        parts.append(tr(loc, "help.station.voice", phone=_digits(s, desk.station_phone)))
+        parts.append(tr(loc, "help.station.voice", phone=_phone(s, desk.station_phone)))
     if not parts:
         return Speak("help.voice.none")
     return Speak("help.voice", (("contacts", "；".join(parts) if loc == "zh_CN" else "; ".join(parts)),))
@@ -936,6 +968,8 @@ def _on_elder(s: State, e: object, now: float) -> tuple[State, list]:
             return s, [_help_voice(s)]
         return s, [s.last_speak or screen_voice(s)]
     if isinstance(e, ToggleElderMode):
+        if s.help_open:
+            return s, []  # the help panel covers the screen: a question behind it would pop up after closing
         if s.elder_mode:
             return replace(s, confirm_shrink=True), [Speak("shrink.voice")]
         return _touched(replace(s, elder_mode=True, confirm_shrink=False), now), [Speak("elder.on.voice")]
@@ -951,8 +985,24 @@ def _on_elder(s: State, e: object, now: float) -> tuple[State, list]:
         s = replace(s, help_open=True, confirm_shrink=False)
         if s.help_sent == "sent":
             return s, [_help_voice(s)]  # told already in this session: the staff know
-        return replace(s, help_sent="sending"), [RequestHelp(s.sid, s.screen.value), _help_voice(s)]
+        if s.help_inflight and s.help_at is not None and now - s.help_at < HELP_STALE:
+            return replace(s, help_sent="sending"), [_help_voice(s)]  # its answer will show here too
+        if s.help_at is not None and now - s.help_at < HELP_INTERVAL:
+            # asked a moment ago (maybe by the last resident): say what came of it, do not ask again
+            return replace(s, help_sent="sent" if s.help_recorded else "offline"), [_help_voice(s)]
+        s = replace(s, help_sent="sending", help_at=now, help_inflight=True, help_recorded=False)
+        return s, [RequestHelp(s.sid, s.screen.value), _help_voice(s)]
     return s, []
+
+
+def _help_answered(s: State, v: HelpRequested) -> tuple[State, list]:
+    """The backend's answer to the terminal's help request, whichever session sent it (nothing personal in it):
+    it frees the next request, and a panel waiting on it shows it."""
+    s = replace(s, help_inflight=False, help_recorded=v.ok)
+    if s.help_sent != "sending":
+        return s, []
+    s = replace(s, help_sent="sent" if v.ok else "offline")
+    return s, ([] if v.ok or not s.help_open else [Speak("help.offline")])
 
 
 def _count(s: State, n: int) -> str:
@@ -992,6 +1042,8 @@ def _transition(s: State, event: object, now: float) -> tuple[State, list]:
         return replace(s, services=tuple(event.services)), []
 
     if isinstance(event, Result):
+        if isinstance(event.value, HelpRequested):
+            return _help_answered(s, event.value)
         if event.sid != s.sid:
             return s, []  # from an earlier session: its person has gone
         return _on_result(s, event.value, now)
@@ -1237,11 +1289,6 @@ def _retry(s: State, now: float) -> tuple[State, list]:
 
 def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
     sc = s.screen
-    if isinstance(v, HelpRequested):
-        if s.help_sent != "sending":
-            return s, []
-        s = replace(s, help_sent="sent" if v.ok else "offline")
-        return s, ([] if v.ok or not s.help_open else [Speak("help.offline")])
     if isinstance(v, Captured | FaceHint | CaptureFailed) and sc is Screen.FORM:
         return _on_capture(s, v, now)
     if isinstance(v, FilingSaved) and sc is Screen.SUBMITTING and isinstance(s.pending, SubmitFiling):
@@ -1250,7 +1297,7 @@ def _on_result(s: State, v: object, now: float) -> tuple[State, list]:
         return _filing_refused(s, v, now)
     if isinstance(v, MyFilingsLoaded) and sc is Screen.LOADING and isinstance(s.pending, FetchMyFilings):
         s = _go(s, Screen.MY_FILINGS, now, pending=None, my_filings=tuple(v.rows), my_filings_offline=v.offline)
-        return s, [Speak("my_filings.voice", (("n", _count(s, len(v.rows))),)) if v.rows else Speak("my_filings.none")]
+        return s, [_my_filings_voice(s)]
     if isinstance(v, CardReadOk) and sc is Screen.READING:
         return _go(s, Screen.PIN, now, person=Person.from_sscard(v.data), pin=""), [Speak("pin.title")]
     if isinstance(v, CardReadFailed) and sc in (Screen.READING, Screen.CHECKING_PIN):
@@ -1365,8 +1412,34 @@ def _local_number(day: dt.date, h: bytes) -> str:
 def _service_info(s: State, form: F.ServiceForm, now: float) -> tuple[State, list]:
     s = _go(s, Screen.SERVICE_INFO, now, service=form.key, form=form, answers=(), q_index=0, draft=None,
             form_error=None, editing=False, hint=None, capture_failed=False)
-    loc = s.locale
-    return s, [Speak("service_info.voice", (("title", form.title_for(loc)), ("summary", form.description_for(loc))))]
+    return s, [_service_voice(s, form)]
+
+
+def _service_voice(s: State, form: F.ServiceForm) -> Speak:
+    """The service page (八公开) read out as one prompt: what it is, the materials, the time limit, the fee and
+    the phones, in words (numbers digit by digit, a mobile in its 3-4-4 groups)."""
+    from kiosk.i18n import tr
+
+    loc, info = s.locale, form.info
+    days = info.time_limit_days
+    limit = tr(loc, "service_info.time_limit.days", n=_count(s, days)) if days else tr(loc, "service_info.time_limit.now")
+    materials = _in_locale(s, ("、" if loc == "zh_CN" else "; ").join(info.materials))
+    fee = _in_locale(s, info.fee)
+    return Speak("service_info.voice", (
+        ("title", form.title_for(loc)), ("summary", form.description_for(loc).rstrip("。.． ")),
+        ("materials", tr(loc, "service_info.materials.voice", items=materials) if materials else ""),
+        ("time_limit", limit), ("fee", tr(loc, "service_info.fee.voice", fee=fee) if fee else ""),
+        ("phone", _phone(s, info.phone)), ("supervision", _phone(s, info.supervision_phone)),
+        ("note", tr(loc, "service_info.online_only.voice") if info.online_only else ""),
+    ))
+
+
+def _in_locale(s: State, text: str) -> str:
+    """Catalog text for the voice: the English voice cannot read hanzi (the catalog's materials and fee are
+    Chinese only), so in English such a row is left out of the prompt; the screen still shows it."""
+    if s.locale != "zh_CN" and any("\u3400" <= ch <= "\u9fff" for ch in text):
+        return ""
+    return text
 
 
 def _question(s: State) -> F.Question | None:
@@ -1414,8 +1487,12 @@ def _question_voice(s: State, q: F.Question) -> Speak:
 
 
 def _refuse(s: State, q: F.Question, msgid: str) -> tuple[State, list]:
-    params = tuple(F.error_params(q).items())
-    return replace(s, form_error=msgid), [Speak(msgid, params)]
+    return replace(s, form_error=msgid), [_error_speak(s, q, msgid)]
+
+
+def _error_speak(s: State, q: F.Question, msgid: str) -> Speak:
+    """A refused answer, said: its bounds in words (the screen shows the figures, from view.py)."""
+    return Speak(msgid, tuple(F.spoken_error_params(q, s.locale).items()))
 
 
 def _accept(s: State, q: F.Question, value: object, now: float) -> tuple[State, list]:
@@ -1556,7 +1633,7 @@ def _confirm(s: State, form: F.ServiceForm, now: float) -> tuple[State, list]:
         for i, q in enumerate(form.asked):
             if q.field in errors:
                 s, fx = _ask(s, i, now, editing=True)
-                return replace(s, form_error=errors[q.field]), fx + [Speak(errors[q.field], tuple(F.error_params(q).items()))]
+                return replace(s, form_error=errors[q.field]), fx + [_error_speak(s, q, errors[q.field])]
         return _review(s, now, error="review.error.prefill")  # the credential lacks something: not fixable here
     at = _wall_now(s, now)
     person = s.person
@@ -1639,12 +1716,15 @@ def _filing_refused(s: State, v: FilingRefused, now: float) -> tuple[State, list
 
 def _filed(s: State) -> tuple[State, list]:
     form = s.form
-    number = spoken_digits(s.filing_id or s.local_number)
+    number = _digits(s, s.filing_id or s.local_number)
     if s.queued and form is not None and form.info.online_only:
-        return s, [Speak("filed.not_done.voice", (("title", form.title), ("phone", spoken_digits(form.info.phone))))]
+        return s, [Speak("filed.not_done.voice", (("title", form.title_for(s.locale)),
+                                                  ("phone", _phone(s, form.info.phone))))]
+    # no receipt came out: "take your receipt" would send them looking for paper; the number on screen is the proof
+    tail = ".print_failed" if s.print_failed else ""
     if s.queued:
-        return s, [Speak("filed.queued.voice", (("number", number),))]
-    return s, [Speak("filed.accepted.voice", (("number", number),))]
+        return s, [Speak("filed.queued.voice" + tail, (("number", number),))]
+    return s, [Speak("filed.accepted.voice" + tail, (("number", number),))]
 
 
 def _on_rating(s: State, e: object, now: float) -> tuple[State, list]:

@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from cn2an import an2cn
 
 DIGITS = "〇一二三四五六七八九"  # digit-by-digit reading (years, filing numbers); 1 is 一, never 幺
+_DECIMALS = "零一二三四五六七八九"  # after 点 a zero is 零 (一点零五), as it is said
 _FEN = Decimal("0.01")
 _MAX_DIGITS = 16  # cn2an reads up to 16 integer digits (九千万亿…); more is not an amount anyone says
 
@@ -37,6 +38,25 @@ def spoken_number(n: int, *, counting: bool = False) -> str:
         return "两"
     # cn2an's "low" mode is the everyday reading: no leading 一 before 十 (十, 十五, 十万), 零 for inner gaps.
     return ("负" if n < 0 else "") + an2cn(abs(n), "low")
+
+
+def spoken_figure(value: int | float | Decimal | str) -> str:
+    """A bound or measure that may have decimals: 300000 -> 三十万, 1.5 -> 一点五, 10.0 -> 十, -0.25 -> 负零点二五.
+
+    A whole value is read as spoken_number; the decimals are read digit by digit after 点, as everyone says them.
+    """
+    if isinstance(value, bool):
+        raise TypeError("spoken_figure takes a number, not a bool")
+    try:
+        d = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+    if not d.is_finite():
+        raise ValueError(f"not a finite number: {d}")
+    if d == d.to_integral_value():
+        return spoken_number(int(d))
+    whole, _, frac = format(abs(d), "f").partition(".")
+    return ("负" if d < 0 else "") + spoken_number(int(whole)) + "点" + "".join(_DECIMALS[int(c)] for c in frac.rstrip("0"))
 
 
 def spoken_amount(amount: Decimal | int | str) -> str:

@@ -486,8 +486,10 @@ def _my_filings(state: S.State, t, common) -> View:
             status = t("my_filings.due", status=status, date=due)
         number = r.filing_id or r.local_number or ""
         rows.append((f"{r.title}\n{number}", status))
-    body = t("my_filings.offline") if state.my_filings_offline else (
-        t("my_filings.body") if rows else t("my_filings.none"))
+    if state.my_filings_offline:
+        body = t("my_filings.offline") if rows else t("my_filings.offline.none")  # "none" would not be true
+    else:
+        body = t("my_filings.body") if rows else t("my_filings.none")
     return View(
         "my_filings", t("my_filings.title"), body, rows=tuple(rows),
         buttons=(Button(t("btn.back"), S.Back()), Button(t("btn.finish"), S.Finish())), **common,

@@ -134,3 +134,67 @@ def test_the_client_sends_the_screen_and_time_and_no_token(certs, tmp_path):
     c.session.mount(base + "/", down)
     failed = c.request_help("pin", when)
     assert isinstance(failed, BackendFailure) and failed.kind is FailureKind.SERVER_ERROR
+
+
+# --- the per-terminal limit --------------------------------------------------------------------------------
+
+
+def _ask(c):
+    return c.post("/v1/help-requests", json={"screen": "idle", "created_at": NOW})
+
+
+def test_more_than_ten_requests_in_ten_minutes_from_one_terminal_are_refused(app, certs, clock, tmp_path):
+    from backend.app import HELP_LIMIT, HELP_WINDOW
+
+    with _client(app, certs["t1"]) as c1, _client(app, certs["t2"]) as c2:
+        for _ in range(HELP_LIMIT):
+            assert _ask(c1).status_code == 201
+            clock.t += 30
+        r = _ask(c1)  # 300 s after the first of the ten
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited"
+        assert r.headers["Retry-After"] == str(int(HELP_WINDOW.total_seconds()) - 300)
+        assert _ask(c2).status_code == 201  # another terminal is not held back
+        clock.t += int(r.headers["Retry-After"])
+        assert _ask(c1).status_code == 201  # the first has left the window: one more fits
+        assert _ask(c1).status_code == 429
+    with sqlite3.connect(tmp_path / "backend.sqlite3") as conn:
+        per_terminal = dict(conn.execute("SELECT terminal_id, count(*) FROM help_requests GROUP BY terminal_id"))
+    assert per_terminal == {"T-0001": HELP_LIMIT + 1, "T-0002": 1}  # nothing stored for a refusal
+
+
+def test_the_limit_survives_a_restart(app, certs, clock, tmp_path):
+    from backend.app import HELP_LIMIT
+
+    with _client(app, certs["t1"]) as c:
+        for _ in range(HELP_LIMIT):
+            assert _ask(c).status_code == 201
+    again = create_app(tmp_path / "backend.sqlite3", BASE, clock=clock, today=dt.date(2025, 3, 10))
+    with _client(again, certs["t1"]) as c:
+        assert _ask(c).status_code == 429
+
+
+def test_the_kiosk_client_reports_a_refused_help_request_as_rate_limited(tmp_path):
+    import requests
+    from requests.adapters import BaseAdapter
+
+    from backend.pki import ensure_demo_pki
+    from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
+
+    class Busy(BaseAdapter):
+        def send(self, request, **kwargs):
+            resp = requests.Response()
+            resp.status_code, resp._content, resp._content_consumed = 429, b'{"code": "rate_limited", "message": "x"}', True
+            resp.headers.update({"Content-Type": "application/json", "Retry-After": "1"})
+            resp.url, resp.request = request.url, request
+            return resp
+
+        def close(self):
+            pass
+
+    pki = ensure_demo_pki(tmp_path / "pki")
+    base = "https://127.0.0.1:8443"
+    c = BackendClient(base, pki.ca_cert, pki.client_cert, pki.client_key, retries=0)
+    c.session.mount(base + "/", Busy())
+    got = c.request_help("pin", dt.datetime(2025, 3, 10, 17, 30, tzinfo=dt.UTC))
+    # the runtime turns any failure into HelpRequested(False): the panel says to phone
+    assert isinstance(got, BackendFailure) and got.kind is FailureKind.RATE_LIMITED

@@ -359,7 +359,11 @@ def test_help_offline_still_shows_the_numbers_and_says_to_phone():
     v = view.build(d.state, d.clock.t)
     assert v.help["sent"] == "网络不通，请直接拨打电话" and len(v.help["lines"]) == 3
     d.send(S.Back())
-    fx = d.send(S.AskHelp())  # not sent before: try again
+    fx = d.send(S.AskHelp(), advance=30)  # a moment later: not asked again, the panel still says to phone
+    assert not [e for e in fx if isinstance(e, S.RequestHelp)]
+    assert view.build(d.state, d.clock.t).help["sent"] == "网络不通，请直接拨打电话"
+    d.send(S.Back())
+    fx = d.send(S.AskHelp(), advance=S.HELP_INTERVAL)  # two minutes on: the network may be back, try again
     assert [e for e in fx if isinstance(e, S.RequestHelp)]
 
 
@@ -374,16 +378,68 @@ def test_help_without_numbers_says_where_to_go_and_the_panel_closes_at_the_end()
     assert view.build(d.state, d.clock.t).help is None
 
 
-def test_help_results_of_an_earlier_session_are_dropped():
+def test_a_help_request_in_flight_is_the_terminals_the_next_session_waits_for_its_answer():
     d = _desk_driver().to_menu()
     sid = d.state.sid
     d.send(S.AskHelp())
     d.send(CardRemoved("r0"))
+    assert d.state.help_inflight and d.state.help_sent == ""  # the request is the terminal's; the panel was the person's
     d.send(CardInserted("r0"))
     d.result(CardReadOk(CARD))
+    fx = d.send(S.AskHelp())
+    assert not [e for e in fx if isinstance(e, S.RequestHelp)] and d.state.help_sent == "sending"
+    fx = d.result(S.HelpRequested(False), sid=sid)  # nothing personal in it: it answers this panel too
+    assert d.state.help_sent == "offline" and not d.state.help_inflight
+    assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["help.offline"]
+
+
+def test_help_is_never_asked_twice_while_a_request_is_on_its_way():
+    d = _desk_driver()
+    for _ in range(5):  # open and close the panel on the idle screen, again and again
+        fx = d.send(S.AskHelp(), advance=1)
+        d.send(S.Back())
+    assert len([e for e in d.effects if isinstance(e, S.RequestHelp)]) == 1
+    fx = d.send(S.AskHelp(), advance=S.HELP_INTERVAL)  # still no answer after two minutes: still waiting for it
+    assert not [e for e in fx if isinstance(e, S.RequestHelp)] and d.state.help_sent == "sending"
+    d.result(S.HelpRequested(True))
+    assert view.build(d.state, d.clock.t).help["sent"] == "已通知工作人员，请稍等"
+    d.send(S.Back())
+    fx = d.send(S.AskHelp(), advance=1)  # answered, and two minutes have passed since it was sent
+    assert [e for e in fx if isinstance(e, S.RequestHelp)]
+
+
+def test_help_requests_are_at_most_one_per_terminal_every_two_minutes_across_sessions():
+    d = _desk_driver().to_menu()
     d.send(S.AskHelp())
-    d.result(S.HelpRequested(False), sid=sid)
-    assert d.state.help_sent == "sending"
+    d.result(S.HelpRequested(True))
+    d.send(CardRemoved("r0"))  # the session's wipe keeps the terminal's last request
+    assert d.state.help_at is not None and d.state.help_recorded
+    d.send(CardInserted("r0"), advance=60)
+    d.result(CardReadOk(CARD))
+    fx = d.send(S.AskHelp())
+    assert not [e for e in fx if isinstance(e, S.RequestHelp)]
+    assert view.build(d.state, d.clock.t).help["sent"] == "已通知工作人员，请稍等"  # the staff were told a minute ago
+    assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["help.voice"]  # the numbers are still said
+    d.send(CardRemoved("r0"))
+    fx = d.send(S.AskHelp(), advance=S.HELP_INTERVAL - 60)  # two minutes after the last request: asked again
+    assert [e for e in fx if isinstance(e, S.RequestHelp)] == [S.RequestHelp(d.state.sid, "idle")]
+
+
+def test_a_help_request_never_answered_does_not_block_help_for_ever():
+    d = _desk_driver()
+    d.send(S.AskHelp())
+    d.send(S.Back())
+    fx = d.send(S.AskHelp(), advance=S.HELP_STALE)
+    assert [e for e in fx if isinstance(e, S.RequestHelp)]
+
+
+def test_the_large_text_switch_does_nothing_while_help_is_open():
+    d = _desk_driver().to_menu()
+    d.send(S.AskHelp())
+    assert d.send(S.ToggleElderMode()) == []
+    d.send(S.Back())
+    assert not d.state.confirm_shrink and view.build(d.state, d.clock.t).confirm_shrink is None
+    assert d.state.elder_mode
 
 
 # --- the common view fields on every screen ----------------------------------------------------------------

@@ -167,10 +167,19 @@ class SessionMachine(RuleBasedStateMachine):
     def result_for_an_earlier_session(self, value: object, back: int) -> None:
         before = self.state
         effects = self.send(S.Result(before.sid - back, value))
-        # Expiry may end the session on any event; apart from that, an old result is ignored.
+        # Expiry may end the session on any event; apart from that, an old result is ignored, except the answer
+        # to a help request: it is the terminal's (nothing personal), and frees the next one.
         if before.deadline is None or self.now < before.deadline:
-            assert self.state == before
-            assert effects == []
+            if isinstance(value, S.HelpRequested):
+                waiting = before.help_sent == "sending"
+                assert self.state == replace(
+                    before, help_inflight=False, help_recorded=value.ok,
+                    help_sent=("sent" if value.ok else "offline") if waiting else before.help_sent,
+                )
+                assert all(isinstance(e, S.Speak) and e.msgid == "help.offline" for e in effects)
+            else:
+                assert self.state == before
+                assert effects == []
 
     # --- properties
     @invariant()

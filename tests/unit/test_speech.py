@@ -299,3 +299,24 @@ def test_digits_round_trip(code):
 ])
 def test_grouped_phone(phone, shown):
     assert grouped_phone(phone) == shown
+
+
+# -- spoken_figure: bounds and measures that may have decimals ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    (300000, "三十万"), (10000, "一万"), (1.5, "一点五"), (10.0, "十"), ("-0.25", "负零点二五"), (0, "零"),
+    (Decimal("1.05"), "一点零五"), (Decimal("2.50"), "二点五"), ("1e2", "一百"),
+])
+def test_spoken_figure(value, said):
+    from kiosk.speech import spoken_figure
+
+    assert spoken_figure(value) == said
+
+
+@pytest.mark.parametrize("bad", [True, "abc", float("nan"), "inf", 10**20])
+def test_spoken_figure_refuses_what_is_not_a_readable_number(bad):
+    from kiosk.speech import spoken_figure
+
+    with pytest.raises((TypeError, ValueError)):
+        spoken_figure(bad)

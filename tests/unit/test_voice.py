@@ -51,11 +51,32 @@ SAMPLE = {
     "reason": "材料不全",
     "help": "点返回",
     "y": spoken_number(2026), "m": spoken_number(12), "d": spoken_number(8),
-    "i": spoken_number(1), "min": spoken_number(1), "max": spoken_number(10),
+    "i": spoken_number(1),
     # issue 8: the pension's balance, the help panel's volunteers and phones
     "balance": spoken_amount(Decimal("7532.40")),
     "contacts": f"张秀英，电话{spoken_digits('13800001234')}；服务站电话{spoken_digits('0531-12345678')}",
+    "items": "本人居民身份证、营业执照",
+    "fee": "不收费",
 }
+
+
+def _session_params() -> dict[str, str]:
+    """The values the session really passes, from the catalog the backend serves: the loan amount's refused
+    bounds (min, max) and the loan's service page (title, summary, materials, time limit, fee, phones)."""
+    from dataclasses import replace
+
+    from kiosk import forms as F
+    from kiosk import session as S
+
+    raw = json.loads((Path(__file__).resolve().parents[2] / "backend" / "services" / "catalog.json").read_text("utf-8"))
+    loan = next(f for f in F.compile_catalog(raw["services"])[0] if f.key == "business_loan")
+    page = replace(S.initial_state(), screen=S.Screen.SERVICE_INFO, form=loan)
+    online_only = replace(page, form=replace(loan, info=loan.info.model_copy(update={"online_only": True})))
+    return (dict(S.screen_voice(page).params) | dict(S.screen_voice(online_only).params)
+            | F.spoken_error_params(loan.question("amount")))
+
+
+SAMPLE |= _session_params()
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (scripts/setup.sh)")
 
