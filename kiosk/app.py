@@ -310,6 +310,7 @@ def build_app(runtime, *, font_path: str, dev: bool = False, shuffle_keypad: boo
             if help_:
                 panel.title = help_.get("title", "")
                 panel.sent = help_.get("sent", "") or ""
+                panel.sent_tone = help_.get("sent_tone", "") or ""
                 for label, value in help_.get("lines", ()):
                     panel.ids.lines.add_widget(_help_line(label, value, self.theme))
                 buttons.append((help_.get("close_label", ""), S.Back(), True))

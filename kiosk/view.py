@@ -165,7 +165,10 @@ def _help(state: S.State, t) -> dict:
     if not lines:
         lines = (("", t("help.none")),)
     sent = {"sending": "help.sending", "sent": "help.sent", "offline": "help.offline"}.get(state.help_sent)
-    return {"title": t("help.title"), "lines": lines, "close_label": t("btn.close"), "sent": t(sent) if sent else ""}
+    # the status line's tone: told (ok), being told (wait), could not be told (warn: phone instead)
+    tone = {"sending": "wait", "sent": "ok", "offline": "warn"}.get(state.help_sent, "")
+    return {"title": t("help.title"), "lines": lines, "close_label": t("btn.close"), "sent": t(sent) if sent else "",
+            "sent_tone": tone}
 
 
 def _receipt_check(state: S.State, t, common) -> View:

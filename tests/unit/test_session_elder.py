@@ -339,9 +339,10 @@ def test_help_opens_the_panel_says_the_numbers_and_tells_the_backend():
     assert v.help == {"title": "请工作人员帮助", "lines": (("张秀英", "138 0000 1234"),
                                                     ("李建国", "139 0000 5678"),
                                                     ("服务站电话", "0531-12345678")),
-                      "close_label": "关闭", "sent": "正在通知工作人员…"}
+                      "close_label": "关闭", "sent": "正在通知工作人员…", "sent_tone": "wait"}
     d.result(S.HelpRequested(True))
     assert view.build(d.state, d.clock.t).help["sent"] == "已通知工作人员，请稍等"
+    assert view.build(d.state, d.clock.t).help["sent_tone"] == "ok"
     assert d.send(S.Repeat()) == [speak]  # the numbers again, for the one dialling
     d.send(S.KeyDigit("1"))  # the panel covers the keypad
     assert d.state.pin == ""
@@ -358,6 +359,7 @@ def test_help_offline_still_shows_the_numbers_and_says_to_phone():
     assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["help.offline"]
     v = view.build(d.state, d.clock.t)
     assert v.help["sent"] == "网络不通，请直接拨打电话" and len(v.help["lines"]) == 3
+    assert v.help["sent_tone"] == "warn"  # never the green of "told"
     d.send(S.Back())
     fx = d.send(S.AskHelp(), advance=30)  # a moment later: not asked again, the panel still says to phone
     assert not [e for e in fx if isinstance(e, S.RequestHelp)]
