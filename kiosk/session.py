@@ -928,7 +928,7 @@ def _pension_voice(s: State) -> Speak:
     p = s.pension
     if p is None:
         return Speak("pension.none")
-    params = [("balance", _money(s, p.account_balance))]
+    params = [("balance", _money(s, p.account_balance)), ("years", _count(s, p.years_contributed))]
     receiving = p.receiving and p.monthly_amount is not None
     if receiving:
         params.append(("amount", _money(s, p.monthly_amount)))
@@ -940,8 +940,21 @@ def _pension_voice(s: State) -> Speak:
 
 
 def _verdict_voice(s: State) -> Speak:
-    genuine = s.checked is not None and s.checked.genuine
-    return Speak("receipt_check.genuine.voice" if genuine else "receipt_check.forged.voice")
+    """The verdict, then (genuine) what the receipt is for, the day and where a filing stands, in words."""
+    from kiosk.i18n import tr
+
+    v = s.checked
+    if v is None or not v.genuine:
+        return Speak("receipt_check.forged.voice")
+    at = v.received_at or v.created_at
+    service = v.title or ""
+    if not service or at is None:
+        return Speak("receipt_check.genuine.voice")
+    progress = ""
+    if v.filing_status is not None:
+        progress = tr(s.locale, "receipt_check.progress.voice", status=tr(s.locale, f"progress.{v.filing_status.value}"))
+    return Speak("receipt_check.genuine.details.voice",
+                 (("service", service), ("date", _day(s, at.date())), ("progress", progress)))
 
 
 def _help_voice(s: State) -> Speak:
@@ -1722,9 +1735,21 @@ def _filed(s: State) -> tuple[State, list]:
                                                   ("phone", _phone(s, form.info.phone))))]
     # no receipt came out: "take your receipt" would send them looking for paper; the number on screen is the proof
     tail = ".print_failed" if s.print_failed else ""
+    params = (("number", number), ("due", _due_voice(s)))
     if s.queued:
-        return s, [Speak("filed.queued.voice" + tail, (("number", number),))]
-    return s, [Speak("filed.accepted.voice" + tail, (("number", number),))]
+        return s, [Speak("filed.queued.voice" + tail, params)]
+    return s, [Speak("filed.accepted.voice" + tail, params)]
+
+
+def _due_voice(s: State) -> str:
+    """The promised day as the FILED screen shows it, in words ("" when there is none)."""
+    from kiosk.i18n import tr
+
+    if s.due is None:
+        return ""
+    if s.form is not None and s.form.info.time_limit_days == 0:
+        return tr(s.locale, "filed.due.today.voice")
+    return tr(s.locale, "filed.due.voice", date=_day(s, s.due))
 
 
 def _on_rating(s: State, e: object, now: float) -> tuple[State, list]:

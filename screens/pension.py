@@ -1,7 +1,6 @@
 from kivy.app import App
 from kivy.core.window import Window
 from kivy.factory import Factory
-from kivy.uix.label import Label
 
 from screens.base import KioskScreen
 from screens.form import pair_row
@@ -27,6 +26,8 @@ class PensionScreen(KioskScreen):
                 rows.add_widget(pair_row(label, value, theme.body, label_frac=0.4 if portrait else 0.36,
                                          value_bold=True, compact=not portrait))
         self.ids.payments_title.text = view.extra.get("payments_title", "") if view.payments else ""
+        # no history (no record yet): the facts take the whole width instead of wrapping in half of it
+        self.ids.payments_box.size_hint_x = 1 if view.payments else 0
         size = theme.body if portrait else theme.small
         per_row = 1 if portrait else 2
         for i, (month, amount) in enumerate(view.payments):
@@ -47,15 +48,4 @@ def _payment_cell(text, size, bold, muted, band):
     w.color = theme.MUTED if muted else theme.TEXT
     w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(v[1], size * 1.6)))
     w.height = size * 1.6
-    return w
-
-
-def _cell(text, size, bold, muted=False, halign="left"):
-    """A label/value cell of a two-column grid (kept for screens that still lay out facts that way)."""
-    from screens import theme
-
-    w = Label(text=str(text), font_size=size, bold=bold, halign=halign, valign="top", size_hint_y=None)
-    w.color = theme.MUTED if muted else theme.TEXT
-    w.bind(width=lambda inst, v: setattr(inst, "text_size", (v, None)))
-    w.bind(texture_size=lambda inst, v: setattr(inst, "height", max(v[1], size * 1.5)))
     return w

@@ -144,6 +144,23 @@ def test_the_pension_is_said_in_words():
     said = tr("zh_CN", speak.msgid, **dict(speak.params))
     assert "每月领取二百三十八元五角" in said and "七千五百三十二元四角" in said
     assert "二〇二七年三月三十一日" in said and "238" not in said
+    assert "累计缴费十五年" in said  # the years on screen too
+
+
+def test_a_genuine_receipt_says_what_it_is_for_when_and_where_the_filing_stands():
+    import datetime as dt
+
+    from api.enums import Progress
+
+    d = FilingDriver()
+    d.send(CodeScanned("https://x/v1/receipts/R1/verify?sig=x", "scanner"))
+    v = Verification(genuine=True, reason=VerifyReason.OK, title="就业登记", filing_status=Progress.FORWARDED,
+                     received_at=dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+    fx = d.result(S.ReceiptChecked(v))
+    [speak] = [e for e in fx if isinstance(e, S.Speak)]
+    said = tr("zh_CN", speak.msgid, **dict(speak.params))
+    assert said == "这张回执是真的，是本系统出具的。就业登记，二〇二六年十二月一日办理。办理进度：已转乡镇。"
+    assert d.send(S.Repeat()) == [speak]
 
 
 def test_a_pension_not_yet_paid_says_the_balance_only():
@@ -153,7 +170,7 @@ def test_a_pension_not_yet_paid_says_the_balance_only():
                                      "account_balance": Decimal("100000.01")})
     fx = d.result(S.PensionLoaded(p))
     [speak] = [e for e in fx if isinstance(e, S.Speak)]
-    assert speak.msgid == "pension.voice.saving" and dict(speak.params) == {"balance": "十万元零一分"}
+    assert speak.msgid == "pension.voice.saving" and dict(speak.params) == {"balance": "十万元零一分", "years": "十五"}
 
 
 @pytest.mark.parametrize("tries, msgid, n", [(2, "error.pin_wrong.voice", "两"), (1, "error.pin_wrong.last.voice", None)])

@@ -159,6 +159,8 @@ def test_every_widget_through_to_an_online_filing_and_the_backends_receipt():
     assert d.state.screen is S.Screen.FILED and v.title == "已受理" and v.extra["number"] == "F20261201-0001"
     assert v.screen == "filed" and v.extra["number_label"] == "受理编号" and ("承诺办结", "2026年12月8日") in v.rows
     assert d.spoken()[-1] == "filed.accepted.voice"
+    said = [e for e in d.effects_of(S.Speak)][-1]
+    assert dict(said.params)["due"] == "承诺在二〇二六年十二月八日前办结。"  # the promised day, in words
     d.send(S.Finish())
     assert d.state.screen is S.Screen.RATING
 

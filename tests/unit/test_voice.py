@@ -55,6 +55,10 @@ SAMPLE = {
     # issue 8: the pension's balance, the help panel's volunteers and phones
     "balance": spoken_amount(Decimal("7532.40")),
     "contacts": f"张秀英，电话{spoken_digits('13800001234')}；服务站电话{spoken_digits('0531-12345678')}",
+    "years": spoken_number(15, counting=True),  # the pension's years of contributions
+    # a genuine receipt's details and a filing's promised day, as the session words them
+    "service": "社保卡临时挂失",
+    "progress": "办理进度：已办结。",
     "items": "本人居民身份证、营业执照",
     "fee": "不收费",
 }
