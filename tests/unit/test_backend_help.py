@@ -93,34 +93,39 @@ def test_a_time_far_from_the_backends_is_refused(app, certs):
 # --- the kiosk's client ------------------------------------------------------------------------------------
 
 
-def test_the_client_sends_the_screen_and_time_and_no_token(certs, tmp_path):
+def _answering(status: int, body: bytes, headers: dict | None = None):
+    """A requests adapter that answers every request with this status and JSON body, and keeps what was sent."""
     import requests
     from requests.adapters import BaseAdapter
 
-    from backend.pki import ensure_demo_pki
-    from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
-
     class Answer(BaseAdapter):
-        def __init__(self, status: int, body: bytes) -> None:
+        def __init__(self) -> None:
             super().__init__()
-            self.status, self.body, self.sent = status, body, []
+            self.sent: list = []
 
         def send(self, request, **kwargs):
             self.sent.append(request)
             resp = requests.Response()
-            resp.status_code, resp._content, resp._content_consumed = self.status, self.body, True
-            resp.headers["Content-Type"] = "application/json"
+            resp.status_code, resp._content, resp._content_consumed = status, body, True
+            resp.headers.update({"Content-Type": "application/json", **(headers or {})})
             resp.url, resp.request = request.url, request
             return resp
 
         def close(self):
             pass
 
+    return Answer()
+
+
+def test_the_client_sends_the_screen_and_time_and_no_token(certs, tmp_path):
+    from backend.pki import ensure_demo_pki
+    from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
+
     pki = ensure_demo_pki(tmp_path / "pki")
     base = "https://127.0.0.1:8443"
     when = dt.datetime(2025, 3, 10, 17, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     c = BackendClient(base, pki.ca_cert, pki.client_cert, pki.client_key, retries=0)
-    ok = Answer(201, b'{"request_id": "H20250310-0A1B2C3D4E"}')
+    ok = _answering(201, b'{"request_id": "H20250310-0A1B2C3D4E"}')
     c.session.mount(base + "/", ok)
     got = c.request_help("checking_pin", when)
     assert isinstance(got, HelpRequestStored) and got.request_id == "H20250310-0A1B2C3D4E"
@@ -130,7 +135,7 @@ def test_the_client_sends_the_screen_and_time_and_no_token(certs, tmp_path):
     import json
 
     assert json.loads(req.body) == {"screen": "checking_pin", "created_at": "2025-03-10T17:30:00+08:00"}
-    down = Answer(503, b'{"code": "server_error", "message": "x"}')
+    down = _answering(503, b'{"code": "server_error", "message": "x"}')
     c.session.mount(base + "/", down)
     failed = c.request_help("pin", when)
     assert isinstance(failed, BackendFailure) and failed.kind is FailureKind.SERVER_ERROR
@@ -174,27 +179,13 @@ def test_the_limit_survives_a_restart(app, certs, clock, tmp_path):
 
 
 def test_the_kiosk_client_reports_a_refused_help_request_as_rate_limited(tmp_path):
-    import requests
-    from requests.adapters import BaseAdapter
-
     from backend.pki import ensure_demo_pki
     from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
-
-    class Busy(BaseAdapter):
-        def send(self, request, **kwargs):
-            resp = requests.Response()
-            resp.status_code, resp._content, resp._content_consumed = 429, b'{"code": "rate_limited", "message": "x"}', True
-            resp.headers.update({"Content-Type": "application/json", "Retry-After": "1"})
-            resp.url, resp.request = request.url, request
-            return resp
-
-        def close(self):
-            pass
 
     pki = ensure_demo_pki(tmp_path / "pki")
     base = "https://127.0.0.1:8443"
     c = BackendClient(base, pki.ca_cert, pki.client_cert, pki.client_key, retries=0)
-    c.session.mount(base + "/", Busy())
+    c.session.mount(base + "/", _answering(429, b'{"code": "rate_limited", "message": "x"}', {"Retry-After": "1"}))
     got = c.request_help("pin", dt.datetime(2025, 3, 10, 17, 30, tzinfo=dt.UTC))
     # the runtime turns any failure into HelpRequested(False): the panel says to phone
     assert isinstance(got, BackendFailure) and got.kind is FailureKind.RATE_LIMITED

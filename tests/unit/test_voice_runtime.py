@@ -70,18 +70,23 @@ def kiosks():
         k.rt.stop()
 
 
+def _pin_prompt_plays_until_killed(install, tmp_path):
+    """The PIN prompt "plays" until it is killed, and says so through the returned FIFO when it starts."""
+    started = tmp_path / "started"
+    os.mkfifo(started)
+    install("espeak-ng", f"if {PIN_PROMPT!r} in (stdin or ''):\n"
+                         f"    open({str(started)!r}, 'w').write('x')\n"
+                         "    import time; time.sleep(600)")
+    return started
+
+
 def _said(calls) -> list[str]:
     return [c["stdin"] for c in calls() if c["prog"] == "espeak-ng"]
 
 
 def test_repeat_says_the_prompt_once_and_pulling_the_card_cuts_it(fakes, kiosks, tmp_path):  # noqa: F811
     install, calls = fakes
-    started = tmp_path / "started"
-    os.mkfifo(started)
-    # the PIN prompt "plays" until it is killed, and says so through the FIFO when it starts
-    install("espeak-ng", f"if {PIN_PROMPT!r} in (stdin or ''):\n"
-                         f"    open({str(started)!r}, 'w').write('x')\n"
-                         "    import time; time.sleep(600)")
+    started = _pin_prompt_plays_until_killed(install, tmp_path)
     k = kiosks(V.Voice([]))
     k.reader.insert(CARD)
     k.until(S.Screen.PIN)
@@ -102,11 +107,7 @@ def test_repeat_says_the_prompt_once_and_pulling_the_card_cuts_it(fakes, kiosks,
 
 def test_a_new_screen_cuts_the_last_ones_prompt_short(fakes, kiosks, tmp_path):  # noqa: F811
     install, calls = fakes
-    started = tmp_path / "started"
-    os.mkfifo(started)
-    install("espeak-ng", f"if {PIN_PROMPT!r} in (stdin or ''):\n"
-                         f"    open({str(started)!r}, 'w').write('x')\n"
-                         "    import time; time.sleep(600)")
+    started = _pin_prompt_plays_until_killed(install, tmp_path)
     k = kiosks(V.Voice([]))
     k.reader.insert(CARD)
     k.until(S.Screen.PIN)
@@ -194,11 +195,7 @@ def test_kiosk_voice_volume_reaches_the_running_kiosk(fakes, kiosks, tmp_path, e
 
 def test_stopping_the_kiosk_cuts_the_prompt(fakes, tmp_path):  # noqa: F811
     install, calls = fakes
-    started = tmp_path / "started"
-    os.mkfifo(started)
-    install("espeak-ng", f"if {PIN_PROMPT!r} in (stdin or ''):\n"
-                         f"    open({str(started)!r}, 'w').write('x')\n"
-                         "    import time; time.sleep(600)")
+    started = _pin_prompt_plays_until_killed(install, tmp_path)
     finished = threading.Event()
 
     class Watched(V.Voice):
