@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,7 +38,7 @@ PROMPTS = {
     "PIN": tr("zh_CN", "pin.title"),
     "pension (amounts, a date)": tr(
         "zh_CN", "pension.voice.receiving.cert", amount=spoken_amount(Decimal("238.50")), years="十五",
-        balance=spoken_amount(Decimal("7532.40")), status="已认证", due=spoken_date(__import__("datetime").date(2027, 3, 31))),
+        balance=spoken_amount(Decimal("7532.40")), status="已认证", due=spoken_date(date(2027, 3, 31))),
     "filed (a number)": tr("zh_CN", "filed.accepted.voice", number=spoken_digits("F20261201-73A750577C"),
                            due="承诺在二〇二六年十二月八日前办结。"),
 }
