@@ -899,8 +899,11 @@ class Database:
                     "SELECT received_at FROM help_requests WHERE terminal_id = ? ORDER BY seq DESC LIMIT ?",
                     (terminal_id, limit),
                 )]
-                if len(recent) >= limit and received_at - recent[-1] < window:
-                    return max(1.0, (recent[-1] + window - received_at).total_seconds())
+                # rows "from the future" (the clock was stepped back since) do not count: they would block the
+                # terminal for as long as the clock had been ahead
+                recent = [r for r in recent if dt.timedelta(0) <= received_at - r < window]
+                if len(recent) >= limit:
+                    return max(1.0, (min(recent) + window - received_at).total_seconds())
             conn.execute(
                 "INSERT INTO help_requests (request_id, terminal_id, site_id, screen, created_at, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",

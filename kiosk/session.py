@@ -714,6 +714,11 @@ _SCREEN_TIMEOUT = {
 }
 
 
+def _defaults(s: State) -> State:
+    """The configured language and type size (what the next person starts with)."""
+    return replace(s, locale=s.default_locale, elder_mode=s.default_elder_mode)
+
+
 def _go(s: State, screen: Screen, now: float, **changes) -> State:
     if screen is Screen.IDLE and s.screen not in (Screen.IDLE, Screen.SCAN):
         # back home after a session: the configured type size and language, not the last resident's choice
@@ -750,6 +755,8 @@ def _wiped(s: State) -> State:
 def _end(s: State, now: float, reason: str) -> tuple[State, list]:
     """End the session: wipe, then idle, or the take-your-card reminder while a card is still there."""
     effects: list = [SessionEnded(s.sid, reason)] if s.sid and s.screen is not Screen.IDLE else []
+    if reason == "timeout":  # nobody there any more, even on the scan screen: the next person starts afresh
+        s = _defaults(s)
     s = _wiped(s)
     if s.card_present or s.idcard_present:
         s, fx = _go_fx(s, Screen.TAKE_CARD, now)
@@ -913,7 +920,8 @@ def _money(s: State, amount) -> str:
 
 
 def _day(s: State, d: dt.date) -> str:
-    return spoken_date(d) if s.locale == "zh_CN" else d.isoformat()
+    """A date in words: 二〇二七年三月三十一日 / March 31, 2027 (an ISO date is read "dash")."""
+    return spoken_date(d) if s.locale == "zh_CN" else f"{d:%B} {d.day}, {d.year}"
 
 
 def _error_voice(s: State, fault: Fault) -> Speak:
@@ -947,7 +955,7 @@ def _verdict_voice(s: State) -> Speak:
     if v is None or not v.genuine:
         return Speak("receipt_check.forged.voice")
     at = v.received_at or v.created_at
-    service = v.title or ""
+    service = _in_locale(s, v.title or "")  # the backend's titles are Chinese: the English voice cannot read them
     if not service or at is None:
         return Speak("receipt_check.genuine.voice")
     progress = ""
@@ -1015,7 +1023,8 @@ def _help_answered(s: State, v: HelpRequested) -> tuple[State, list]:
     if s.help_sent != "sending":
         return s, []
     s = replace(s, help_sent="sent" if v.ok else "offline")
-    return s, ([] if v.ok or not s.help_open else [Speak("help.offline")])
+    # the notice cuts the numbers being read: say them again after it, so the person can still dial
+    return s, ([] if v.ok or not s.help_open else [Speak("help.offline"), _help_voice(s)])
 
 
 def _count(s: State, n: int) -> str:
@@ -1157,7 +1166,8 @@ def _tick(s: State, now: float) -> tuple[State, list]:
         if s.attract_at is None:
             return replace(s, attract_at=now + every), []
         if now >= s.attract_at:
-            return replace(s, attract_at=now + every), [Speak("idle.attract")]
+            # a whole interval untouched: whoever switched the language or the type size has gone
+            return replace(_defaults(s), attract_at=now + every), [Speak("idle.attract")]
     return s, []
 
 

@@ -167,6 +167,17 @@ def test_more_than_ten_requests_in_ten_minutes_from_one_terminal_are_refused(app
     assert per_terminal == {"T-0001": HELP_LIMIT + 1, "T-0002": 1}  # nothing stored for a refusal
 
 
+def test_requests_stamped_while_the_clock_was_ahead_do_not_hold_a_terminal_back(app, certs, clock):
+    from backend.app import HELP_LIMIT
+
+    with _client(app, certs["t1"]) as c:
+        clock.t += 86400  # the backend's clock a day ahead (then put right)
+        for _ in range(HELP_LIMIT):
+            assert _ask(c).status_code == 201
+        clock.t -= 86400
+        assert _ask(c).status_code == 201  # ten rows "from tomorrow" are not ten in the last ten minutes
+
+
 def test_the_limit_survives_a_restart(app, certs, clock, tmp_path):
     from backend.app import HELP_LIMIT
 

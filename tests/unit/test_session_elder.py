@@ -373,7 +373,8 @@ def test_help_offline_still_shows_the_numbers_and_says_to_phone():
     d = _desk_driver()
     d.send(S.AskHelp())  # on the idle screen too
     fx = d.result(S.HelpRequested(False))
-    assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["help.offline"]
+    # the notice cuts the numbers being read: they are said again after it
+    assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["help.offline", "help.voice"]
     v = view.build(d.state, d.clock.t)
     assert v.help["sent"] == "网络不通，请直接拨打电话" and len(v.help["lines"]) == 3
     assert v.help["sent_tone"] == "warn"  # never the green of "told"
@@ -409,7 +410,7 @@ def test_a_help_request_in_flight_is_the_terminals_the_next_session_waits_for_it
     assert not [e for e in fx if isinstance(e, S.RequestHelp)] and d.state.help_sent == "sending"
     fx = d.result(S.HelpRequested(False), sid=sid)  # nothing personal in it: it answers this panel too
     assert d.state.help_sent == "offline" and not d.state.help_inflight
-    assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["help.offline"]
+    assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["help.offline", "help.voice"]
 
 
 def test_help_is_never_asked_twice_while_a_request_is_on_its_way():
@@ -499,3 +500,45 @@ def test_on_the_idle_screen_every_opening_of_help_is_a_new_request():
     d.send(S.Back())
     fx = d.send(S.AskHelp(), advance=3600)  # someone else, later
     assert [e for e in fx if isinstance(e, S.RequestHelp)]
+
+
+# --- the next person starts with the configured language and type size ----------------------------------------
+
+
+def test_a_passer_bys_choices_at_the_idle_screen_go_back_after_a_quiet_interval():
+    d = FilingDriver()
+    d.send(S.SetLocale("en"))
+    d.send(S.ToggleElderMode())
+    d.send(S.ConfirmShrink(True))
+    assert (d.state.locale, d.state.elder_mode, d.state.screen) == ("en", False, S.Screen.IDLE)
+    fx = d.send(S.Tick(), advance=d.state.settings.attract - 1)  # not yet a whole quiet interval
+    assert (d.state.locale, d.state.elder_mode) == ("en", False) and not fx
+    fx = d.send(S.Tick(), advance=2)  # nobody has touched it for a whole attract interval
+    assert (d.state.locale, d.state.elder_mode) == ("zh_CN", True)
+    assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["idle.attract"]
+
+
+def test_a_scan_screen_left_to_time_out_goes_back_to_the_defaults_but_back_keeps_the_choice():
+    d = FilingDriver()
+    d.state = replace(d.state, features=frozenset({"camera"}))
+    d.send(S.ToggleElderMode())
+    d.send(S.ConfirmShrink(True))
+    d.send(S.StartScan())
+    assert d.state.screen is S.Screen.SCAN and not d.state.elder_mode
+    d.send(S.Back())  # the same person, back to the idle screen: still their choice
+    assert d.state.screen is S.Screen.IDLE and not d.state.elder_mode
+    d.send(S.StartScan())
+    d.send(S.Tick(), advance=d.state.limit("inactivity") + 1)  # then walked away
+    assert d.state.screen is S.Screen.IDLE and d.state.elder_mode is True
+
+
+def test_the_english_voice_leaves_a_chinese_service_title_out_of_a_genuine_receipt():
+    import datetime as dt
+
+    d = FilingDriver()
+    d.send(S.SetLocale("en"))
+    d.send(CodeScanned("https://x/v1/receipts/R1/verify?sig=x", "scanner"))
+    v = Verification(genuine=True, reason=VerifyReason.OK, title="就业登记",
+                     received_at=dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC))
+    fx = d.result(S.ReceiptChecked(v))
+    assert [e.msgid for e in fx if isinstance(e, S.Speak)] == ["receipt_check.genuine.voice"]

@@ -176,7 +176,9 @@ class SessionMachine(RuleBasedStateMachine):
                     before, help_inflight=False, help_recorded=value.ok,
                     help_sent=("sent" if value.ok else "offline") if waiting else before.help_sent,
                 )
-                assert all(isinstance(e, S.Speak) and e.msgid == "help.offline" for e in effects)
+                # said only to an open panel waiting on it, when it failed: the notice, then the numbers again
+                said = waiting and not value.ok and before.help_open
+                assert [e.msgid for e in effects] == (["help.offline", S._help_voice(before).msgid] if said else [])
             else:
                 assert self.state == before
                 assert effects == []
