@@ -176,7 +176,10 @@ def test_kiosk_voice_volume_reaches_the_running_kiosk(fakes, kiosks, tmp_path, e
     tick()
     assert k.rt.volume == configured
 
-    (tmp_path / "data" / "voice.toml").write_text("not toml [")  # broken: the configured volume stays
+    assert kiosk_main(["voice", "volume", "--config", path, "40"]) == 0
+    tick()
+    assert k.rt.volume == 40
+    (tmp_path / "data" / "voice.toml").write_text("not toml [")  # broken: the configured volume applies again
     tick()
     assert k.rt.volume == configured
 
