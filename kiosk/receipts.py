@@ -86,7 +86,7 @@ class Receipt:
     holder_id_masked: str
     lines: list[tuple[str, str]] = field(default_factory=list)  # result label / value
     qr_url: str = ""
-    footer: str = "扫码验证"
+    footer: str = "扫码验证"  # printed under the QR code only
 
 
 def display_width(text: str) -> int:
@@ -169,11 +169,9 @@ def render_escpos(receipt: Receipt, profile: PrinterProfile | str | None = None)
             im = EscposImage(_qr_image(receipt.qr_url, prof.qr_module, prof.qr_ec, border=1))
             size = im.width_bytes.to_bytes(2, "little") + im.height.to_bytes(2, "little")
             p._raw(b"\x1dv0\x00" + size + im.to_raster_format())
-        if receipt.footer:
+        if receipt.footer:  # the code's caption: a receipt without a code (filed offline) has none
             _text(p, receipt.footer)
         p.set(align="left")
-    elif receipt.footer:
-        _text(p, receipt.footer)
 
     p._raw(FS_CHINESE_OFF)  # leave the printer in its power-on single-byte mode for whatever comes next
     p.cut()  # ESC d 6, GS V 0
