@@ -119,6 +119,10 @@ def faults_journey(d):
     yield d.tap(_t("app.other_locale"))
     yield d.until(lambda: d.app.view.locale == "en", "English")
     yield d.shot("19-idle-english")
+    if not d.app.view.elder_mode:  # the run in standard type: large type first (it is never asked), then back
+        yield d.tap(tr("en", "app.elder_off"))
+        yield d.until(lambda: d.app.view.elder_mode, "large type, without a question")
+        yield d.shot("19a-idle-english-large-type")
     yield d.tap(tr("en", "app.elder_on"))
     yield d.until(lambda: getattr(d.app.view, "confirm_shrink", None) is not None, "asked before the type shrinks")
     yield d.shot("19b-confirm-smaller-type")

@@ -234,9 +234,6 @@ def demo(args) -> int:
     out = Path(args.out or ROOT / "out" / f"demo-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     scripted = args.scripted or not os.environ.get("DISPLAY")
-    if args.mode == "standard" and args.journey == "faults":
-        log.error("the faults journey switches the type size itself: it runs in elder mode only")
-        return 2
     if args.mode and not scripted:
         log.warning("--mode applies to the scripted journeys only: the window starts in large type")
     if scripted and args.journey and args.orientation and os.environ.get("DISPLAY"):
@@ -334,7 +331,7 @@ class Xvfb:
 def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_orientation=None,
                    only_mode=None) -> int:
     """Every journey (or the one asked for) in both orientations and both type sizes, each in its own process
-    under one Xvfb. The faults journey runs once: it switches the type size itself."""
+    under one Xvfb."""
     from sim.journeys import JOURNEYS
 
     results = {}
@@ -342,8 +339,7 @@ def _demo_scripted(out: Path, inactivity: float | None, only_journey=None, only_
         env = {**os.environ, "DISPLAY": x.display}
         for orientation in [only_orientation] if only_orientation else ["landscape", "portrait"]:
             for journey in [only_journey] if only_journey else list(JOURNEYS):
-                # faults switches the type size itself (from large): it runs once, in elder mode
-                modes = ["elder"] if journey == "faults" else [only_mode] if only_mode else ["elder", "standard"]
+                modes = [only_mode] if only_mode else ["elder", "standard"]
                 for mode in modes:
                     cmd = [sys.executable, "-m", "kiosk", "--log-file", str(out / "demo.log"), "demo", "--scripted",
                            "--out", str(out), "--journey", journey, "--orientation", orientation, "--mode", mode]
