@@ -895,9 +895,34 @@ def _my_filings_voice(s: State) -> Speak:
     """我的办件, said as the screen says it: offline, only this terminal's unsent filings are known, so "none" would
     be wrong (the backend may have many)."""
     n = len(s.my_filings)
-    if s.my_filings_offline:
-        return Speak("my_filings.offline.voice", (("n", _count(s, n)),)) if n else Speak("my_filings.offline.none")
-    return Speak("my_filings.voice", (("n", _count(s, n)),)) if n else Speak("my_filings.none")
+    if not n:
+        return Speak("my_filings.offline.none" if s.my_filings_offline else "my_filings.none")
+    params = (("n", _count(s, n)), ("rows", _filing_rows_voice(s)))
+    return Speak("my_filings.offline.voice" if s.my_filings_offline else "my_filings.voice", params)
+
+
+MY_FILINGS_SAID = 3  # the newest few are read out (what and where it stands); the rest are on the screen
+
+
+def _filing_rows_voice(s: State) -> str:
+    """Each of the newest filings as the screen shows it, in words: 就业登记：已受理，二〇二六年十二月八日前办结.
+    Someone who cannot read the list still learns where their filings stand."""
+    from kiosk.i18n import tr
+
+    loc = s.locale
+    said = []
+    for r in s.my_filings[:MY_FILINGS_SAID]:
+        status = tr(loc, "progress.queued") if r.queued else tr(loc, f"progress.{r.status}")
+        if r.status == "returned" and (reason := _in_locale(s, r.reason or "")):
+            status = tr(loc, "my_filings.reason", status=status, reason=reason)
+        elif r.due_date is not None and r.status not in ("done", "returned"):
+            status = tr(loc, "my_filings.due", status=status, date=_day(s, r.due_date))
+        title = _in_locale(s, r.title)
+        said.append(tr(loc, "my_filings.row.voice", title=title, status=status) if title else status)
+    more = len(s.my_filings) - len(said)
+    sep = "；" if loc == "zh_CN" else "; "
+    tail = tr(loc, "my_filings.more.voice", n=_count(s, more)) if more > 0 else ""
+    return sep.join(said) + ("。" if loc == "zh_CN" else ". ") + tail
 
 
 def _phone(s: State, phone: str) -> str:

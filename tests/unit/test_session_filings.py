@@ -23,6 +23,7 @@ from kiosk import forms as F
 from kiosk import session as S
 from kiosk import view
 from kiosk.catalog import Level
+from kiosk.i18n import tr
 from tests.unit.test_session import Driver as _Driver
 from tests.unit.test_session_identity import ID
 
@@ -634,9 +635,18 @@ def test_my_filings_lists_backend_and_outbox_rows():
     v = d.view()
     assert d.state.screen is S.Screen.MY_FILINGS and v.screen == "my_filings"
     assert [value for _, value in v.rows] == ["待上传", "已退回：材料不全", "办理中，2026年12月8日前办结"]
-    assert d.effects_of(S.Speak)[-1] == S.Speak("my_filings.voice", (("n", "三"),))
+    speak = d.effects_of(S.Speak)[-1]
+    assert speak.msgid == "my_filings.voice"
+    # what the list shows, said too: someone who cannot read it still learns where each filing stands
+    assert tr("zh_CN", speak.msgid, **dict(speak.params)) == (
+        "您有三件办件。就业登记，待上传；创业担保贷款申请，已退回：材料不全；"
+        "就业登记，办理中，二〇二六年十二月八日前办结。")
     d.send(S.Back())
     assert d.state.screen is S.Screen.MENU and d.state.my_filings == ()
+    d.send(S.Choose("my_filings"))
+    more = S.FilingRow(None, "F3", "card_loss", "社保卡临时挂失", "done")
+    d.result(S.MyFilingsLoaded((*rows, more)))  # a fourth: the newest three are read, the rest is on the screen
+    assert tr("zh_CN", "my_filings.voice", **dict(d.effects_of(S.Speak)[-1].params)).endswith("。还有一件，写在屏幕上")
 
 
 def test_my_filings_offline_and_empty():

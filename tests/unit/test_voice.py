@@ -76,8 +76,15 @@ def _session_params() -> dict[str, str]:
     loan = next(f for f in F.compile_catalog(raw["services"])[0] if f.key == "business_loan")
     page = replace(S.initial_state(), screen=S.Screen.SERVICE_INFO, form=loan)
     online_only = replace(page, form=replace(loan, info=loan.info.model_copy(update={"online_only": True})))
+    mine = replace(S.initial_state(), screen=S.Screen.MY_FILINGS, my_filings=(
+        S.FilingRow(None, "F20261201-73A750577C", "business_loan", "创业担保贷款申请", "in_progress",
+                    due_date=date(2026, 12, 22)),
+        S.FilingRow(None, "F2", "employment_registration", "就业登记", "returned", reason="材料不全"),
+        S.FilingRow("L20261201-ABCDEF", None, "employment_registration", "就业登记", "received", queued=True),
+        S.FilingRow(None, "F3", "card_loss", "社保卡临时挂失", "done"),
+    ))
     return (dict(S.screen_voice(page).params) | dict(S.screen_voice(online_only).params)
-            | F.spoken_error_params(loan.question("amount")))
+            | F.spoken_error_params(loan.question("amount")) | {"rows": dict(S.screen_voice(mine).params)["rows"]})
 
 
 SAMPLE |= _session_params()
