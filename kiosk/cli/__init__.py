@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="one journey only (needs --orientation; scripted demo only)")
     d.add_argument("--orientation", choices=["landscape", "portrait"], default=None)
     d.add_argument("--mode", choices=["elder", "standard"], default=None,
-                   help="type size of the scripted journeys (default: elder, then standard where a journey has both)")
+                   help="type size of the scripted journeys (default: both, large type first)")
     d.add_argument("--inactivity", type=float, default=None, help=argparse.SUPPRESS)
     v = sub.add_parser("devices", help="list devices and their status")
     v.add_argument("--config", required=True)
