@@ -29,3 +29,13 @@ def server(tmp_path, clock):
     srv = start_server(tmp_path / "backend", clock=clock, seed_demo_people=True)  # the fictional residents, no /v1/demo
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def stub(tmp_path):
+    """The filing stub (tests/e2e/filing_stub.py): a small mutual-TLS backend for the outbox's end-to-end tests."""
+    from tests.e2e.filing_stub import StubServer
+
+    srv = StubServer(tmp_path / "backend").start()
+    yield srv
+    srv.stop()

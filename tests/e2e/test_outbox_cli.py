@@ -13,18 +13,10 @@ from pathlib import Path
 import pytest
 
 from kiosk.outbox import Outbox
-from tests.e2e.filing_stub import StubServer
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME, SSN, PHONE = "王秀兰", "370102195203140527", "13912345678"
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def stub(tmp_path):
-    srv = StubServer(tmp_path / "backend").start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

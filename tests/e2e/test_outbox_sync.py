@@ -12,7 +12,6 @@ from api.models import Filing
 from kiosk.backend_client import BackendClient, BackendFailure, FailureKind
 from kiosk.catalog_cache import CatalogCache
 from kiosk.outbox import FAILED, PENDING, SENT, Outbox, SyncWorker, sync_once
-from tests.e2e.filing_stub import StubServer
 
 PERSON = {"ssn": "370102195203140527", "name": "王秀兰", "credential": "id_card"}
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
@@ -21,13 +20,6 @@ NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 def jpeg(tag: bytes) -> tuple[str, bytes]:
     data = b"\xff\xd8\xff\xe0" + tag * 100
     return hashlib.sha256(data).hexdigest(), data
-
-
-@pytest.fixture
-def stub(tmp_path):
-    srv = StubServer(tmp_path / "backend").start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
