@@ -21,7 +21,11 @@ from backend.worklist import set_clerk_password
 
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -130,8 +134,11 @@ def _wait_row(driver, filing_id: str, status: str) -> None:
 
 
 def wait(driver) -> WebDriverWait:
-    """Until a condition holds after a click: the page is replaced under it (303 after each POST)."""
-    return WebDriverWait(driver, WAIT, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    """Until a condition holds after a click: the page is replaced under it (303 after each POST). While it is
+    replaced, Chromium may also answer "Node with given id does not belong to the document", a plain
+    WebDriverException: retried like a stale element (the wait still ends in a TimeoutException)."""
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
+                                                           WebDriverException))
 
 
 def test_clerk_accepts_returns_and_completes_by_clicking(server, clock, browser, tmp_path_factory):
